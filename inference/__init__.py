@@ -1,0 +1,1 @@
+"""Models, training, export and runtime backends (never imports Qt; torch only lazily)."""

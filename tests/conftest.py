@@ -1,0 +1,29 @@
+"""Shared fixtures. Qt runs offscreen: without a display pytest would otherwise abort."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("POLYPVIEW_DATA", REPO.parent / "shared" / "data"))
+NEOPOLYP = SHARED_DATA / "neopolyp_small"
+KVASIR = SHARED_DATA / "kvasir_seg_sample"
+
+
+@pytest.fixture
+def neopolyp_dir() -> Path:
+    """The NeoPolyp-Small folder; skips the test when ../shared/data is absent."""
+    if not (NEOPOLYP / "train").is_dir():
+        pytest.skip(f"needs the NeoPolyp-Small dataset at {NEOPOLYP} (../shared/data is absent)")
+    return NEOPOLYP
+
+
+@pytest.fixture
+def kvasir_dir() -> Path:
+    """The Kvasir-SEG sample folder; skips the test when ../shared/data is absent."""
+    if not KVASIR.is_dir():
+        pytest.skip(f"needs the Kvasir-SEG sample at {KVASIR} (../shared/data is absent)")
+    return KVASIR

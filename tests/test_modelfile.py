@@ -1,0 +1,25 @@
+import pytest
+
+from polypview.errors import ModelFileError
+from polypview.inference.modelfile import KEY_PREFIX, ModelInfo, neopolyp_info
+
+
+def test_metadata_round_trip():
+    info = neopolyp_info("nanonet-a-neo", 256, version="1", metrics={"dice": 0.8})
+    back = ModelInfo.from_metadata(info.to_metadata())
+    assert back == info
+    assert back.colors == ((255, 0, 0), (0, 255, 0))
+
+
+def test_missing_metadata_is_named():
+    props = neopolyp_info("x", 256).to_metadata()
+    del props[KEY_PREFIX + "classes"]
+    with pytest.raises(ModelFileError, match="classes"):
+        ModelInfo.from_metadata(props)
+
+
+def test_inconsistent_metadata_refused():
+    with pytest.raises(ModelFileError, match="colours"):
+        ModelInfo("x", ("a", "b"), ((1, 2, 3),), "softmax", (256, 256))
+    with pytest.raises(ModelFileError, match="activation"):
+        ModelInfo("x", ("a",), ((1, 2, 3),), "relu", (256, 256))
