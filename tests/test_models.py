@@ -1,0 +1,161 @@
+"""The model zoo: registry, published parameter counts, output shapes, heads, export."""
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from polypview.errors import ConfigError  # noqa: E402
+from polypview.inference import models  # noqa: E402
+from polypview.inference.models import (  # noqa: E402
+    HEAD_CHANNELS,
+    count_params,
+    create_model,
+    foreground_probs,
+    get_spec,
+    inference_params,
+    list_models,
+    model_info,
+    published_count,
+)
+
+ALL = list_models()
+PUBLISHED = [n for n in ALL if get_spec(n).published_params is not None]
+SMALL = 64  # every model accepts 64x64 (HarDNet's s32 is then 2x2)
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="module")
+def built():
+    """One instance of each model, built once for the module (the big ones take a while)."""
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            torch.manual_seed(0)
+            cache[name] = create_model(name).eval()
+        return cache[name]
+
+    return get
+
+
+@pytest.mark.parametrize("name", PUBLISHED)
+def test_published_parameter_count(name, built):
+    spec = get_spec(name)
+    assert published_count(built(name), spec) == spec.published_params
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_forward_shapes(name, built):
+    model, head = built(name), get_spec(name).head
+    x = torch.randn(2, 3, SMALL, SMALL)
+    with torch.no_grad():
+        main = model(x)
+        train = model.forward_train(x)
+    assert main.shape == (2, HEAD_CHANNELS[head], SMALL, SMALL)
+    assert torch.equal(train["main"], main)
+    if "aux" in train:
+        assert train["aux"].shape == (2, 1, SMALL, SMALL)
+    for deep in train.get("deep", []):
+        assert deep.shape == main.shape
+
+
+def test_expected_names_registered():
+    expected = {
+        "nanonet-a", "nanonet-b", "nanonet-c", "nanonet-a-neo", "nanonet-b-neo", "nanonet-c-neo",
+    }
+    assert expected <= set(ALL)
+
+
+def test_unknown_name_lists_valid_names():
+    with pytest.raises(ConfigError) as err:
+        create_model("nanonet-z")
+    assert "nanonet-z" in str(err.value)
+    for name in ALL:
+        assert name in str(err.value)
+
+
+def test_bad_builder_option_is_config_error():
+    with pytest.raises(ConfigError, match="nanonet-a"):
+        create_model("nanonet-a", colour="blue")
+
+
+def test_nanonet_projection_shortcut_counts():
+    # Spec §10.1: the paper's projection shortcut (PR #3) gives these Keras totals.
+    expected = {"a": 310_593, "b": 179_473, "c": 45_833}
+    for letter, total in expected.items():
+        model = create_model(f"nanonet-{letter}", shortcut="projection")
+        assert count_params(model, bn_stats=True) == total
+
+
+def test_nanonet_pytorch_only_counts():
+    expected = {"a": 230_737, "b": 128_321, "c": 34_073}
+    for letter, total in expected.items():
+        assert count_params(create_model(f"nanonet-{letter}")) == total
+
+
+def test_aux_is_training_only():
+    with_aux = create_model("nanonet-c-neo")
+    without = create_model("nanonet-c-neo", aux=False)
+    assert inference_params(with_aux) == count_params(without) < count_params(with_aux)
+    assert "aux" not in without.forward_train(torch.randn(1, 3, 32, 32))
+
+
+@pytest.mark.parametrize("head,k", [("trinary", 2), ("binary", 1), ("multilabel", 2)])
+def test_foreground_probs(head, k):
+    logits = torch.randn(2, HEAD_CHANNELS[head], 5, 7) * 4
+    probs = foreground_probs(head, logits)
+    assert probs.shape == (2, k, 5, 7)
+    assert probs.min() >= 0 and probs.max() <= 1
+    if head == "trinary":  # neo + non + background = 1, so the foreground sum stays <= 1
+        background = torch.softmax(logits, 1)[:, 2:]
+        torch.testing.assert_close(probs.sum(1, keepdim=True) + background, torch.ones_like(background))
+        assert torch.equal(probs.argmax(1), logits[:, :2].argmax(1))
+    else:
+        torch.testing.assert_close(probs, torch.sigmoid(logits))
+
+
+def test_foreground_probs_unknown_head():
+    with pytest.raises(ConfigError, match="trinary"):
+        foreground_probs("quaternary", torch.zeros(1, 4, 2, 2))
+
+
+def test_model_info_from_spec():
+    info = model_info("nanonet-a-neo", version="3")
+    assert info.classes == ("neoplastic", "non-neoplastic")
+    assert info.colors == ((255, 0, 0), (0, 255, 0))
+    assert info.activation == "softmax" and info.input_size == (256, 256)
+    assert info.version == "3" and info.color_order == "RGB"
+    binary = model_info("nanonet-c")
+    assert binary.classes == ("polyp",) and binary.activation == "sigmoid"
+    assert binary.colors == ((255, 255, 0),)
+
+
+def test_register_rejects_bad_head():
+    with pytest.raises(ConfigError, match="head"):
+        models.register_model("x", head="quad", input_size=64)
+
+
+def test_onnx_export_matches_torch(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    model = create_model("nanonet-c-neo").eval()
+
+    class Probs(torch.nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            return foreground_probs("trinary", self.net(x))
+
+    wrapped, x = Probs(model).eval(), torch.randn(1, 3, SMALL, SMALL)
+    path = tmp_path / "m.onnx"
+    torch.onnx.export(wrapped, (x,), str(path), input_names=["image"], output_names=["probs"],
+                      opset_version=17, dynamo=False)
+    onnx.checker.check_model(str(path))
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"image": x.numpy()})[0]
+    with torch.no_grad():
+        want = wrapped(x).numpy()
+    assert abs(got - want).max() < 1e-4
