@@ -63,6 +63,8 @@ def test_forward_shapes(name, built):
 def test_expected_names_registered():
     expected = {
         "nanonet-a", "nanonet-b", "nanonet-c", "nanonet-a-neo", "nanonet-b-neo", "nanonet-c-neo",
+        "blazeneo-lsc", "blazeneo-ida", "blazeneo-dia", "blazeneo-dha",
+        "hardnet-mseg", "hardnet-mseg3",
     }
     assert expected <= set(ALL)
 
@@ -159,3 +161,51 @@ def test_onnx_export_matches_torch(tmp_path):
     with torch.no_grad():
         want = wrapped(x).numpy()
     assert abs(got - want).max() < 1e-4
+
+
+# Spec §1.2 table: block -> (input width, growth, layer outputs, layer input widths, concat).
+HARDBLOCKS = {
+    0: (64, 14, [14, 24, 14, 40, 14, 24, 14, 68], [64, 78, 24, 102, 40, 54, 24, 142], 124),
+    4: (640, 160, [160, 272, 160, 462], [640, 800, 272, 1072], 782),
+    3: (320, 40, [40, 68, 40, 116, 40, 68, 40, 196, 40, 68, 40, 116, 40, 68, 40, 334],
+        [320, 360, 68, 428, 116, 156, 68, 544, 196, 236, 68, 304, 116, 156, 68, 740], 654),
+}
+
+
+@pytest.mark.parametrize("block", sorted(HARDBLOCKS))
+def test_hardblock_widths(block):
+    from polypview.inference.models.hardnet import HarDBlock
+
+    cin, growth, outs, ins, concat = HARDBLOCKS[block]
+    hb = HarDBlock(cin, growth, len(outs))
+    assert [layer.conv.in_channels for layer in hb.layers] == ins
+    assert [layer.conv.out_channels for layer in hb.layers] == outs
+    assert hb.out_channels == concat
+    y = hb(torch.randn(1, cin, 4, 4))
+    assert y.shape == (1, concat, 4, 4)
+
+
+def test_harmonic_links_order():
+    from polypview.inference.models.hardnet import harmonic_links
+
+    assert harmonic_links(8) == [7, 6, 4, 0]
+    assert harmonic_links(6) == [5, 4]
+    assert harmonic_links(1) == [0]
+
+
+def test_hardnet68_backbone():
+    from polypview.inference.models.hardnet import HarDNet68
+
+    net = HarDNet68()
+    assert count_params(net) == 16_540_348
+    taps = net(torch.randn(1, 3, 64, 64))
+    assert [t.shape[1] for t in taps] == [64, 128, 320, 640, 1024]
+    assert [t.shape[-1] for t in taps] == [32, 16, 8, 4, 2]
+    # The ImageNet weights' naming, so that they would load as is.
+    assert "base.3.layers.7.conv.weight" in net.state_dict()
+
+
+def test_blazeneo_aux_branch_is_dha_and_training_only():
+    net = create_model("blazeneo-lsc")
+    assert count_params(net) == 17_199_164  # spec §10.1: LSC + DHA aux
+    assert inference_params(net) == count_params(create_model("blazeneo-lsc", aux=False))

@@ -44,7 +44,7 @@ from polypview.inference.modelfile import (
 
 HEADS = ("trinary", "binary", "multilabel")
 # Modules whose import registers architectures (each needs torch).
-_ARCH_MODULES = ("nanonet",)
+_ARCH_MODULES = ("nanonet", "hardnet")
 
 # Per head: foreground class names, their RGB colours, how the probabilities combine.
 _HEAD_CLASSES = {
