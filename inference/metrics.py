@@ -1,0 +1,135 @@
+"""Evaluation metrics as the BlazeNeo paper defines them (models.md section 9), numpy only.
+
+Predictions and truths are label maps of the same size (``labels.py``: 0 neo, 1 non,
+2 background, 3 undefined); bring predictions to the truth's resolution first (nearest).
+
+* Micro (the papers' headline numbers): TP/FP/FN summed over all pixels of all images, then
+  Dice = 2TP / (2TP + FP + FN) and IoU = TP / (TP + FP + FN), for neoplastic, non-neoplastic
+  and polyp (= neo or non or undefined).
+* Undefined truth pixels are removed from the two class metrics (NeoUNet's rule; they are
+  polyp of unknown class) but kept in the polyp metric. A predicted undefined pixel (a binary
+  model's "polyp") is a polyp, and neither class.
+* Macro: per-image Dice/IoU with smooth 1, averaged over images (BlazeNeo's eval.py; an image
+  where a class is absent from both truth and prediction scores 1).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from polypview.inference.labels import BACKGROUND, NEOPLASTIC, NON_NEOPLASTIC, UNDEFINED
+
+METRIC_CLASSES = ("neoplastic", "non_neoplastic", "polyp")
+MACRO_SMOOTH = 1.0
+
+
+def _class_masks(pred: np.ndarray, truth: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+    """Per metric class: (predicted mask, true mask, valid mask or None)."""
+    defined = truth != UNDEFINED
+    return {
+        "neoplastic": (pred == NEOPLASTIC, truth == NEOPLASTIC, defined),
+        "non_neoplastic": (pred == NON_NEOPLASTIC, truth == NON_NEOPLASTIC, defined),
+        "polyp": (pred != BACKGROUND, truth != BACKGROUND, None),
+    }
+
+
+def confusion(pred_mask: np.ndarray, true_mask: np.ndarray, valid: np.ndarray | None = None) -> tuple[int, int, int]:
+    """(TP, FP, FN) pixel counts of two boolean masks, restricted to `valid` when given."""
+    if valid is not None:
+        pred_mask, true_mask = pred_mask & valid, true_mask & valid
+    tp = int(np.count_nonzero(pred_mask & true_mask))
+    return tp, int(np.count_nonzero(pred_mask)) - tp, int(np.count_nonzero(true_mask)) - tp
+
+
+def dice_score(tp: float, fp: float, fn: float, smooth: float = 0.0) -> float:
+    """(2TP + s) / (2TP + FP + FN + s); NaN when that is 0/0."""
+    den = 2 * tp + fp + fn + smooth
+    return (2 * tp + smooth) / den if den else math.nan
+
+
+def iou_score(tp: float, fp: float, fn: float, smooth: float = 0.0) -> float:
+    """(TP + s) / (TP + FP + FN + s); NaN when that is 0/0."""
+    den = tp + fp + fn + smooth
+    return (tp + smooth) / den if den else math.nan
+
+
+class ConfusionCounter:
+    """Accumulate micro TP/FP/FN and per-image (macro) scores over a test set."""
+
+    def __init__(self) -> None:
+        self.counts = {c: [0, 0, 0] for c in METRIC_CLASSES}
+        self.macro_sums = {c: [0.0, 0.0] for c in METRIC_CLASSES}
+        self.images = 0
+
+    def update(self, pred: np.ndarray, truth: np.ndarray) -> None:
+        """Add one image: predicted and true label maps of the same shape."""
+        if pred.shape != truth.shape:
+            raise ValueError(f"prediction {pred.shape} and truth {truth.shape} differ in shape; resize the prediction (nearest)")
+        for name, masks in _class_masks(pred, truth).items():
+            tp, fp, fn = confusion(*masks)
+            total = self.counts[name]
+            total[0] += tp
+            total[1] += fp
+            total[2] += fn
+            self.macro_sums[name][0] += dice_score(tp, fp, fn, MACRO_SMOOTH)
+            self.macro_sums[name][1] += iou_score(tp, fp, fn, MACRO_SMOOTH)
+        self.images += 1
+
+    def dice(self) -> dict[str, float]:
+        """Micro Dice per class."""
+        return {c: dice_score(*self.counts[c]) for c in METRIC_CLASSES}
+
+    def iou(self) -> dict[str, float]:
+        """Micro IoU per class."""
+        return {c: iou_score(*self.counts[c]) for c in METRIC_CLASSES}
+
+    def macro_dice(self) -> dict[str, float]:
+        """Mean per-image Dice (smooth 1) per class."""
+        return {c: self.macro_sums[c][0] / self.images if self.images else math.nan for c in METRIC_CLASSES}
+
+    def macro_iou(self) -> dict[str, float]:
+        """Mean per-image IoU (smooth 1) per class."""
+        return {c: self.macro_sums[c][1] / self.images if self.images else math.nan for c in METRIC_CLASSES}
+
+    def as_dict(self) -> dict:
+        """JSON-ready summary (NaN becomes None)."""
+        clean = lambda x: None if isinstance(x, float) and math.isnan(x) else x  # noqa: E731
+        dice, iou, mdice, miou = self.dice(), self.iou(), self.macro_dice(), self.macro_iou()
+        return {
+            "images": self.images,
+            "micro": {
+                c: {"dice": clean(dice[c]), "iou": clean(iou[c]), **dict(zip(("tp", "fp", "fn"), self.counts[c]))}
+                for c in METRIC_CLASSES
+            },
+            "macro": {c: {"dice": clean(mdice[c]), "iou": clean(miou[c])} for c in METRIC_CLASSES},
+        }
+
+
+def labels_from_probs(probs: np.ndarray, activation: str, threshold: float = 0.5) -> np.ndarray:
+    """Model-file probabilities (K, H, W) of the K foreground classes -> uint8 label map.
+
+    K = 2 means [neoplastic, non-neoplastic]; K = 1 means a binary polyp model, whose polyp
+    pixels become UNDEFINED (3: polyp of unknown class).
+    * softmax, K = 2: argmax over [neo, non, background = 1 - neo - non] (threshold unused,
+      as the papers' argmax decision).
+    * sigmoid, K = 2: neo where p_neo > p_non and p_neo > threshold, non symmetrically
+      (BlazeNeo's evaluation of NeoUNet); a tie above the threshold is undefined.
+    * K = 1 (either activation): polyp where p > threshold.
+    """
+    if probs.ndim != 3 or probs.shape[0] not in (1, 2):
+        raise ValueError(f"probs must be (K, H, W) with K = 1 or 2, got {probs.shape}")
+    if activation not in ("softmax", "sigmoid"):
+        raise ValueError(f"activation must be softmax or sigmoid, got {activation!r}")
+    if probs.shape[0] == 1:
+        return np.where(probs[0] > threshold, UNDEFINED, BACKGROUND).astype(np.uint8)
+    neo, non = probs[0], probs[1]
+    if activation == "softmax":
+        stacked = np.stack([neo, non, 1 - neo - non])
+        return np.argmax(stacked, axis=0).astype(np.uint8)
+    labels = np.full(neo.shape, BACKGROUND, dtype=np.uint8)
+    labels[(neo > non) & (neo > threshold)] = NEOPLASTIC
+    labels[(non > neo) & (non > threshold)] = NON_NEOPLASTIC
+    labels[(neo == non) & (neo > threshold)] = UNDEFINED
+    return labels
