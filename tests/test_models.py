@@ -64,7 +64,7 @@ def test_expected_names_registered():
     expected = {
         "nanonet-a", "nanonet-b", "nanonet-c", "nanonet-a-neo", "nanonet-b-neo", "nanonet-c-neo",
         "blazeneo-lsc", "blazeneo-ida", "blazeneo-dia", "blazeneo-dha",
-        "hardnet-mseg", "hardnet-mseg3",
+        "hardnet-mseg", "hardnet-mseg3", "resunetpp", "neounet",
     }
     assert expected <= set(ALL)
 
@@ -209,3 +209,9 @@ def test_blazeneo_aux_branch_is_dha_and_training_only():
     net = create_model("blazeneo-lsc")
     assert count_params(net) == 17_199_164  # spec §10.1: LSC + DHA aux
     assert inference_params(net) == count_params(create_model("blazeneo-lsc", aux=False))
+
+
+def test_neounet_deep_supervision(built):
+    out = built("neounet").forward_train(torch.randn(1, 3, SMALL, SMALL))
+    assert len(out["deep"]) == 3
+    assert get_spec("neounet").head == "multilabel"

@@ -44,7 +44,7 @@ from polypview.inference.modelfile import (
 
 HEADS = ("trinary", "binary", "multilabel")
 # Modules whose import registers architectures (each needs torch).
-_ARCH_MODULES = ("nanonet", "hardnet")
+_ARCH_MODULES = ("nanonet", "hardnet", "neounet", "resunetpp")
 
 # Per head: foreground class names, their RGB colours, how the probabilities combine.
 _HEAD_CLASSES = {
