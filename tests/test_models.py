@@ -215,3 +215,46 @@ def test_neounet_deep_supervision(built):
     out = built("neounet").forward_train(torch.randn(1, 3, SMALL, SMALL))
     assert len(out["deep"]) == 3
     assert get_spec("neounet").head == "multilabel"
+
+
+class _Tiny(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.dw = torch.nn.Conv2d(8, 8, 3, stride=2, padding=1, groups=8, bias=False)
+        self.up = torch.nn.ConvTranspose2d(8, 4, 4, 2, 1, bias=False)
+        self.fc = torch.nn.Linear(4, 5)
+
+    def forward(self, x):
+        y = self.up(self.dw(self.conv(x)))
+        return self.fc(y.mean(dim=(2, 3)))
+
+
+def test_count_macs_by_hand():
+    from polypview.inference.models.flops import count_macs
+
+    h, w = 10, 12
+    conv = 8 * h * w * 3 * 9  # every output: cin * 3 * 3
+    dw = 8 * (h // 2) * (w // 2) * 9  # depthwise: one input channel per output
+    up_true = (h // 2) * (w // 2) * 8 * 4 * 16  # every input element scattered to 4 * 16 outputs
+    up_per_output = h * w * 8 * 4 * 16
+    fc = 4 * 5
+    model = _Tiny()
+    assert count_macs(model, (h, w)) == conv + dw + up_true + fc
+    assert count_macs(model, (h, w), transposed_per_output=True) == conv + dw + up_per_output + fc
+    assert model.training  # the mode is restored
+
+
+# Spec §10.2: GMACs at 352 measured for the published models (NeoUNet with ptflops' old
+# per-output transposed-conv convention, which is what the BlazeNeo paper's table used).
+MACS_352 = [("blazeneo-dha", False, 11.03e9), ("hardnet-mseg3", False, 11.35e9),
+            ("neounet", False, 24.41e9), ("neounet", True, 39.82e9)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,per_output,expected", MACS_352)
+def test_macs_at_352(name, per_output, expected, built):
+    from polypview.inference.models.flops import count_macs
+
+    macs = count_macs(built(name), 352, transposed_per_output=per_output)
+    assert abs(macs - expected) / expected < 0.01
