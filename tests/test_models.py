@@ -2,6 +2,7 @@
 
 import pytest
 
+np = pytest.importorskip("numpy")
 torch = pytest.importorskip("torch")
 
 from polypview.errors import ConfigError  # noqa: E402
@@ -25,16 +26,13 @@ SMALL = 64  # every model accepts 64x64 (HarDNet's s32 is then 2x2)
 torch.set_num_threads(2)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def built():
-    """One instance of each model, built once for the module (the big ones take a while)."""
-    cache = {}
+    """Builds a model in eval mode, seeded (not cached: the HarDNet models are large)."""
 
     def get(name):
-        if name not in cache:
-            torch.manual_seed(0)
-            cache[name] = create_model(name).eval()
-        return cache[name]
+        torch.manual_seed(0)
+        return create_model(name).eval()
 
     return get
 
@@ -258,3 +256,28 @@ def test_macs_at_352(name, per_output, expected, built):
 
     macs = count_macs(built(name), 352, transposed_per_output=per_output)
     assert abs(macs - expected) / expected < 0.01
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ALL)
+def test_every_model_exports_to_onnx(name, built):
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    import io
+
+    model, x = built(name), torch.randn(1, 3, SMALL, SMALL)
+    buffer = io.BytesIO()
+    torch.onnx.export(model, (x,), buffer, input_names=["image"], output_names=["logits"],
+                      opset_version=17, dynamo=False,
+                      dynamic_axes={"image": {0: "n", 2: "h", 3: "w"}, "logits": {0: "n", 2: "h", 3: "w"}})
+    proto = onnx.load_from_string(buffer.getvalue())
+    # Training-only modules (the aux branch) must not reach the exported graph.
+    exported = sum(int(np.prod(t.dims)) for t in proto.graph.initializer)
+    assert exported <= inference_params(model, bn_stats=True)
+    session = ort.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])
+    x2 = torch.randn(2, 3, 96, 128)  # another batch and size than traced
+    got = session.run(None, {"image": x2.numpy()})[0]
+    with torch.no_grad():
+        want = model(x2).numpy()
+    assert got.shape == want.shape
+    assert np.abs(got - want).max() <= 1e-3 * max(1.0, np.abs(want).max())
