@@ -1,0 +1,130 @@
+"""Augmentations keep image and label aligned, leave labels valid and are reproducible."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from polypview.errors import ConfigError
+from polypview.inference import augment
+from polypview.inference.labels import BACKGROUND, NEOPLASTIC, NON_NEOPLASTIC, UNDEFINED
+
+# Distinct image colours per label; background is black so the constant border agrees.
+PALETTE = np.array([(220, 40, 40), (40, 220, 40), (0, 0, 0), (60, 60, 230)], np.uint8)
+
+
+def _pair(h: int = 64, w: int = 80) -> tuple[np.ndarray, np.ndarray]:
+    """An image painted from its label map (big asymmetric shapes)."""
+    label = np.full((h, w), BACKGROUND, np.uint8)
+    cv2.circle(label, (22, 20), 13, NEOPLASTIC, -1)
+    cv2.rectangle(label, (45, 8), (74, 30), NON_NEOPLASTIC, -1)
+    cv2.ellipse(label, (40, 48), (25, 9), 15, 0, 360, UNDEFINED, -1)
+    return PALETTE[label].copy(), label
+
+
+def _labels_from_colours(image: np.ndarray) -> np.ndarray:
+    """Nearest palette colour of each pixel."""
+    dist = ((image[:, :, None, :].astype(int) - PALETTE[None, None].astype(int)) ** 2).sum(-1)
+    return dist.argmin(-1).astype(np.uint8)
+
+
+GEOMETRIC = [
+    augment.ShiftScaleRotate(p=1.0),
+    augment.ShiftScaleRotate(shift=0.2, scale=0.3, rotate=45, p=1.0),
+    augment.HorizontalFlip(p=1.0),
+    augment.VerticalFlip(p=1.0),
+]
+
+
+@pytest.mark.parametrize("transform", GEOMETRIC, ids=lambda t: type(t).__name__)
+def test_geometric_transforms_move_label_with_image(transform):
+    image, label = _pair()
+    for seed in range(5):
+        out_image, out_label = transform(image, label, np.random.default_rng(seed))
+        assert out_image.shape == image.shape and out_label.shape == label.shape
+        assert out_image.dtype == np.uint8 and out_label.dtype == np.uint8
+        assert set(np.unique(out_label)) <= {0, 1, 2, 3}
+        # Only edge pixels may disagree (bilinear image vs nearest label).
+        assert (_labels_from_colours(out_image) == out_label).mean() > 0.97
+
+
+def test_shift_scale_rotate_border_is_background_and_identity_when_zero():
+    image, label = _pair()
+    label[:] = NEOPLASTIC
+    image[:] = PALETTE[NEOPLASTIC]
+    _, out = augment.ShiftScaleRotate(shift=0.3, scale=0.0, rotate=0, p=1.0)(image, label, np.random.default_rng(3))
+    assert (out == BACKGROUND).any() and (out == NEOPLASTIC).any()
+    still = augment.ShiftScaleRotate(shift=0, scale=0, rotate=0, p=1.0)
+    same_image, same_label = still(*_pair(), np.random.default_rng(0))
+    np.testing.assert_array_equal(same_label, _pair()[1])
+    np.testing.assert_array_equal(same_image, _pair()[0])
+
+
+def test_flips_are_exact():
+    image, label = _pair()
+    out_image, out_label = augment.HorizontalFlip(p=1.0)(image, label)
+    np.testing.assert_array_equal(out_label, label[:, ::-1])
+    np.testing.assert_array_equal(out_image, image[:, ::-1])
+    _, v_label = augment.VerticalFlip(p=1.0)(image, label)
+    np.testing.assert_array_equal(v_label, label[::-1])
+
+
+@pytest.mark.parametrize("transform", [augment.ColorJitter(p=1.0), augment.MotionBlur(p=1.0)], ids=lambda t: type(t).__name__)
+def test_photometric_transforms_change_image_not_label(transform):
+    image, label = _pair()
+    out_image, out_label = transform(image, label, np.random.default_rng(1))
+    assert out_label is label
+    assert out_image.shape == image.shape and out_image.dtype == np.uint8
+    assert not np.array_equal(out_image, image)
+
+
+def test_probability_zero_is_identity():
+    image, label = _pair()
+    for transform in [*GEOMETRIC, augment.ColorJitter(p=0.0), augment.MotionBlur(p=0.0)]:
+        transform.p = 0.0
+        out_image, out_label = transform(image, label, np.random.default_rng(0))
+        assert out_image is image and out_label is label
+
+
+def test_hue_rotation_round_trip_and_motion_kernel():
+    image, _ = _pair()
+    assert np.abs(augment.adjust_hue(image, 0.0).astype(int) - image).max() <= 3
+    for size in (3, 5, 7):
+        kernel = augment.motion_kernel(size, 30.0)
+        assert kernel.shape == (size, size) and kernel.sum() == pytest.approx(1.0)
+
+
+def test_compose_reproducible_from_seed():
+    image, label = _pair()
+
+    def run(seed):
+        pipeline = augment.default_train_augment(seed)
+        return [pipeline(image, label) for _ in range(6)]
+
+    first, again, other = run(7), run(7), run(8)
+    for (a_img, a_lab), (b_img, b_lab) in zip(first, again):
+        np.testing.assert_array_equal(a_img, b_img)
+        np.testing.assert_array_equal(a_lab, b_lab)
+    assert any(not np.array_equal(a[0], b[0]) for a, b in zip(first, other))
+
+
+def test_reseed_restarts_the_stream():
+    image, label = _pair()
+    pipeline = augment.blazeneo_augment(seed=0)
+    pipeline.reseed(5)
+    a = pipeline(image, label)
+    pipeline.reseed(5)
+    b = pipeline(image, label)
+    np.testing.assert_array_equal(a[0], b[0])
+
+
+def test_registry_and_bad_parameters():
+    assert augment.create_augment("none") is None
+    assert isinstance(augment.create_augment("blazeneo", seed=1), augment.Compose)
+    with pytest.raises(ConfigError, match="default, blazeneo, none"):
+        augment.create_augment("albumentations")
+    with pytest.raises(ConfigError):
+        augment.ColorJitter(hue=0.9)
+    with pytest.raises(ConfigError):
+        augment.MotionBlur(kernel=(1, 7))
