@@ -288,6 +288,20 @@ def oversample_non_neoplastic(names: Sequence[str], manifest_or_labels, factor: 
     return out
 
 
+def balance_only_non_by_pixels(names: Sequence[str], manifest: Mapping[str, ManifestRow]) -> list[str]:
+    """NeoUNet balancing: append copies of the only-non-neoplastic images until non px >= neo px."""
+    rows = [manifest[n] for n in names]
+    only_non = [r for r in rows if r.stratum == "only_non"]
+    neo = sum(r.neoplastic_px for r in rows)
+    non = sum(r.non_neoplastic_px for r in rows)
+    extra = sum(r.non_neoplastic_px for r in only_non)
+    out = list(names)
+    while non < neo and extra > 0:
+        out += [r.name for r in only_non]
+        non += extra
+    return out
+
+
 # ---------------------------------------------------------------- dataset
 
 

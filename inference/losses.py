@@ -103,7 +103,11 @@ def _heads(outputs: dict) -> list[torch.Tensor]:
 
 
 def _fit(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Resize logits bilinearly to the labels' size when they differ."""
+    """Float32 logits at the labels' size (bilinear when they differ).
+
+    Float32 because whole-batch sums of 16 x 352 x 352 pixels overflow float16 (max 65504).
+    """
+    logits = logits.float()
     if logits.shape[-2:] == labels.shape[-2:]:
         return logits
     return F.interpolate(logits, size=labels.shape[-2:], mode="bilinear", align_corners=False)

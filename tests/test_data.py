@@ -174,6 +174,18 @@ def test_oversample_non_neoplastic_counts():
         data.oversample_non_neoplastic(["zzz"], counts)
 
 
+def test_neounet_balancing_duplicates_only_non_until_pixels_balance():
+    manifest = {
+        "n1": data.ManifestRow("n1", 100, 0),
+        "n2": data.ManifestRow("n2", 0, 30),
+        "b1": data.ManifestRow("b1", 10, 5),
+    }
+    # neo 110; non 35 -> +30 -> 65 -> +30 -> 95 -> +30 -> 125 >= 110: three extra copies of n2
+    out = data.balance_only_non_by_pixels(["n1", "n2", "b1"], manifest)
+    assert Counter(out) == {"n1": 1, "n2": 4, "b1": 1}
+    assert data.balance_only_non_by_pixels(["n1"], manifest) == ["n1"]  # nothing to duplicate
+
+
 def test_oversample_on_manifest(neopolyp_dir):
     manifest_path = neopolyp_dir / "train" / "manifest.csv"
     names = list(data.read_manifest(manifest_path))
