@@ -1,0 +1,50 @@
+"""Find the endoscope's image area in a frame: black borders and burned-in text lie outside it."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+WORK_WIDTH = 320  # detection runs on a frame shrunk to this width: fast, and text strokes vanish
+DARK_LEVEL = 24  # grey level below which a pixel counts as border (video black is 16)
+MIN_FRACTION = 0.15  # an image area smaller than this share of the frame is not believed
+FULL_FRACTION = 0.97  # an area this close to the frame size means "no border"
+
+
+def detect_roi(frame_bgr: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(x, y, w, h) of the bright image area; None when the whole frame is image (or nothing is found)."""
+    frame_h, frame_w = frame_bgr.shape[:2]
+    scale = min(1.0, WORK_WIDTH / frame_w)
+    small = cv2.resize(frame_bgr, (max(1, round(frame_w * scale)), max(1, round(frame_h * scale))),
+                       interpolation=cv2.INTER_AREA)
+    bright = _bright_mask(small)
+    box = _largest_region(bright)
+    if box is None:
+        return None
+    x, y = int(np.floor(box[0] / scale)), int(np.floor(box[1] / scale))
+    w = min(int(np.ceil((box[0] + box[2]) / scale)), frame_w) - x
+    h = min(int(np.ceil((box[1] + box[3]) / scale)), frame_h) - y
+    if w * h < MIN_FRACTION * frame_w * frame_h:
+        return None
+    if w >= FULL_FRACTION * frame_w and h >= FULL_FRACTION * frame_h:
+        return None
+    return x, y, w, h
+
+
+def _bright_mask(small_bgr: np.ndarray) -> np.ndarray:
+    """Non-black pixels, opened so that thin text and noise drop out, closed to fill dark lumen spots."""
+    grey = cv2.cvtColor(small_bgr, cv2.COLOR_BGR2GRAY)
+    mask = (grey > DARK_LEVEL).astype(np.uint8)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)
+    return cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kernel, iterations=2)
+
+
+def _largest_region(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """Bounding box of the largest connected bright region, None when there is none."""
+    count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if count <= 1:
+        return None
+    best = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    x, y, w, h = stats[best, :4]
+    return int(x), int(y), int(w), int(h)

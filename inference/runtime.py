@@ -1,0 +1,256 @@
+"""Run a polypview model file on video frames: pre-process, infer with a backend, post-process.
+
+Backends live in their own modules (``backend_ort``, ``backend_torch``) behind a string
+registry and are imported lazily, so the viewer's ONNX Runtime path never imports torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from polypview.errors import ConfigError, ModelFileError
+from polypview.inference.modelfile import INPUT_NAME, OUTPUT_NAME, ModelInfo
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "nanonet-a-neo"
+# Backend name -> module that defines `open_backend(path, threads=..., **options)`.
+BACKENDS = {"ort": "polypview.inference.backend_ort", "torch": "polypview.inference.backend_torch"}
+BACKEND_ALIASES = {"auto": "ort", "onnxruntime": "ort", "pytorch": "torch"}
+
+Roi = tuple[int, int, int, int]  # (x, y, w, h) in frame pixels
+
+
+@dataclass
+class Prediction:
+    """One frame's result at model resolution."""
+
+    scores: np.ndarray  # float32 (h, w) polyp confidence in [0, 1]
+    labels: np.ndarray  # uint8 (h, w) index of the most likely foreground class
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    roi: Roi | None = None  # the frame area the prediction covers (None: the whole frame)
+
+
+class Backend(Protocol):
+    """What a runtime backend module's `open_backend` returns."""
+
+    name: str  # "onnxruntime" | "torch"
+    provider: str
+    metadata: dict[str, str]  # the ONNX metadata_props
+    inputs: list[tuple[str, list]]  # (name, shape) with None/str for dynamic dims
+    outputs: list[tuple[str, list]]
+
+    def run(self, blob: np.ndarray) -> np.ndarray: ...
+
+    def close(self) -> None: ...
+
+
+def assets_dir() -> Path:
+    """The folder holding the shipped model files."""
+    from polypview.assets import ASSETS_DIR
+
+    return Path(ASSETS_DIR)
+
+
+def find_models(folder: Path | None = None) -> dict[str, Path]:
+    """Shipped model files (name = file stem -> path), sorted by name."""
+    folder = assets_dir() if folder is None else Path(folder)
+    return {p.stem: p for p in sorted(folder.glob("*.onnx"))}
+
+
+def resolve_model(model: str | Path | None, shipped: dict[str, Path] | None = None) -> Path:
+    """A model argument (None, a shipped name or a path) -> the path of an .onnx file."""
+    shipped = find_models() if shipped is None else shipped
+    if model is None:
+        return _default_model(shipped)
+    if str(model) in shipped:
+        return shipped[str(model)]
+    path = Path(model).expanduser()
+    if path.exists():
+        if path.is_dir():
+            raise ModelFileError(f"model file {path} is a folder: pass the .onnx file inside it")
+        return path
+    names = ", ".join(shipped) or "none are shipped"
+    raise ModelFileError(
+        f"model file {path} not found: pass an existing .onnx file or a shipped name ({names})"
+    )
+
+
+def _default_model(shipped: dict[str, Path]) -> Path:
+    if DEFAULT_MODEL in shipped:
+        return shipped[DEFAULT_MODEL]
+    if len(shipped) == 1:
+        return next(iter(shipped.values()))
+    if not shipped:
+        raise ModelFileError(
+            f"no model is shipped in {assets_dir()}: pass --model FILE.onnx, "
+            "or train and run `polypview export` to make one"
+        )
+    raise ModelFileError(f"no default model ({DEFAULT_MODEL}) shipped; choose one of: {', '.join(shipped)}")
+
+
+def check_io(info: ModelInfo, inputs, outputs, source: str) -> None:
+    """Raise ModelFileError when the graph's input/output disagree with the metadata."""
+    problems = _io_problems(info, dict(inputs), dict(outputs))
+    if problems:
+        raise ModelFileError(f"{source} does not match its metadata: {'; '.join(problems)}")
+
+
+def _io_problems(info: ModelInfo, inputs: dict, outputs: dict) -> list[str]:
+    if INPUT_NAME not in inputs or OUTPUT_NAME not in outputs:
+        return [f"needs input {INPUT_NAME!r} and output {OUTPUT_NAME!r}, "
+                f"has inputs {sorted(inputs)} and outputs {sorted(outputs)}"]
+    problems = []
+    expected = {INPUT_NAME: (inputs[INPUT_NAME], 3), OUTPUT_NAME: (outputs[OUTPUT_NAME], len(info.classes))}
+    for name, (shape, channels) in expected.items():
+        if len(shape) != 4:
+            problems.append(f"{name} has {len(shape)} dimensions, expected 4 (N, C, H, W)")
+            continue
+        if _fixed(shape[1]) and shape[1] != channels:
+            what = "colour channels" if name == INPUT_NAME else f"classes ({', '.join(info.classes)})"
+            problems.append(f"{name} has {shape[1]} channels, expected {channels} {what}")
+        hw = tuple(shape[2:])
+        if all(_fixed(d) for d in hw) and hw != tuple(info.input_size):
+            problems.append(f"{name} is {hw[0]}x{hw[1]}, metadata input_size is "
+                            f"{info.input_size[0]}x{info.input_size[1]}")
+    return problems
+
+
+def _fixed(dim) -> bool:
+    return isinstance(dim, int) and dim > 0
+
+
+class Preprocess:
+    """BGR uint8 frame -> normalised float32 blob (1, 3, h, w) as the model file says."""
+
+    def __init__(self, info: ModelInfo):
+        self.size = tuple(info.input_size)  # (h, w)
+        swap = info.color_order == "RGB"
+        # blobFromImage computes (pixel - mean) * scale, with mean and scale in the output order.
+        params = cv2.dnn.Image2BlobParams()
+        params.scalefactor = tuple(1.0 / (255.0 * s) for s in info.std)
+        params.mean = tuple(255.0 * m for m in info.mean)
+        params.swapRB = swap
+        params.ddepth = cv2.CV_32F
+        params.size = (self.size[1], self.size[0])
+        self._params = params
+
+    def __call__(self, image_bgr: np.ndarray) -> np.ndarray:
+        h, w = self.size
+        # INTER_AREA when shrinking, like the training data loader (inference.data.resize_image).
+        shrink = image_bgr.shape[0] > h or image_bgr.shape[1] > w
+        small = cv2.resize(image_bgr, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        return cv2.dnn.blobFromImageWithParams(small, self._params)
+
+
+def postprocess(probs: np.ndarray, activation: str) -> tuple[np.ndarray, np.ndarray]:
+    """(K, h, w) class probabilities -> (polyp scores float32 in [0, 1], labels uint8)."""
+    probs = np.asarray(probs, dtype=np.float32)
+    scores = probs.sum(axis=0) if activation == "softmax" else probs.max(axis=0)
+    np.clip(scores, 0.0, 1.0, out=scores)
+    labels = probs.argmax(axis=0).astype(np.uint8)
+    return scores, labels
+
+
+class Engine:
+    """A loaded model: `predict(frame)` runs pre-processing, the backend and post-processing."""
+
+    def __init__(self, backend: Backend, info: ModelInfo, name: str):
+        self._backend = backend
+        self.info = info
+        self.name = name
+        self.backend = backend.name
+        self.provider = backend.provider
+        self._preprocess = Preprocess(info)
+
+    def predict(self, frame_bgr: np.ndarray, roi: Roi | None = None) -> Prediction:
+        """Infer one BGR frame (or only its `roi` crop); timings in seconds per stage."""
+        t0 = time.perf_counter()
+        image = frame_bgr if roi is None else _crop(frame_bgr, roi)
+        blob = self._preprocess(image)
+        t1 = time.perf_counter()
+        probs = self._backend.run(blob)
+        t2 = time.perf_counter()
+        scores, labels = postprocess(probs[0], self.info.activation)
+        t3 = time.perf_counter()
+        timings = {"preprocess": t1 - t0, "inference": t2 - t1, "postprocess": t3 - t2}
+        return Prediction(scores, labels, timings, roi)
+
+    def close(self) -> None:
+        """Release the backend (sessions, GPU memory)."""
+        self._backend.close()
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Engine({self.name!r}, backend={self.backend!r}, provider={self.provider!r})"
+
+
+def _crop(frame: np.ndarray, roi: Roi) -> np.ndarray:
+    x, y, w, h = roi
+    if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > frame.shape[1] or y + h > frame.shape[0]:
+        raise ConfigError(f"region of interest {roi} lies outside the {frame.shape[1]}x{frame.shape[0]} frame")
+    return frame[y:y + h, x:x + w]
+
+
+def backend_module(backend: str):
+    """The module implementing `backend` ("auto", "ort", "torch"); unknown names list the valid ones."""
+    key = BACKEND_ALIASES.get(backend, backend)
+    if key not in BACKENDS:
+        valid = ", ".join(["auto", *BACKENDS])
+        raise ConfigError(f"unknown backend {backend!r}; valid backends: {valid}")
+    return importlib.import_module(BACKENDS[key])
+
+
+def load_engine(model: str | Path | None = None, backend: str = "auto", threads: int | None = None,
+                **options) -> Engine:
+    """Open a model file (None: the default shipped model) with a backend; bad files raise ModelFileError."""
+    module = backend_module(backend)
+    path = resolve_model(model)
+    opened = module.open_backend(path, threads=threads, **options)
+    try:
+        source = f"model file {path}"
+        info = ModelInfo.from_metadata(opened.metadata, source=source)
+        check_io(info, opened.inputs, opened.outputs, source)
+    except BaseException:
+        opened.close()
+        raise
+    engine = Engine(opened, info, path.stem)
+    log.info("model %s (%s) on %s, %s", engine.name, info.architecture, engine.backend, engine.provider)
+    return engine
+
+
+class TemporalSmoother:
+    """Mean of the scores over the last n predictions; the newest always counts, so no delay is added."""
+
+    def __init__(self, n: int):
+        self.n = max(int(n), 1)
+        self._history: deque[np.ndarray] = deque(maxlen=self.n)
+        self._roi: Roi | None = None
+
+    def __call__(self, p: Prediction) -> Prediction:
+        if self.n == 1:
+            return p
+        if self._history and (self._history[-1].shape != p.scores.shape or self._roi != p.roi):
+            self._history.clear()  # a new model or ROI: old scores no longer line up
+        self._history.append(p.scores)
+        self._roi = p.roi
+        mean = np.mean(np.stack(self._history), axis=0, dtype=np.float32)
+        return replace(p, scores=mean, timings=dict(p.timings))
+
+    def reset(self) -> None:
+        """Forget the history (after a seek or a model change)."""
+        self._history.clear()

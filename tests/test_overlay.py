@@ -1,0 +1,196 @@
+"""The overlay: untouched pixels stay identical, fill vs contour, threshold, minimum area, ROI, legend."""
+
+import cv2
+import numpy as np
+import pytest
+
+from polypview.errors import ConfigError
+from polypview.inference.runtime import Prediction
+from polypview.overlay import Overlay, OverlaySettings, detect_roi, keep_regions
+
+CLASSES = ("neoplastic", "non-neoplastic")
+COLORS_RGB = ((255, 0, 0), (0, 255, 0))
+FRAME_SHAPE = (360, 640)  # frame (h, w); the model resolution below is 1/4 of it
+MODEL_SHAPE = (90, 160)
+NO_LEGEND = OverlaySettings(legend=False)
+
+
+def _frame(seed=0):
+    """Textured frame: every blended pixel differs from the source."""
+    return np.random.default_rng(seed).integers(30, 220, (*FRAME_SHAPE, 3), dtype=np.uint8)
+
+
+def _prediction(boxes, roi=None, shape=MODEL_SHAPE):
+    """Scores 0.95 in model-resolution boxes ((x, y, w, h), label, score), 0.02 elsewhere."""
+    scores = np.full(shape, 0.02, np.float32)
+    labels = np.zeros(shape, np.uint8)
+    for (x, y, w, h), label, score in boxes:
+        scores[y:y + h, x:x + w] = score
+        labels[y:y + h, x:x + w] = label
+    return Prediction(scores, labels, {}, roi)
+
+
+def _changed(a, b):
+    return (a != b).any(axis=2)
+
+
+def _allowed(box, scale=4, margin=6, offset=(0, 0)):
+    """Frame-resolution mask of a model box grown by `margin` frame pixels."""
+    allowed = np.zeros(FRAME_SHAPE, bool)
+    x, y, w, h = box
+    ox, oy = offset
+    allowed[max(0, oy + y * scale - margin):oy + (y + h) * scale + margin,
+            max(0, ox + x * scale - margin):ox + (x + w) * scale + margin] = True
+    return allowed
+
+
+BOX = (40, 20, 30, 25)  # model pixels -> frame (160, 80, 120, 100)
+
+
+@pytest.mark.parametrize("style", ["fill", "contour"])
+def test_pixels_outside_the_mask_are_identical(style):
+    frame = _frame()
+    overlay = Overlay(CLASSES, COLORS_RGB)
+    out = overlay.draw(frame, _prediction([(BOX, 0, 0.95)]), OverlaySettings(style=style, legend=False))
+    changed = _changed(out, frame)
+    assert changed.any()
+    assert not (changed & ~_allowed(BOX)).any()
+    assert out is not frame and out.shape == frame.shape and out.dtype == np.uint8
+
+
+def test_legend_only_touches_its_box():
+    frame = _frame(1)
+    overlay = Overlay(CLASSES, COLORS_RGB)
+    out = overlay.draw(frame, _prediction([(BOX, 1, 0.95)]), OverlaySettings())
+    x, y, w, h = overlay.legend_rect(frame.shape)
+    allowed = _allowed(BOX)
+    allowed[y:y + h, x:x + w] = True
+    changed = _changed(out, frame)
+    assert not (changed & ~allowed).any()
+    assert changed[y:y + h, x:x + w].mean() > 0.9
+    no_legend = overlay.draw(frame, _prediction([(BOX, 1, 0.95)]), NO_LEGEND)
+    assert not _changed(no_legend, frame)[y:y + h, x:x + w].any()
+
+
+def test_fill_blends_class_colour_inside_the_box():
+    frame = np.full((*FRAME_SHAPE, 3), 100, np.uint8)
+    overlay = Overlay(CLASSES, COLORS_RGB)
+    out = overlay.draw(frame, _prediction([(BOX, 0, 0.95), ((100, 50, 20, 20), 1, 0.95)]),
+                       OverlaySettings(opacity=0.5, legend=False))
+    red = out[100:160, 180:260].reshape(-1, 3)  # inside BOX, away from its edge
+    green = out[220:260, 420:460].reshape(-1, 3)
+    assert (np.abs(red.astype(int) - [50, 50, 178]) <= 1).all()  # BGR: 0.5 * 100 + 0.5 * 255 in red
+    assert (np.abs(green.astype(int) - [50, 178, 50]) <= 1).all()
+
+
+def test_contour_leaves_the_inside_untouched():
+    frame = _frame(2)
+    out = Overlay(CLASSES, COLORS_RGB).draw(frame, _prediction([(BOX, 0, 0.95)]),
+                                            OverlaySettings(style="contour", legend=False))
+    changed = _changed(out, frame)
+    assert not changed[100:160, 180:260].any()
+    assert changed[80:180, 160:280].sum() > 2 * (120 + 100)  # a closed outline around the box
+
+
+def test_opacity_zero_and_disabled_leave_the_frame_unchanged():
+    frame = _frame(3)
+    overlay = Overlay(CLASSES, COLORS_RGB)
+    p = _prediction([(BOX, 0, 0.95)])
+    assert np.array_equal(overlay.draw(frame, p, OverlaySettings(opacity=0.0, legend=False)), frame)
+    assert np.array_equal(overlay.draw(frame, p, OverlaySettings(enabled=False)), frame)
+    assert np.array_equal(overlay.draw(frame, None, NO_LEGEND), frame)
+    with_legend = overlay.draw(frame, p, OverlaySettings(opacity=0.0))
+    x, y, w, h = overlay.legend_rect(frame.shape)
+    outside = np.ones(FRAME_SHAPE, bool)
+    outside[y:y + h, x:x + w] = False
+    assert not _changed(with_legend, frame)[outside].any()
+
+
+def test_threshold_hides_low_scores():
+    frame = _frame(4)
+    overlay = Overlay(CLASSES, COLORS_RGB)
+    p = _prediction([(BOX, 0, 0.6)])
+    assert _changed(overlay.draw(frame, p, OverlaySettings(threshold=0.5, legend=False)), frame).any()
+    assert not _changed(overlay.draw(frame, p, OverlaySettings(threshold=0.7, legend=False)), frame).any()
+
+
+def test_min_area_removes_small_regions():
+    frame = _frame(5)
+    small = ((10, 70, 3, 3), 1, 0.95)  # 9 of 14400 model pixels: 0.06 % of the image
+    p = _prediction([(BOX, 0, 0.95), small])
+    overlay = Overlay(CLASSES, COLORS_RGB)
+    kept = _changed(overlay.draw(frame, p, OverlaySettings(min_area=0.0, legend=False)), frame)
+    pruned = _changed(overlay.draw(frame, p, OverlaySettings(min_area=0.001, legend=False)), frame)
+    small_area = _allowed(small[0])
+    assert kept[small_area].any() and not pruned[small_area].any()
+    assert pruned[_allowed(BOX)].any()
+
+
+def test_keep_regions_counts_connected_pixels():
+    scores = np.zeros((10, 10), np.float32)
+    scores[0:2, 0:2] = 0.9  # 4 pixels
+    scores[5:10, 5:10] = 0.9  # 25 pixels
+    assert keep_regions(scores, 0.5, 0.05).sum() == 25
+    assert keep_regions(scores, 0.5, 0.0).sum() == 29
+    assert keep_regions(scores, 0.95, 0.0).sum() == 0
+
+
+def test_mask_is_drawn_only_inside_the_roi():
+    frame = _frame(6)
+    overlay = Overlay(CLASSES, COLORS_RGB)
+    roi = (200, 0, 440, 360)  # cuts BOX (frame x 160..280) in two
+    out = overlay.draw(frame, _prediction([(BOX, 0, 0.95)]), NO_LEGEND, roi=roi)
+    changed = _changed(out, frame)
+    assert changed[:, 200:].any() and not changed[:, :200].any()
+
+
+def test_prediction_on_a_roi_crop_is_mapped_into_it():
+    frame = _frame(7)
+    roi = (320, 180, 320, 180)  # bottom-right quarter; model 90x160 -> 2 frame px per model px
+    p = _prediction([((0, 0, 80, 45), 1, 0.95)], roi=roi)  # top-left quarter of the crop
+    out = Overlay(CLASSES, COLORS_RGB).draw(frame, p, NO_LEGEND)
+    changed = _changed(out, frame)
+    assert changed[185:265, 325:475].all()
+    allowed = np.zeros(FRAME_SHAPE, bool)
+    allowed[180:180 + 95, 320:320 + 165] = True
+    assert not (changed & ~allowed).any()
+
+
+def test_colours_are_converted_from_rgb():
+    overlay = Overlay(("polyp",), ((255, 200, 0),))
+    assert overlay.colors_bgr.tolist() == [[0, 200, 255]]
+
+
+def test_bad_settings_raise_config_error():
+    with pytest.raises(ConfigError, match="fill, contour"):
+        OverlaySettings(style="glow")
+    with pytest.raises(ConfigError, match="opacity"):
+        OverlaySettings(opacity=1.5)
+
+
+def _endoscope_frame(shape=(1080, 1920), circle=True):
+    frame = np.zeros((*shape, 3), np.uint8)
+    h, w = shape
+    if circle:
+        cv2.circle(frame, (w // 2 + 100, h // 2), int(h * 0.46), (70, 90, 170), -1)
+        cv2.circle(frame, (w // 2 + 60, h // 2 + 40), int(h * 0.08), (5, 5, 10), -1)  # dark lumen
+    else:
+        cv2.rectangle(frame, (400, 80), (1700, 1000), (70, 90, 170), -1)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    cv2.putText(frame, "PATIENT 0042  24/11/2026", (20, 60), font, 1.4, (255, 255, 255), 3)
+    cv2.putText(frame, "Zoom x1.5", (20, h - 40), font, 1.4, (255, 255, 255), 3)
+    return frame
+
+
+@pytest.mark.parametrize("circle", [True, False], ids=["circle", "rectangle"])
+def test_detect_roi_finds_the_image_area(circle):
+    roi = detect_roi(_endoscope_frame(circle=circle))
+    expected = (1060 - 497, 43, 994, 994) if circle else (400, 80, 1301, 921)
+    assert roi is not None
+    assert all(abs(a - b) <= 8 for a, b in zip(roi, expected)), (roi, expected)
+
+
+def test_detect_roi_none_when_the_whole_frame_is_image():
+    frame = np.random.default_rng(0).integers(40, 255, (720, 1280, 3), dtype=np.uint8)
+    assert detect_roi(frame) is None
+    assert detect_roi(np.zeros((720, 1280, 3), np.uint8)) is None

@@ -1,0 +1,185 @@
+"""The runtime: model-file validation, ONNX Runtime provider choice, pre/post-processing, smoothing."""
+
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from onnx_models import GREEN_BGR, GREY_BGR, RED_BGR, color_info, make_bad_models, make_color_model, paint_frame
+from polypview.errors import ConfigError, ModelFileError
+from polypview.inference import runtime
+from polypview.inference.runtime import Prediction, Preprocess, TemporalSmoother, load_engine, postprocess
+
+
+@pytest.fixture(scope="module")
+def color_model(tmp_path_factory):
+    return make_color_model(tmp_path_factory.mktemp("models") / "color.onnx")
+
+
+@pytest.fixture(scope="module")
+def bad_models(tmp_path_factory):
+    return make_bad_models(tmp_path_factory.mktemp("bad"))
+
+
+BAD_MESSAGES = {
+    "no_metadata": "lacks polypview metadata",
+    "k_mismatch": "probs has 2 channels, expected 1",
+    "size_mismatch": "metadata input_size is 96x96",
+    "one_channel": "image has 1 channels, expected 3",
+    "wrong_input_name": "needs input 'image'",
+    "garbage": "cannot be loaded by ONNX Runtime",
+    "empty": "cannot be loaded by ONNX Runtime",
+    "bad_json": "'classes' is not valid JSON",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_MESSAGES))
+def test_bad_model_file_gives_one_clear_error(bad_models, kind):
+    with pytest.raises(ModelFileError) as err:
+        load_engine(bad_models[kind])
+    message = str(err.value)
+    assert BAD_MESSAGES[kind] in message
+    assert str(bad_models[kind]) in message and "\n" not in message
+
+
+def test_missing_file_and_unknown_name(tmp_path, monkeypatch, color_model):
+    with pytest.raises(ModelFileError, match="not found"):
+        load_engine(tmp_path / "nope.onnx")
+    monkeypatch.setattr(runtime, "find_models", lambda folder=None: {"color": color_model})
+    with pytest.raises(ModelFileError, match=r"shipped name \(color\)"):
+        load_engine("nanonet-z")
+
+
+def test_default_model_needs_a_shipped_one(monkeypatch, tmp_path, color_model):
+    monkeypatch.setattr(runtime, "find_models", lambda folder=None: {})
+    with pytest.raises(ModelFileError, match="--model FILE.*polypview export"):
+        load_engine(None)
+    monkeypatch.setattr(runtime, "find_models", lambda folder=None: {"color": color_model})
+    with load_engine(None) as engine:
+        assert engine.name == "color"
+
+
+def test_find_models_lists_onnx_stems(tmp_path, color_model):
+    make_color_model(tmp_path / "b.onnx")
+    make_color_model(tmp_path / "a.onnx")
+    (tmp_path / "notes.md").write_text("not a model")
+    assert list(runtime.find_models(tmp_path)) == ["a", "b"]
+
+
+def test_unknown_backend_lists_valid_ones(color_model):
+    with pytest.raises(ConfigError, match="auto, ort, torch"):
+        load_engine(color_model, backend="tensorflow")
+
+
+def test_cpu_provider_is_chosen_and_reported(color_model, caplog):
+    caplog.set_level("INFO")
+    with load_engine(color_model) as engine:
+        assert engine.backend == "onnxruntime"
+        assert engine.provider in ("CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider")
+        if runtime.backend_module("ort").cuda_device_count() == 0:
+            assert engine.provider == "CPUExecutionProvider"
+    assert any(engine.provider in r.getMessage() for r in caplog.records)
+
+
+def test_loading_prints_nothing_from_onnxruntime(color_model, tmp_path):
+    """A fresh process (so the provider probe really runs) must not spam stdout/stderr."""
+    code = f"from polypview.inference.runtime import load_engine; load_engine({str(color_model)!r}).close()"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "" and out.stderr == ""
+
+
+def test_loading_prints_nothing_in_process(color_model, capfd):
+    load_engine(color_model, threads=1).close()
+    captured = capfd.readouterr()
+    assert captured.out == "" and captured.err == ""
+
+
+def _numpy_reference(frame_bgr, info):
+    h, w = info.input_size
+    small = cv2.resize(frame_bgr, (w, h), interpolation=cv2.INTER_AREA).astype(np.float64) / 255
+    if info.color_order == "RGB":
+        small = small[..., ::-1]
+    x = (small - np.array(info.mean)) / np.array(info.std)
+    return x.transpose(2, 0, 1)[None].astype(np.float32)
+
+
+@pytest.mark.parametrize("order", ["RGB", "BGR"])
+def test_preprocess_matches_numpy_reference(order):
+    info = color_info(input_size=(48, 64), color_order=order, mean=(0.1, 0.5, 0.9), std=(0.2, 0.3, 0.4))
+    frame = np.random.default_rng(0).integers(0, 256, (90, 160, 3), dtype=np.uint8)
+    blob = Preprocess(info)(frame)
+    assert blob.shape == (1, 3, 48, 64) and blob.dtype == np.float32
+    np.testing.assert_allclose(blob, _numpy_reference(frame, info), atol=1e-4)
+
+
+def test_postprocess_sum_for_softmax_max_for_sigmoid():
+    probs = np.array([[[0.3, 0.1]], [[0.4, 0.05]]], np.float32)  # K=2, 1x2
+    scores, labels = postprocess(probs, "softmax")
+    np.testing.assert_allclose(scores, [[0.7, 0.15]], rtol=1e-6)
+    assert labels.tolist() == [[1, 0]] and labels.dtype == np.uint8
+    scores, _ = postprocess(probs, "sigmoid")
+    np.testing.assert_allclose(scores, [[0.4, 0.1]], rtol=1e-6)
+
+
+FRAME_BOXES = [((16, 16, 48, 40), RED_BGR), ((100, 60, 40, 40), GREEN_BGR)]
+
+
+@pytest.mark.parametrize("kw", [
+    {},
+    {"color_order": "BGR", "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)},
+    {"classes": 2, "activation": "sigmoid"},
+], ids=["plain", "imagenet-bgr", "sigmoid"])
+def test_color_model_marks_the_painted_boxes(tmp_path, kw):
+    path = make_color_model(tmp_path / "m.onnx", input_size=(60, 80), **kw)
+    frame = paint_frame((120, 160), FRAME_BOXES, GREY_BGR)
+    with load_engine(path) as engine:
+        p = engine.predict(frame)
+    assert p.scores.shape == (60, 80) and p.scores.dtype == np.float32 and p.labels.dtype == np.uint8
+    assert set(p.timings) == {"preprocess", "inference", "postprocess"}
+    # Model resolution is half the frame: box interiors, away from resampled edges.
+    red, green = (slice(10, 26), slice(10, 30)), (slice(32, 48), slice(52, 68))
+    assert (p.scores[red] > 0.9).all() and (p.labels[red] == 0).all()
+    assert (p.scores[green] > 0.9).all() and (p.labels[green] == 1).all()
+    background = np.ones_like(p.scores, bool)
+    background[6:30, 6:34] = background[28:52, 48:72] = False
+    assert (p.scores[background] < 0.1).all()
+
+
+def test_predict_on_roi_crop(color_model):
+    frame = paint_frame((120, 160), [((0, 0, 80, 120), RED_BGR)], GREY_BGR)
+    with load_engine(color_model) as engine:
+        whole = engine.predict(frame)
+        right = engine.predict(frame, roi=(80, 0, 80, 120))
+        with pytest.raises(ConfigError, match="outside"):
+            engine.predict(frame, roi=(100, 0, 80, 120))
+    assert whole.roi is None and right.roi == (80, 0, 80, 120)
+    assert whole.scores[:, :28].min() > 0.9 and right.scores.max() < 0.1
+
+
+def _prediction(value, shape=(4, 4), roi=None):
+    return Prediction(np.full(shape, value, np.float32), np.zeros(shape, np.uint8), {"inference": 0.01}, roi)
+
+
+def test_smoother_averages_last_n_and_resets_on_shape_change():
+    smooth = TemporalSmoother(3)
+    outs = [smooth(_prediction(v)) for v in (0.0, 0.3, 0.6, 0.9)]
+    assert [round(float(o.scores[0, 0]), 4) for o in outs] == [0.0, 0.15, 0.3, 0.6]
+    assert outs[-1].timings == {"inference": 0.01}
+    fresh = smooth(_prediction(0.2, shape=(8, 8)))
+    assert np.allclose(fresh.scores, 0.2)
+    moved = smooth(_prediction(0.4, shape=(8, 8), roi=(1, 1, 5, 5)))
+    assert np.allclose(moved.scores, 0.4)
+
+
+def test_smoother_off_returns_prediction_unchanged():
+    p = _prediction(0.7)
+    assert TemporalSmoother(0)(p) is p and TemporalSmoother(1)(p) is p
+
+
+def test_runtime_import_does_not_import_torch():
+    code = "import sys, polypview.inference.runtime, polypview.inference.backend_ort; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "False", out.stderr
