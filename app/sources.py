@@ -1,0 +1,358 @@
+"""Video sources: files (PyAV), capture devices (OpenCV) and the generated demo clip.
+
+`open_source(spec)` picks the kind from the spec through a string-keyed registry. Every source
+hands out `Frame`s with strictly increasing `seq`; `t_enter` is stamped when the frame is read
+(the pipeline re-stamps it when it paces a file to its own frame rate).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from polypview.errors import CaptureError, ConfigError, InputError
+
+
+@dataclass
+class Frame:
+    """One video frame as it entered the application."""
+
+    seq: int
+    image: np.ndarray  # BGR uint8, (h, w, 3), contiguous
+    t_enter: float  # time.monotonic() when the frame entered the app
+    pts: float  # presentation time in seconds, from the source
+
+
+class Source:
+    """Base class: `read()` returns the next Frame, or None at the end of the input."""
+
+    fps: float = 30.0
+    size: tuple[int, int] = (0, 0)  # (width, height)
+    frame_count: int | None = None  # exact, or estimated from the duration; None if unknown
+    duration: float | None = None  # seconds, None if unknown (live capture, endless demo)
+    seekable: bool = False
+    live: bool = False  # True: frames arrive at their own pace (capture); False: the reader paces
+    name: str = ""
+    errors: int = 0  # packets or frames that could not be decoded and were skipped
+
+    def __init__(self) -> None:
+        self._seq = 0
+
+    def read(self) -> Frame | None:
+        """The next frame, or None at the end of the input."""
+        item = self._next_image()
+        if item is None:
+            return None
+        image, pts = item
+        frame = Frame(self._seq, image, time.monotonic(), pts)
+        self._seq += 1
+        return frame
+
+    def _next_image(self) -> tuple[np.ndarray, float] | None:
+        raise NotImplementedError
+
+    def seek(self, seconds: float) -> None:
+        """Jump to `seconds` from the start (files and the demo only)."""
+        raise ConfigError(f"{self.name} cannot seek")
+
+    def close(self) -> None:
+        """Release the file or device."""
+
+    def __enter__(self) -> "Source":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+# ---------------------------------------------------------------------------------------- files
+
+
+def _av_errors() -> tuple[type[BaseException], ...]:
+    import av
+
+    return (av.error.FFmpegError, ValueError)
+
+
+def open_container(path: Path):
+    """av.open with the project's errors: missing, unreadable, not a video."""
+    import av
+
+    if not path.exists():
+        raise InputError(f"video file not found: {path} (check the path)")
+    if path.is_dir():
+        raise InputError(f"{path} is a folder, not a video file")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path} is empty (0 bytes): choose another file")
+    try:
+        container = av.open(str(path), mode="r", metadata_errors="ignore")
+    except PermissionError:
+        raise InputError(f"cannot read {path}: permission denied") from None
+    except _av_errors() as exc:
+        raise InputError(f"{path} is not a video FFmpeg can read ({_reason(exc)})") from None
+    if not container.streams.video:
+        container.close()
+        raise InputError(f"{path} has no video stream (is it an audio or data file?)")
+    return container
+
+
+def _reason(exc: BaseException) -> str:
+    """A short reason from an FFmpeg error, without the path it repeats."""
+    text = getattr(exc, "strerror", None) or str(exc)
+    return str(text).split(":")[0].strip() or type(exc).__name__
+
+
+class FileSource(Source):
+    """A video file decoded with PyAV (any container/codec FFmpeg reads), frame-threaded."""
+
+    seekable = True
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.name = self.path.name
+        self.errors = 0
+        self._container = open_container(self.path)
+        self._stream = self._container.streams.video[0]
+        self._stream.thread_type = "AUTO"
+        self._check_codec()
+        self.fps = _stream_fps(self._stream)
+        self.duration = _duration(self._container, self._stream)
+        self.frame_count = int(self._stream.frames) or (round(self.duration * self.fps) if self.duration else None)
+        self._frames = self._decode()
+        self._pending = self._first_frame()
+        h, w = self._pending[0].shape[:2]
+        self.size = (w, h)
+
+    def _check_codec(self) -> None:
+        if self._stream.codec_context is None or not self._stream.codec_context.name:
+            self._container.close()
+            raise InputError(f"{self.path}: unsupported video codec (FFmpeg has no decoder for it)")
+
+    def _first_frame(self) -> tuple[np.ndarray, float]:
+        first = next(self._frames, None)
+        if first is None:
+            self._container.close()
+            raise InputError(f"{self.path} contains no video frames (empty or fully corrupt file)")
+        return first
+
+    def _packets(self) -> Iterator:
+        """Demuxed packets; a demux error mid-file (truncation) ends the stream, counted once."""
+        demux = self._container.demux(self._stream)
+        while True:
+            try:
+                packet = next(demux)
+            except StopIteration:
+                return
+            except _av_errors():
+                self.errors += 1
+                return
+            yield packet
+
+    def _decode(self) -> Iterator[tuple[np.ndarray, float]]:
+        """Decoded BGR frames; a packet that fails to decode is skipped and counted."""
+        tb = float(self._stream.time_base or 0) or None
+        index = 0
+        for packet in self._packets():
+            try:
+                frames = packet.decode()
+            except _av_errors():
+                self.errors += 1
+                continue
+            for frame in frames:
+                pts = frame.pts * tb if (frame.pts is not None and tb) else index / self.fps
+                index += 1
+                yield frame.to_ndarray(format="bgr24"), pts
+
+    def _next_image(self) -> tuple[np.ndarray, float] | None:
+        if self._pending is not None:
+            item, self._pending = self._pending, None
+            return item
+        return next(self._frames, None)
+
+    def seek(self, seconds: float) -> None:
+        """Seek to the keyframe before `seconds`, then decode forward to it."""
+        stream = self._stream
+        tb = float(stream.time_base)
+        start = float(stream.start_time * tb) if stream.start_time is not None else 0.0
+        target = start + max(0.0, seconds)
+        try:
+            self._container.seek(int(target / tb), stream=stream, backward=True, any_frame=False)
+        except _av_errors():
+            self.errors += 1
+            return
+        self._frames = self._decode()
+        self._pending = None
+        for image, pts in self._frames:
+            if pts >= target - 0.5 / self.fps:
+                self._pending = (image, pts)
+                return
+
+    def close(self) -> None:
+        self._container.close()
+
+
+def _duration(container, stream) -> float | None:
+    """Seconds of video from the stream or the container header; None if neither says."""
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    if container.duration:
+        return container.duration / 1_000_000  # AV_TIME_BASE
+    return None
+
+
+def _stream_fps(stream) -> float:
+    for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+        if rate and 1.0 <= float(rate) <= 1000.0:
+            return float(rate)
+    return 30.0
+
+
+# -------------------------------------------------------------------------------------- devices
+
+# OpenCV capture back-end per platform (V4L2 on Linux, DirectShow on Windows).
+CAPTURE_APIS = {"linux": "CAP_V4L2", "win32": "CAP_DSHOW", "darwin": "CAP_AVFOUNDATION"}
+
+
+def _capture_api() -> int:
+    import cv2
+
+    return getattr(cv2, CAPTURE_APIS.get(sys.platform, "CAP_ANY"), cv2.CAP_ANY)
+
+
+def _open_capture(device: int | str, api: int):
+    """cv2.VideoCapture with OpenCV's own warnings silenced (we raise one clear error instead)."""
+    import cv2
+
+    logging = getattr(cv2, "utils", None) and getattr(cv2.utils, "logging", None)
+    old = logging.getLogLevel() if logging else None
+    if logging:
+        logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+    try:
+        return cv2.VideoCapture(device, api)
+    finally:
+        if logging:
+            logging.setLogLevel(old)
+
+
+class DeviceSource(Source):
+    """A capture card or webcam through OpenCV; frames arrive at the device's own pace."""
+
+    live = True
+    # Consecutive failed reads before the device counts as gone (a USB hiccup is one or two).
+    MAX_FAILED_READS = 5
+
+    def __init__(self, device: int | str, *, size=None, fps=None, fourcc=None, capture_factory: Callable | None = None):
+        super().__init__()
+        self.device = device
+        self.name = device if isinstance(device, str) else f"device {device}"
+        if isinstance(device, str) and not Path(device).exists():
+            raise CaptureError(f"capture device {device} not found (is the capture card plugged in?)")
+        factory = capture_factory or (lambda d: _open_capture(d, _capture_api()))
+        self._cap = factory(device)
+        if self._cap is None or not self._cap.isOpened():
+            raise CaptureError(f"cannot open capture device {device} (absent, busy or no permission)")
+        self._configure(size, fps, fourcc)
+        self._t0 = time.monotonic()
+
+    def _configure(self, size, fps, fourcc) -> None:
+        import cv2
+
+        cap = self._cap
+        if fourcc:  # must precede size/fps: many cards only offer high rates in MJPG
+            cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*fourcc))
+        if size:
+            cap.set(cv2.CAP_PROP_FRAME_WIDTH, size[0])
+            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, size[1])
+        if fps:
+            cap.set(cv2.CAP_PROP_FPS, fps)
+        w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        self.size = (w, h) if w and h else tuple(size or (0, 0))
+        got = float(cap.get(cv2.CAP_PROP_FPS) or 0)
+        self.fps = got if 1.0 <= got <= 1000.0 else float(fps or 30.0)
+
+    def _next_image(self) -> tuple[np.ndarray, float] | None:
+        for _ in range(self.MAX_FAILED_READS):
+            ok, image = self._cap.read()
+            if ok and image is not None:
+                return image, time.monotonic() - self._t0
+            self.errors += 1
+        raise CaptureError(f"capture device {self.device} stopped delivering frames (unplugged?)")
+
+    def close(self) -> None:
+        self._cap.release()
+
+
+# ----------------------------------------------------------------------------------------- demo
+
+
+class DemoSource(Source):
+    """The generated endoscopy-like clip (app/synthetic.py); endless unless `frames` is given."""
+
+    seekable = True
+
+    def __init__(self, *, size=None, fps=None, frames: int | None = None, seed: int = 0):
+        super().__init__()
+        from polypview.synthetic import DemoClip
+
+        self.clip = DemoClip(size=tuple(size or (1280, 720)), seed=seed)
+        self.fps = float(fps or 30.0)
+        self.size = self.clip.size
+        self.frame_count = frames
+        self.duration = frames / self.fps if frames else None
+        self.name = "demo"
+        self._index = 0
+
+    def _next_image(self) -> tuple[np.ndarray, float] | None:
+        if self.frame_count is not None and self._index >= self.frame_count:
+            return None
+        t = self._index / self.fps
+        self._index += 1
+        return self.clip.frame(t), t
+
+    def seek(self, seconds: float) -> None:
+        self._index = max(0, int(round(seconds * self.fps)))
+
+
+# ------------------------------------------------------------------------------------- registry
+
+
+def _parse_device(spec) -> int | str | None:
+    """A device index (int or digits) or a /dev/videoN path; None if `spec` is not a device."""
+    if isinstance(spec, int):
+        return spec
+    text = str(spec)
+    if text.isdigit():
+        return int(text)
+    if text.startswith("/dev/video"):
+        return text
+    return None
+
+
+SOURCE_KINDS = {
+    "demo": lambda spec, **kw: DemoSource(size=kw.get("size"), fps=kw.get("fps")),
+    "device": lambda spec, **kw: DeviceSource(_parse_device(spec), **kw),
+    "file": lambda spec, **kw: FileSource(spec),
+}
+
+
+def source_kind(spec) -> str:
+    """Which entry of SOURCE_KINDS handles `spec`."""
+    if isinstance(spec, str) and spec == "demo":
+        return "demo"
+    if _parse_device(spec) is not None:
+        return "device"
+    return "file"
+
+
+def open_source(spec, *, size=None, fps=None, fourcc=None, kind: str | None = None) -> Source:
+    """Open a video file path, a device index or /dev/videoN, or "demo"."""
+    kind = kind or source_kind(spec)
+    if kind not in SOURCE_KINDS:
+        raise ConfigError(f"unknown source kind {kind!r}; valid: {', '.join(SOURCE_KINDS)}")
+    return SOURCE_KINDS[kind](spec, size=size, fps=fps, fourcc=fourcc)

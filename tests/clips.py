@@ -1,0 +1,109 @@
+"""Test clips made with PyAV: each frame carries its own number as black/white blocks.
+
+`make_clip(path, frames, size, fps, codec)` writes a clip; `frame_number(image)` reads the number
+back from a decoded (or annotated) frame, so tests can check order and completeness.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+BITS = 12  # frame numbers up to 4095
+BAND = 0.25  # the code occupies the top quarter of the frame
+
+# codec -> (pixel format, encoder options); qualities high enough that the blocks survive.
+CODECS = {
+    "libx264": ("yuv420p", {"crf": "18", "preset": "ultrafast"}),
+    "mpeg4": ("yuv420p", {"qscale": "3"}),
+    "mjpeg": ("yuvj420p", {"qscale": "3"}),
+    "libvpx-vp9": ("yuv420p", {"crf": "20", "b": "0", "deadline": "realtime", "cpu-used": "8"}),
+    "ffv1": ("yuv420p", {}),
+}
+
+
+def pattern_frame(n: int, size=(160, 120)) -> np.ndarray:
+    """A BGR frame whose top band encodes `n` in BITS blocks and whose body is a colour ramp."""
+    w, h = size
+    image = np.empty((h, w, 3), np.uint8)
+    image[:] = (40 + (n * 7) % 160, 90, 160 + (n * 3) % 80)  # body colour changes with n
+    band = max(8, int(h * BAND))
+    bw = w // BITS
+    for bit in range(BITS):
+        image[:band, bit * bw:(bit + 1) * bw] = 255 if (n >> bit) & 1 else 0
+    return image
+
+
+def frame_number(image: np.ndarray) -> int:
+    """Read back the number written by pattern_frame (samples the middle of each block)."""
+    h, w = image.shape[:2]
+    band = max(8, int(h * BAND))
+    bw = w // BITS
+    gray = image[band // 4: 3 * band // 4].mean(axis=(0, 2)) if image.ndim == 3 else image[band // 4: 3 * band // 4].mean(axis=0)
+    n = 0
+    for bit in range(BITS):
+        block = gray[bit * bw + bw // 4: (bit + 1) * bw - bw // 4]
+        n |= int(block.mean() > 128) << bit
+    return n
+
+
+def make_clip(path, frames: int = 30, size=(160, 120), fps: float = 30.0, codec: str = "libx264", fmt: str | None = None) -> Path:
+    """Write a pattern clip; the container follows the file extension (or `fmt`)."""
+    import av
+
+    path = Path(path)
+    pix_fmt, options = CODECS[codec]
+    with av.open(str(path), mode="w", format=fmt) as container:
+        stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
+        stream.width, stream.height = size
+        stream.pix_fmt = pix_fmt
+        stream.options = dict(options)
+        for n in range(frames):
+            frame = av.VideoFrame.from_ndarray(pattern_frame(n, size), format="bgr24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+def make_empty_clip(path) -> Path:
+    """A valid AVI with a video stream and no frames (MP4 and MKV drop an empty track)."""
+    import av
+
+    path = Path(path)
+    with av.open(str(path), mode="w", format="avi") as container:
+        stream = container.add_stream("mpeg4", rate=30)
+        stream.width, stream.height = 160, 120
+        stream.pix_fmt = "yuv420p"
+        container.start_encoding()  # writes the header although no frame follows
+    return path
+
+
+def truncate(path, keep: float) -> Path:
+    """Cut a file to `keep` (0..1) of its bytes, as an interrupted copy would."""
+    path = Path(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+    return path
+
+
+def corrupt(path, start: float = 0.3, end: float = 0.6, every: int = 97, seed: int = 0) -> Path:
+    """Overwrite scattered bytes between `start` and `end` (fractions of the file) with noise."""
+    path = Path(path)
+    data = bytearray(path.read_bytes())
+    rng = np.random.default_rng(seed)
+    for i in range(int(len(data) * start), int(len(data) * end), every):
+        data[i] = int(rng.integers(0, 256))
+    path.write_bytes(bytes(data))
+    return path
+
+
+def read_frames(path) -> tuple[list[np.ndarray], float]:
+    """All frames of a video (BGR) and its frame rate, decoded with PyAV."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        rate = float(stream.average_rate or stream.guessed_rate)
+        return [f.to_ndarray(format="bgr24") for f in container.decode(stream)], rate
