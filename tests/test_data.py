@@ -230,3 +230,22 @@ def test_mask_reader_registry():
     assert data.get_mask_reader("kvasir") is data.read_kvasir_mask
     with pytest.raises(ConfigError, match="neopolyp, kvasir"):
         data.get_mask_reader("pascal")
+
+
+def test_seed_worker_gives_each_loader_worker_its_own_stream(tmp_path):
+    torch = pytest.importorskip("torch")
+    from polypview.inference.augment import Compose, ShiftScaleRotate
+
+    names = ["img0"] * 2
+    _tiny_dataset_folder(tmp_path, 1)
+    pairs = data.neopolyp_pairs(tmp_path, names)
+
+    def first_two(worker_init_fn):
+        ds = data.SegmentationDataset(pairs, 16, augment=Compose([ShiftScaleRotate(p=1.0, rotate=45)], seed=0))
+        loader = torch.utils.data.DataLoader(ds, batch_size=1, num_workers=2, worker_init_fn=worker_init_fn)
+        return [label for _, label in loader]
+
+    same = first_two(None)  # both workers start from the same copied Generator
+    assert torch.equal(same[0], same[1])
+    own = first_two(data.seed_worker)
+    assert not torch.equal(own[0], own[1])
