@@ -66,7 +66,9 @@ class ConfusionCounter:
     def update(self, pred: np.ndarray, truth: np.ndarray) -> None:
         """Add one image: predicted and true label maps of the same shape."""
         if pred.shape != truth.shape:
-            raise ValueError(f"prediction {pred.shape} and truth {truth.shape} differ in shape; resize the prediction (nearest)")
+            raise ValueError(
+                f"prediction {pred.shape} and truth {truth.shape} differ in shape; resize the prediction (nearest)"
+            )
         for name, masks in _class_masks(pred, truth).items():
             tp, fp, fn = confusion(*masks)
             total = self.counts[name]

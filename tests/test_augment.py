@@ -70,7 +70,10 @@ def test_flips_are_exact():
     np.testing.assert_array_equal(v_label, label[::-1])
 
 
-@pytest.mark.parametrize("transform", [augment.ColorJitter(p=1.0), augment.MotionBlur(p=1.0)], ids=lambda t: type(t).__name__)
+PHOTOMETRIC = [augment.ColorJitter(p=1.0), augment.MotionBlur(p=1.0)]
+
+
+@pytest.mark.parametrize("transform", PHOTOMETRIC, ids=lambda t: type(t).__name__)
 def test_photometric_transforms_change_image_not_label(transform):
     image, label = _pair()
     out_image, out_label = transform(image, label, np.random.default_rng(1))
