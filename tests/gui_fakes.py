@@ -1,0 +1,171 @@
+"""A small pipeline stand-in that follows CONTRACT.md, for GUI tests that need control over timing and errors."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class FakeStats:
+    display_fps: float = 30.0
+    inference_fps: float = 25.0
+    inference_ms: float = 7.5
+    annotation_delay_p50_ms: float = 40.0
+    annotation_delay_p95_ms: float = 65.0
+    drops: dict = field(default_factory=lambda: {"inference": 3})
+    frames_shown: int = 0
+    masks_shown: int = 0
+    model: str = "fake-model"
+    backend: str = "onnxruntime"
+    provider: str = "CPUExecutionProvider"
+    recording: bool = False
+
+
+@dataclass
+class FakePresented:
+    seq: int
+    image: np.ndarray
+    raw: np.ndarray
+    overlay_seq: int | None
+    stale: bool
+    stats: FakeStats
+    pts: float
+
+
+@dataclass
+class FakeReport:
+    path: Path
+    frames_written: int = 0
+    frames_dropped: int = 0
+
+
+class FakeSource:
+    """A seekable 2-second 30 fps source of solid frames."""
+
+    fps, size, frame_count, duration, seekable, name = 30.0, (160, 120), 60, 2.0, True, "fake.mp4"
+
+    def __init__(self):
+        self.closed = False
+
+    def close(self):
+        self.closed = True
+
+
+class FakePipeline:
+    """Presents numbered solid frames from a thread at `fps`; records what the GUI asked of it."""
+
+    def __init__(self, source, engine, config, sink, fps: float = 60.0, stop_delay: float = 0.0):
+        self.source, self.engine, self.config, self.sink = source, engine, config, sink
+        self.fps, self.stop_delay = fps, stop_delay
+        self.overlays, self.engines, self.seeks = [], [engine], []
+        self.paused = False
+        self.recording = False
+        self.stopped_with: float | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._seq = 0
+
+    def start(self):
+        self._thread.start()
+
+    def _loop(self):
+        while not self._stop.wait(1 / self.fps):
+            if self.paused:
+                continue
+            image = np.full((120, 160, 3), (40, 90, 200), np.uint8)
+            image[:, :8] = self._seq % 256
+            stats = FakeStats(frames_shown=self._seq + 1, recording=self.recording)
+            self.sink.on_frame(FakePresented(self._seq, image, image, self._seq, False, stats, self._seq / 30))
+            self._seq += 1
+
+    def stop(self, timeout=5.0):
+        self.stopped_with = timeout
+        time.sleep(self.stop_delay)
+        self._stop.set()
+        self._thread.join(timeout)
+        self.recording = False
+        return {"frames": self._seq}
+
+    def wait(self, timeout=None):
+        return self._stop.wait(timeout)
+
+    def pause(self):
+        self.paused = True
+
+    def resume(self):
+        self.paused = False
+
+    def seek(self, seconds):
+        self.seeks.append(seconds)
+
+    def set_overlay(self, settings):
+        self.overlays.append(settings)
+
+    def set_engine(self, engine):
+        self.engines.append(engine)
+
+    def start_recording(self, path, include_hud=False):
+        self.recording_path = Path(path)
+        self.recording = True
+
+    def stop_recording(self):
+        self.recording = False
+        return FakeReport(self.recording_path)
+
+    def stats(self):
+        return FakeStats(frames_shown=self._seq, recording=self.recording)
+
+
+class FakeEngine:
+    def __init__(self, name="fake-model"):
+        from polypview.inference.modelfile import neopolyp_info
+
+        self.name, self.backend, self.provider = name, "onnxruntime", "CPUExecutionProvider"
+        self.info = neopolyp_info("fake", 64)
+        self.closed = False
+
+    def close(self):
+        self.closed = True
+
+
+class FakeServices:
+    """CoreServices with the fakes above; remembers every pipeline it made."""
+
+    def __init__(self, models=("fake-model", "other-model"), load_delay: float = 0.0, stop_delay: float = 0.0):
+        self.models = {name: Path(f"/models/{name}.onnx") for name in models}
+        self.load_delay, self.stop_delay = load_delay, stop_delay
+        self.pipelines: list[FakePipeline] = []
+        self.sources: list[FakeSource] = []
+        self.loaded: list[FakeEngine] = []
+        self.fail_open: Exception | None = None
+        self.fail_load: Exception | None = None
+
+    def open_source(self, spec, size=None, fps=None, fourcc=None):
+        if self.fail_open:
+            raise self.fail_open
+        self.sources.append(FakeSource())
+        return self.sources[-1]
+
+    def find_models(self):
+        return dict(self.models)
+
+    def load_engine(self, model, backend):
+        time.sleep(self.load_delay)
+        if self.fail_load:
+            raise self.fail_load
+        self.loaded.append(FakeEngine(model or "fake-model"))
+        return self.loaded[-1]
+
+    def overlay_settings(self, **values):
+        from polypview.overlay import OverlaySettings
+
+        return OverlaySettings(**values)
+
+    def make_pipeline(self, source, engine, options, sink):
+        self.pipelines.append(FakePipeline(source, engine, options, sink, stop_delay=self.stop_delay))
+        return self.pipelines[-1]

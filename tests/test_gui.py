@@ -1,0 +1,289 @@
+"""The window (offscreen, pytest-qt): painting, HUD, controls, shortcuts, recording, errors, closing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from PyQt6.QtCore import QMimeData, QPointF, Qt, QUrl  # noqa: E402
+from PyQt6.QtGui import QDropEvent  # noqa: E402
+from PyQt6.QtWidgets import QLabel  # noqa: E402
+
+from polypview.errors import InputError, ModelFileError, OutputError  # noqa: E402
+from polypview.ui import dialogs  # noqa: E402
+from polypview.ui.hud import format_drops, hud_lines  # noqa: E402
+from polypview.ui.main_window import MainWindow, ViewerOptions, source_spec  # noqa: E402
+from polypview.ui.video_view import fit_rect  # noqa: E402
+
+from gui_fakes import FakeServices, FakeStats  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def errors(monkeypatch):
+    """Every message the window routes to the error dialog (the dialog itself never opens)."""
+    shown: list[str] = []
+    monkeypatch.setattr(dialogs, "show_error", lambda parent, message, title="polypview": shown.append(message))
+    return shown
+
+
+def open_window(qtbot, tmp_path, services, **options) -> MainWindow:
+    options.setdefault("source", "fake.mp4")
+    window = MainWindow(ViewerOptions(recordings_dir=tmp_path / "rec", **options), services)
+    qtbot.addWidget(window)  # pytest-qt closes it at the end of the test
+    window.show()
+    qtbot.waitExposed(window)
+    window.activateWindow()
+    window.start()
+    return window
+
+
+def wait_frames(qtbot, window, n: int = 3, timeout: int = 5000) -> None:
+    qtbot.waitUntil(lambda: window.bridge is not None and window.bridge.presented >= n
+                    and window.view.frame() is not None, timeout=timeout)
+
+
+# ------------------------------------------------------------------------------ pure helpers
+
+
+def test_hud_lines_show_every_readout():
+    text = "\n".join(hud_lines(FakeStats(drops={"inference": 3, "display": 0}), gui_superseded=2, stale=True))
+    for expected in ("30.0 fps", "25.0 fps", "7.5 ms", "p50 40 ms", "p95 65 ms", "5 (gui 2, inference 3)",
+                     "fake-model", "onnxruntime", "CPUExecutionProvider", "mask too old"):
+        assert expected in text
+    assert format_drops({}, 0) == "0"
+    assert "–" in "\n".join(hud_lines(FakeStats(inference_fps=float("nan"), inference_ms=None)))
+
+
+def test_fit_rect_keeps_aspect_ratio_and_centres():
+    from PyQt6.QtCore import QRect, QSize
+
+    r = fit_rect(QSize(1920, 1080), QRect(0, 0, 1000, 1000))
+    assert (r.width(), r.height()) == (1000, 562) and r.y() == (1000 - 562) // 2
+
+
+def test_source_spec_from_command_line_options():
+    assert source_spec("case.mp4", None, False) == "case.mp4"
+    assert source_spec(None, "0", False) == 0
+    assert source_spec(None, "/dev/video2", False) == "/dev/video2"
+    assert source_spec(None, None, True) == "demo"
+    assert source_spec(None, None, False) is None
+
+
+# ------------------------------------------------------------------------------ with a fake pipeline
+
+
+def test_window_paints_frames_loads_model_and_updates_hud(qtbot, tmp_path, errors):
+    services = FakeServices()
+    window = open_window(qtbot, tmp_path, services)
+    wait_frames(qtbot, window)
+    pipeline = services.pipelines[-1]
+    qtbot.waitUntil(lambda: len(pipeline.engines) == 2)  # None at start, then the loaded engine
+    assert pipeline.engines[-1] is services.loaded[-1]
+    assert window.stack.currentIndex() == 1
+    qtbot.waitUntil(lambda: "fps" in window.hud.text(), timeout=2000)
+    assert "CPUExecutionProvider" in window.hud.text()
+    legend = [w.text() for w in window.panel.legend.findChildren(QLabel) if w.text()]
+    assert legend == ["neoplastic", "non-neoplastic"]
+    image = window.view.grab().toImage()
+    rect = window.view.image_rect()
+    pixel = image.pixelColor(rect.center())
+    assert (pixel.red(), pixel.green(), pixel.blue()) == (200, 90, 40)  # BGR (40, 90, 200) painted as is
+    assert errors == []
+
+
+def test_shortcuts_trigger_their_actions(qtbot, tmp_path, errors, monkeypatch):
+    services = FakeServices()
+    window = open_window(qtbot, tmp_path, services)
+    wait_frames(qtbot, window)
+    pipeline = services.pipelines[-1]
+    qtbot.keyClick(window, Qt.Key.Key_Space)
+    assert pipeline.paused
+    qtbot.keyClick(window, Qt.Key.Key_Space)
+    assert not pipeline.paused
+    qtbot.keyClick(window, Qt.Key.Key_R)
+    assert pipeline.recording and window.view.recording and window.record_action.isChecked()
+    assert pipeline.recording_path.parent == tmp_path / "rec"
+    assert pipeline.recording_path.name.startswith("polypview-") and pipeline.recording_path.suffix == ".mp4"
+    qtbot.keyClick(window, Qt.Key.Key_R)
+    assert not pipeline.recording and not window.view.recording and not window.record_action.isChecked()
+    qtbot.keyClick(window, Qt.Key.Key_S)
+    snaps = list((tmp_path / "rec").glob("snapshot-*.png"))
+    assert len(snaps) == 1
+    asked = []
+    monkeypatch.setattr(dialogs, "ask_video_file", lambda parent: asked.append(True) or None)
+    qtbot.keyClick(window, Qt.Key.Key_O)
+    assert asked == [True]
+    qtbot.keyClick(window, Qt.Key.Key_F)
+    qtbot.waitUntil(window.isFullScreen, timeout=2000)
+    assert window.panel.isHidden()
+    qtbot.keyClick(window, Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: not window.isFullScreen(), timeout=2000)
+    assert not window.panel.isHidden() and window.isVisible()  # Esc never closes the window
+    assert errors == []
+
+
+def test_snapshot_is_the_annotated_frame_on_screen(qtbot, tmp_path, errors):
+    import cv2
+
+    window = open_window(qtbot, tmp_path, FakeServices())
+    wait_frames(qtbot, window)
+    window.pipeline.pause()
+    qtbot.wait(100)
+    path = window.snapshot()
+    assert np.array_equal(cv2.imread(str(path)), window.view.frame())
+
+
+def test_controls_change_the_overlay_and_seek(qtbot, tmp_path, errors):
+    services = FakeServices()
+    window = open_window(qtbot, tmp_path, services)
+    wait_frames(qtbot, window)
+    pipeline = services.pipelines[-1]
+    window.panel.opacity_slider.setValue(80)
+    window.panel.style_combo.setCurrentText("contour")
+    window.panel.threshold_slider.setValue(30)
+    window.panel.overlay_check.setChecked(False)
+    last = pipeline.overlays[-1]
+    assert (last.opacity, last.style, last.threshold, last.enabled) == (0.8, "contour", 0.3, False)
+    assert window.transport.slider.isVisible() and window.transport.slider.maximum() == 2000
+    window.transport.slider.setValue(1500)
+    assert pipeline.seeks == [1.5]
+
+
+def test_command_line_overlay_options_reach_the_pipeline(qtbot, tmp_path, errors):
+    services = FakeServices()
+    window = open_window(qtbot, tmp_path, services, overlay={"opacity": 0.7, "style": "contour", "enabled": False})
+    first = services.pipelines[-1].overlays[0]
+    assert (first.opacity, first.style, first.enabled) == (0.7, "contour", False)
+    assert window.panel.overlay_values()["opacity"] == 0.7 and not window.panel.overlay_check.isChecked()
+
+
+def test_model_choice_loads_off_the_gui_thread_and_swaps_the_engine(qtbot, tmp_path, errors, monkeypatch):
+    services = FakeServices(load_delay=0.3)
+    window = open_window(qtbot, tmp_path, services)
+    wait_frames(qtbot, window)  # frames flow while the first engine is still loading
+    pipeline = services.pipelines[-1]
+    assert pipeline.engines == [None]
+    qtbot.waitUntil(lambda: len(pipeline.engines) == 2, timeout=3000)
+    window.panel.model_chosen.emit("other-model")
+    qtbot.waitUntil(lambda: len(pipeline.engines) == 3, timeout=3000)
+    assert pipeline.engines[-1].name == "other-model"
+    monkeypatch.setattr(dialogs, "ask_model_file", lambda parent: "/somewhere/custom.onnx")
+    window.panel.model_chosen.emit("Open model file…")
+    qtbot.waitUntil(lambda: len(pipeline.engines) == 4, timeout=3000)
+    assert pipeline.engines[-1].name == "/somewhere/custom.onnx"
+    assert window.panel.model_combo.currentText() == "/somewhere/custom.onnx"
+
+
+def test_model_failure_shows_the_dialog_and_video_keeps_playing(qtbot, tmp_path, errors):
+    services = FakeServices()
+    services.fail_load = ModelFileError("model file x.onnx not found: pass an existing .onnx file")
+    window = open_window(qtbot, tmp_path, services)
+    qtbot.waitUntil(lambda: bool(errors), timeout=3000)
+    assert errors == ["model file x.onnx not found: pass an existing .onnx file"]
+    wait_frames(qtbot, window)
+
+
+def test_pipeline_error_goes_to_the_dialog_function(qtbot, tmp_path, errors):
+    services = FakeServices()
+    window = open_window(qtbot, tmp_path, services)
+    wait_frames(qtbot, window)
+    services.pipelines[-1].sink.on_error(OutputError("disk full while recording x.mp4: free some space"))
+    qtbot.waitUntil(lambda: bool(errors), timeout=2000)
+    assert errors == ["disk full while recording x.mp4: free some space"]
+
+
+def test_bad_input_shows_the_dialog_and_the_start_page(qtbot, tmp_path, errors):
+    services = FakeServices()
+    services.fail_open = InputError("video file not found: nope.mp4 (check the path)")
+    window = open_window(qtbot, tmp_path, services, source="nope.mp4")
+    assert errors == ["video file not found: nope.mp4 (check the path)"]
+    assert window.stack.currentWidget() is window.start_page
+
+
+def test_start_page_choices_and_dropped_file(qtbot, tmp_path, errors, monkeypatch):
+    services = FakeServices()
+    window = open_window(qtbot, tmp_path, services, source=None)
+    assert window.stack.currentWidget() is window.start_page
+    opened = []
+    real_open = services.open_source
+    monkeypatch.setattr(services, "open_source", lambda spec, **kw: opened.append(spec) or real_open(spec, **kw))
+    window.start_page.demo_button.click()
+    monkeypatch.setattr(dialogs, "ask_device", lambda parent: "2")
+    window.start_page.device_button.click()
+    monkeypatch.setattr(dialogs, "ask_video_file", lambda parent: "/videos/case.mp4")
+    window.start_page.file_button.click()
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile("/videos/dropped.mkv")])
+    drop = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                      Qt.KeyboardModifier.NoModifier)
+    window.dropEvent(drop)
+    assert opened == ["demo", 2, "/videos/case.mp4", "/videos/dropped.mkv"]
+    assert all(p.stopped_with is not None for p in services.pipelines[:-1])  # each switch stopped the last one
+    assert window.stack.currentIndex() == 1
+
+
+def test_closing_stops_the_pipeline_with_its_timeout(qtbot, tmp_path, errors):
+    services = FakeServices(stop_delay=0.2)
+    window = open_window(qtbot, tmp_path, services, stop_timeout_s=2.0)
+    wait_frames(qtbot, window)
+    qtbot.waitUntil(lambda: bool(services.loaded), timeout=3000)
+    window.toggle_recording()
+    pipeline = services.pipelines[-1]
+    t0 = time.monotonic()
+    window.close()
+    assert time.monotonic() - t0 < 2.0 + 1.0
+    assert pipeline.stopped_with == 2.0 and not pipeline._thread.is_alive() and not pipeline.recording
+    assert services.sources[-1].closed and services.loaded[-1].closed
+
+
+def test_frames_never_queue_up_in_the_gui(qtbot, tmp_path, errors):
+    """A burst of frames while the GUI thread is busy ends with one paint of the newest frame."""
+    window = open_window(qtbot, tmp_path, FakeServices())
+    wait_frames(qtbot, window)
+    window.pipeline.pause()
+    qtbot.wait(50)
+    bridge = window.bridge
+    before = bridge.superseded
+    p = window.last_presented
+
+    def burst():  # a pipeline thread presents 10 frames while the GUI thread is busy (joining)
+        for seq in range(1000, 1010):
+            bridge.on_frame(type(p)(seq, p.image, p.raw, seq, False, p.stats, 0.0))
+
+    worker = threading.Thread(target=burst)
+    worker.start()
+    worker.join()
+    assert bridge.superseded - before == 9
+    qtbot.waitUntil(lambda: window.last_presented.seq == 1009, timeout=1000)
+    assert bridge.take() is None
+
+
+# ------------------------------------------------------------------------------ layering
+
+
+def test_gui_path_does_not_import_torch(tmp_path):
+    code = (
+        "import os, sys\n"
+        "os.environ['QT_QPA_PLATFORM'] = 'offscreen'\n"
+        "import polypview.ui.app as app\n"
+        "from polypview.ui import dialogs\n"
+        "dialogs.show_error = lambda parent, message, title='': print(message, file=sys.stderr)\n"
+        "from polypview.ui.main_window import MainWindow, ViewerOptions\n"
+        "qapp = app.application()\n"
+        "w = MainWindow(ViewerOptions())\n"
+        "w.show(); w.start(); qapp.processEvents(); w.close()\n"
+        "print('torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-1] == "False"

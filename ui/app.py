@@ -1,0 +1,81 @@
+"""`run_gui(args)`: the viewer's entry point when `--headless` is not given (called by app/run.py)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from PyQt6.QtCore import QTimer
+from PyQt6.QtWidgets import QApplication
+
+from polypview.ui import dialogs
+from polypview.ui.main_window import MainWindow, ViewerOptions
+
+SCREENSHOT_FRAMES = 45  # frames to play before the grab, so the HUD's rates have settled
+SCREENSHOT_TIMEOUT_S = 20.0
+
+
+def application() -> QApplication:
+    """The process's QApplication (created once)."""
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication(sys.argv[:1])
+        app.setApplicationName("polypview")
+    return app
+
+
+def build_window(options: ViewerOptions, services: Any = None) -> MainWindow:
+    """A started window (input opening, model loading on a worker thread)."""
+    window = MainWindow(options, services)
+    window.show()
+    window.start()
+    return window
+
+
+class ScreenshotTaker:
+    """Grabs the window once it has shown enough frames with a mask (or at a timeout), then closes it."""
+
+    def __init__(self, window: MainWindow, path: Path, frames: int, timeout_s: float = SCREENSHOT_TIMEOUT_S):
+        self.window, self.path, self.frames = window, Path(path), frames
+        self.saved = False
+        self._timer = QTimer(window)
+        self._timer.setInterval(50)
+        self._timer.timeout.connect(self._poll)
+        self._timer.start()
+        QTimer.singleShot(int(timeout_s * 1000), self.grab)
+
+    def ready(self) -> bool:
+        """Enough frames played, and the newest one carries a fresh mask."""
+        p, bridge = self.window.last_presented, self.window.bridge
+        if p is None or bridge is None or bridge.presented < self.frames:
+            return False
+        return p.overlay_seq is not None and not p.stale
+
+    def _poll(self) -> None:
+        if self.ready() or self.window._finished:
+            self.grab()
+
+    def grab(self) -> None:
+        """Refresh the HUD, save the window as PNG, close the window."""
+        if self.saved:
+            return
+        self.saved = True
+        self._timer.stop()
+        self.window.refresh_hud()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.window.grab().save(str(self.path)):
+            dialogs.show_error(self.window, f"cannot write the screenshot {self.path}")
+        self.window.close()
+
+
+def run_gui(args: Any, services: Any = None) -> int:
+    """Open the window with the command line's options; returns the exit code when it closes."""
+    app = application()
+    options = ViewerOptions.from_args(args)
+    window = build_window(options, services)
+    if options.screenshot:
+        ScreenshotTaker(window, options.screenshot, options.frames or SCREENSHOT_FRAMES)
+    app.exec()
+    window.shutdown()
+    return 0

@@ -1,0 +1,111 @@
+"""Pipeline threads -> GUI thread: the Sink callbacks become Qt signals; workers never touch widgets."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable
+
+from PyQt6.QtCore import QObject, pyqtSignal
+
+
+class SinkBridge(QObject):
+    """A pipeline Sink whose callbacks are re-emitted as signals delivered on the GUI thread.
+
+    Frames go through a one-slot mailbox: the newest frame replaces an unpainted older one
+    (counted in `superseded`), so a busy GUI thread never builds up a queue of frames.
+    """
+
+    frame_ready = pyqtSignal()  # the mailbox holds a frame: call take()
+    error = pyqtSignal(object)  # PolypviewError
+    finished = pyqtSignal(object)  # Summary
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self._lock = threading.Lock()
+        self._latest = None
+        self._pending = False
+        self._closed = False
+        self.presented = 0  # frames the pipeline presented (counted on its thread)
+        self.superseded = 0  # presented frames replaced before the GUI painted them
+
+    # Sink protocol (pipeline threads)
+    def on_frame(self, presented: Any) -> None:
+        """Store the newest frame; wake the GUI thread only if it is not already due to look."""
+        with self._lock:
+            if self._closed:
+                return
+            self.presented += 1
+            if self._latest is not None:
+                self.superseded += 1
+            self._latest = presented
+            notify, self._pending = not self._pending, True
+        if notify:
+            self._emit(self.frame_ready)
+
+    def on_error(self, error: Exception) -> None:
+        """Forward an error to the GUI thread."""
+        if not self._closed:
+            self._emit(self.error, error)
+
+    def on_finished(self, summary: Any) -> None:
+        """Forward the end of the run to the GUI thread."""
+        if not self._closed:
+            self._emit(self.finished, summary)
+
+    # GUI thread
+    def take(self) -> Any:
+        """The newest unpainted frame (or None), emptying the mailbox."""
+        with self._lock:
+            latest, self._latest, self._pending = self._latest, None, False
+        return latest
+
+    def close(self) -> None:
+        """Ignore every later callback (the window is going away)."""
+        with self._lock:
+            self._closed = True
+            self._latest = None
+
+    def _emit(self, signal, *args) -> None:
+        try:
+            signal.emit(*args)
+        except RuntimeError:  # the QObject was deleted while a worker was still reporting
+            pass
+
+
+class BackgroundCall(QObject):
+    """Run one slow call (e.g. loading an engine) on a worker thread; report through signals."""
+
+    done = pyqtSignal(object, object)  # (tag, result)
+    failed = pyqtSignal(object, object)  # (tag, exception)
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self._threads: list[threading.Thread] = []
+
+    def start(self, tag: Any, fn: Callable[[], Any]) -> None:
+        """Call fn() on a daemon thread; emit done(tag, result) or failed(tag, exc)."""
+        thread = threading.Thread(target=self._run, args=(tag, fn), name=f"polypview-{tag}", daemon=True)
+        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+        thread.start()
+
+    def wait(self, timeout: float) -> bool:
+        """Join the running calls; True when none is left."""
+        for thread in self._threads:
+            thread.join(timeout)
+        return not any(t.is_alive() for t in self._threads)
+
+    def _run(self, tag: Any, fn: Callable[[], Any]) -> None:
+        try:
+            result = fn()
+        except Exception as exc:  # reported to the GUI as a dialog, never a traceback
+            self._emit(self.failed, tag, exc)
+        else:
+            if not self._emit(self.done, tag, result) and hasattr(result, "close"):
+                result.close()  # nobody is left to receive it
+
+    def _emit(self, signal, *args) -> bool:
+        try:
+            signal.emit(*args)
+        except RuntimeError:
+            return False
+        return True

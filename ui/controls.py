@@ -1,0 +1,181 @@
+"""The controls: a side panel (model, overlay, record, snapshot) and a transport bar (play/pause, seek)."""
+
+from __future__ import annotations
+
+from PyQt6.QtCore import Qt, pyqtSignal
+from PyQt6.QtGui import QAction
+from PyQt6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QSizePolicy,
+    QSlider,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from polypview.ui.hud import LegendWidget
+
+OPEN_MODEL_ITEM = "Open model file…"
+STYLES = ("fill", "contour")
+
+
+def _slider(lo: int, hi: int, value: int) -> QSlider:
+    slider = QSlider(Qt.Orientation.Horizontal)
+    slider.setRange(lo, hi)
+    slider.setValue(value)
+    slider.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # keep Space/R/S for the window's shortcuts
+    return slider
+
+
+def action_button(action: QAction, expand: bool = True) -> QToolButton:
+    """A button that shows and triggers a window action (text, shortcut tooltip, checked state)."""
+    button = QToolButton()
+    button.setDefaultAction(action)
+    button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+    button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+    if expand:
+        button.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+    return button
+
+
+def format_time(seconds: float) -> str:
+    """m:ss for the transport bar."""
+    seconds = max(0, int(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+class ControlPanel(QWidget):
+    """Model choice, legend, overlay settings and the record/snapshot/full-screen buttons."""
+
+    model_chosen = pyqtSignal(str)  # a shipped model name, or OPEN_MODEL_ITEM
+    overlay_changed = pyqtSignal()  # read overlay_values()
+
+    def __init__(self, actions: list[QAction], parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setFixedWidth(250)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self._model_box())
+        layout.addWidget(self._overlay_box())
+        for action in actions:
+            layout.addWidget(action_button(action))
+        layout.addStretch(1)
+
+    def _model_box(self) -> QGroupBox:
+        box = QGroupBox("Model")
+        layout = QVBoxLayout(box)
+        self.model_combo = QComboBox()
+        self.model_combo.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.model_combo.activated.connect(lambda i: self.model_chosen.emit(self.model_combo.itemText(i)))
+        self.legend = LegendWidget()
+        layout.addWidget(self.model_combo)
+        layout.addWidget(self.legend)
+        return box
+
+    def _overlay_box(self) -> QGroupBox:
+        box = QGroupBox("Overlay")
+        form = QFormLayout(box)
+        self.overlay_check = QCheckBox("show masks")
+        self.overlay_check.setChecked(True)
+        self.overlay_check.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.legend_check = QCheckBox("legend in video")
+        self.legend_check.setChecked(True)
+        self.legend_check.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.style_combo = QComboBox()
+        self.style_combo.addItems(STYLES)
+        self.style_combo.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.opacity_slider = _slider(0, 100, 45)
+        self.threshold_slider = _slider(1, 99, 50)
+        self.opacity_label, self.threshold_label = QLabel(), QLabel()
+        form.addRow(self.overlay_check)
+        form.addRow(self.legend_check)
+        form.addRow("style", self.style_combo)
+        form.addRow(self.opacity_label, self.opacity_slider)
+        form.addRow(self.threshold_label, self.threshold_slider)
+        for signal in (self.overlay_check.toggled, self.legend_check.toggled, self.style_combo.currentIndexChanged,
+                       self.opacity_slider.valueChanged, self.threshold_slider.valueChanged):
+            signal.connect(self._changed)
+        self._update_labels()
+        return box
+
+    def set_models(self, names: list[str], current: str | None) -> None:
+        """Fill the model list (shipped names, the current file if not shipped, then the open item)."""
+        self.model_combo.blockSignals(True)
+        self.model_combo.clear()
+        items = list(names) + ([current] if current and current not in names else [])
+        self.model_combo.addItems(items + [OPEN_MODEL_ITEM])
+        if current:
+            self.model_combo.setCurrentText(current)
+        self.model_combo.blockSignals(False)
+
+    def set_overlay_values(self, enabled: bool, style: str, opacity: float, threshold: float, legend: bool) -> None:
+        """Show these settings without emitting overlay_changed."""
+        widgets = (self.overlay_check, self.legend_check, self.style_combo, self.opacity_slider, self.threshold_slider)
+        for w in widgets:
+            w.blockSignals(True)
+        self.overlay_check.setChecked(enabled)
+        self.legend_check.setChecked(legend)
+        self.style_combo.setCurrentText(style)
+        self.opacity_slider.setValue(round(opacity * 100))
+        self.threshold_slider.setValue(round(threshold * 100))
+        for w in widgets:
+            w.blockSignals(False)
+        self._update_labels()
+
+    def overlay_values(self) -> dict:
+        """The settings the widgets show, as OverlaySettings fields."""
+        return {
+            "enabled": self.overlay_check.isChecked(),
+            "style": self.style_combo.currentText(),
+            "opacity": self.opacity_slider.value() / 100,
+            "threshold": self.threshold_slider.value() / 100,
+            "legend": self.legend_check.isChecked(),
+        }
+
+    def _changed(self) -> None:
+        self._update_labels()
+        self.overlay_changed.emit()
+
+    def _update_labels(self) -> None:
+        self.opacity_label.setText(f"opacity {self.opacity_slider.value()}%")
+        self.threshold_label.setText(f"threshold {self.threshold_slider.value() / 100:.2f}")
+
+
+class TransportBar(QWidget):
+    """Play/pause, a seek slider (files only) and the position."""
+
+    seek_requested = pyqtSignal(float)  # seconds
+
+    def __init__(self, play_action: QAction, parent: QWidget | None = None):
+        super().__init__(parent)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(4, 0, 4, 0)
+        layout.addWidget(action_button(play_action, expand=False))
+        self.slider = _slider(0, 0, 0)
+        self.slider.setTracking(False)  # seek once on release, not on every pixel of a drag
+        self.slider.valueChanged.connect(lambda ms: self.seek_requested.emit(ms / 1000))
+        self.time_label = QLabel("0:00")
+        layout.addWidget(self.slider, 1)
+        layout.addWidget(self.time_label)
+        self._duration = 0.0
+
+    def set_duration(self, seconds: float | None) -> None:
+        """Enable seeking over [0, seconds]; None (a live device) hides the slider."""
+        self._duration = seconds or 0.0
+        self.slider.setVisible(bool(seconds))
+        self.slider.blockSignals(True)
+        self.slider.setRange(0, int(self._duration * 1000))
+        self.slider.blockSignals(False)
+
+    def set_position(self, seconds: float) -> None:
+        """Move the slider (unless the user holds it) and update the time label."""
+        if not self.slider.isSliderDown():
+            self.slider.blockSignals(True)
+            self.slider.setValue(int(seconds * 1000))
+            self.slider.blockSignals(False)
+        total = f" / {format_time(self._duration)}" if self._duration else ""
+        self.time_label.setText(format_time(seconds) + total)

@@ -1,0 +1,571 @@
+"""The main window: wires a Source, an Engine and a Pipeline to the view, the HUD and the controls.
+
+The window only wires and paints: frames arrive through a SinkBridge (one-slot mailbox, newest
+frame wins), engines load on a worker thread and are handed to the running pipeline with
+`set_engine`, the HUD reads `pipeline.stats()` from a timer. Every error goes to
+`dialogs.show_error`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from PyQt6.QtCore import Qt, QTimer
+from PyQt6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PyQt6.QtWidgets import QMainWindow, QStackedWidget, QVBoxLayout, QWidget, QHBoxLayout
+
+from polypview.errors import OutputError, PolypviewError
+from polypview.ui import dialogs
+from polypview.ui.bridge import BackgroundCall, SinkBridge
+from polypview.ui.controls import OPEN_MODEL_ITEM, ControlPanel, TransportBar
+from polypview.ui.hud import HudWidget
+from polypview.ui.start_page import StartPage
+from polypview.ui.video_view import VideoView
+
+HUD_INTERVAL_MS = 250  # the HUD refreshes 4 times a second, never per frame
+STOP_TIMEOUT_S = 5.0
+
+
+@dataclass
+class ViewerOptions:
+    """What the window needs from the command line (see `from_args`)."""
+
+    source: str | int | None = None  # open_source spec: file path, device, "demo"; None = start page
+    size: Any = None
+    fps: float | None = None
+    fourcc: str | None = None
+    model: str | None = None
+    backend: str = "auto"
+    overlay: dict = field(default_factory=dict)  # OverlaySettings fields given on the command line
+    staleness_s: float = 0.150
+    sync: bool = False
+    record_path: Path | None = None
+    record_hud: bool = False
+    metrics_path: Path | None = None
+    frames: int | None = None  # close after this many frames (with screenshot: grab then close)
+    screenshot: Path | None = None
+    recordings_dir: Path = field(default_factory=lambda: Path.cwd() / "recordings")
+    stop_timeout_s: float = STOP_TIMEOUT_S
+
+    @classmethod
+    def from_args(cls, args: Any) -> "ViewerOptions":
+        """Read the viewer options of app/run.py's argparse Namespace (missing ones keep defaults)."""
+        get = partial(getattr, args)
+        staleness_ms = get("staleness_ms", None)
+        return cls(
+            source=source_spec(get("video", None), get("device", None), get("demo", False)),
+            size=get("size", None),
+            fps=get("fps", None),
+            fourcc=get("fourcc", None),
+            model=_str_or_none(get("model", None)),
+            backend=get("backend", None) or "auto",
+            overlay=overlay_from_args(args),
+            staleness_s=0.150 if staleness_ms is None else staleness_ms / 1000,
+            sync=bool(get("sync", False)),
+            record_path=_path_or_none(get("record", None)),
+            record_hud=bool(get("record_hud", False)),
+            metrics_path=_path_or_none(get("metrics", None)),
+            frames=get("frames", None),
+            screenshot=_path_or_none(get("screenshot", None)),
+        )
+
+
+def source_spec(video: Any, device: Any, demo: bool) -> str | int | None:
+    """The open_source spec for --video / --device / --demo (None: show the start page)."""
+    if video:
+        return str(video)
+    if device is not None and str(device) != "":
+        return int(device) if str(device).isdigit() else str(device)
+    return "demo" if demo else None
+
+
+def overlay_from_args(args: Any) -> dict:
+    """OverlaySettings fields given on the command line (the rest keep the library defaults)."""
+    values = {name: getattr(args, name, None) for name in ("threshold", "opacity", "style")}
+    values = {k: v for k, v in values.items() if v is not None}
+    if getattr(args, "no_overlay", False):
+        values["enabled"] = False
+    return values
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _path_or_none(value: Any) -> Path | None:
+    return None if value in (None, "") else Path(value)
+
+
+def timestamp() -> str:
+    """A file-name-safe local timestamp."""
+    return time.strftime("%Y%m%d-%H%M%S")
+
+
+class CoreServices:
+    """The core functions the window calls, imported lazily (tests pass an object with the same methods)."""
+
+    def open_source(self, spec: Any, size=None, fps=None, fourcc=None):
+        from polypview.sources import open_source
+
+        return open_source(spec, size=size, fps=fps, fourcc=fourcc)
+
+    def find_models(self) -> dict[str, Path]:
+        from polypview.inference.runtime import find_models
+
+        return find_models()
+
+    def load_engine(self, model: str | None, backend: str):
+        from polypview.inference.runtime import load_engine
+
+        return load_engine(model, backend=backend)
+
+    def overlay_settings(self, **values):
+        from polypview.overlay import OverlaySettings
+
+        return OverlaySettings(**values)
+
+    def make_pipeline(self, source, engine, options: ViewerOptions, sink):
+        from polypview.pipeline import Pipeline, PipelineConfig
+
+        config = PipelineConfig(
+            mode="sync" if options.sync else "live",
+            staleness_s=options.staleness_s,
+            record_path=options.record_path,
+            record_hud=options.record_hud,
+            metrics_path=options.metrics_path,
+        )
+        return Pipeline(source, engine, config, sink)
+
+
+class MainWindow(QMainWindow):
+    """The polypview window."""
+
+    def __init__(self, options: ViewerOptions | None = None, services: Any = None):
+        super().__init__()
+        self.options = options or ViewerOptions()
+        self.services = services or CoreServices()
+        self.pipeline = None
+        self.source = None
+        self.bridge: SinkBridge | None = None
+        self.engine = None
+        self._retired_engines: list = []  # replaced engines, closed once no worker can use them
+        self._engine_request = 0
+        self._current_spec: Any = None
+        self._finished = False
+        self._stale = False
+        self._closed = False
+        self.last_presented = None
+        self.overlay = self.services.overlay_settings(**self.options.overlay)
+        self.loader = BackgroundCall(self)
+        self.loader.done.connect(self._engine_loaded)
+        self.loader.failed.connect(self._engine_failed)
+        self.setWindowTitle("polypview")
+        self.setAcceptDrops(True)
+        self._build_actions()
+        self._build_pages()
+        self.hud_timer = QTimer(self)
+        self.hud_timer.setInterval(HUD_INTERVAL_MS)
+        self.hud_timer.timeout.connect(self.refresh_hud)
+
+    # ---- construction
+    def _action(self, text: str, key: str, slot, checkable: bool = False) -> QAction:
+        action = QAction(text, self)
+        action.setShortcut(QKeySequence(key))
+        action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        action.setToolTip(f"{text} ({key})")
+        action.setCheckable(checkable)
+        action.triggered.connect(slot)
+        self.addAction(action)  # shortcuts work even while the panel is hidden (full screen)
+        return action
+
+    def _build_actions(self) -> None:
+        self.play_action = self._action("Pause", "Space", self.toggle_play)
+        self.record_action = self._action("Record", "R", self.toggle_recording, checkable=True)
+        self.snapshot_action = self._action("Snapshot", "S", self.snapshot)
+        self.open_action = self._action("Open file…", "O", self.open_file_dialog)
+        self.fullscreen_action = self._action("Full screen", "F", self.toggle_fullscreen, checkable=True)
+        self.escape_action = self._action("Leave full screen", "Esc", self.leave_fullscreen)
+
+    def _build_pages(self) -> None:
+        self.start_page = StartPage()
+        self.start_page.open_file.connect(self.open_file_dialog)
+        self.start_page.open_device.connect(self.open_device_dialog)
+        self.start_page.open_demo.connect(lambda: self.open_input("demo"))
+        self.view = VideoView()
+        self.hud = HudWidget(self.view)
+        self.hud.move(8, 8)
+        self.transport = TransportBar(self.play_action)
+        self.transport.seek_requested.connect(self.seek)
+        actions = [self.record_action, self.snapshot_action, self.open_action, self.fullscreen_action]
+        self.panel = ControlPanel(actions)
+        self.panel.model_chosen.connect(self.choose_model)
+        self.panel.overlay_changed.connect(self._overlay_changed)
+        self.panel.set_overlay_values(**self._overlay_fields())
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.start_page)
+        self.stack.addWidget(self._player_page())
+        self.setCentralWidget(self.stack)
+        self.resize(1280, 760)
+
+    def _player_page(self) -> QWidget:
+        left = QWidget()
+        column = QVBoxLayout(left)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(self.view, 1)
+        column.addWidget(self.transport)
+        page = QWidget()
+        row = QHBoxLayout(page)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(left, 1)
+        row.addWidget(self.panel)
+        return page
+
+    def _overlay_fields(self) -> dict:
+        names = ("enabled", "style", "opacity", "threshold", "legend")
+        return {name: getattr(self.overlay, name) for name in names}
+
+    # ---- opening inputs
+    def start(self) -> None:
+        """Open the command line's input (or show the start page) and start loading the model."""
+        self.refresh_models()
+        self.load_model(self.options.model)
+        if self.options.source is None or not self.open_input(self.options.source):
+            self.stack.setCurrentWidget(self.start_page)
+
+    def open_input(self, spec: Any, record_path: Path | None = None) -> bool:
+        """Play this input (file, device or "demo") in place of the current one; False on error."""
+        self._close_pipeline()
+        try:
+            source = self.services.open_source(spec, size=self.options.size, fps=self.options.fps,
+                                               fourcc=self.options.fourcc)
+        except PolypviewError as exc:
+            dialogs.show_error(self, str(exc))
+            return False
+        try:
+            self._start_pipeline(source)
+        except PolypviewError as exc:
+            _close_quietly(source)
+            dialogs.show_error(self, str(exc))
+            return False
+        self._current_spec = spec
+        self.setWindowTitle(f"polypview — {getattr(source, 'name', spec)}")
+        return True
+
+    def _start_pipeline(self, source) -> None:
+        self.bridge = bridge = SinkBridge(self)
+        bridge.frame_ready.connect(partial(self._frame_ready, bridge))
+        bridge.error.connect(partial(self._pipeline_error, bridge))
+        bridge.finished.connect(partial(self._pipeline_finished, bridge))
+        pipeline = self.services.make_pipeline(source, self.engine, self._pipeline_options(), bridge)
+        pipeline.set_overlay(self.overlay)
+        self.source, self.pipeline, self._finished = source, pipeline, False
+        self._show_player(source)
+        pipeline.start()
+        self._show_recording(self.options.record_path is not None)  # the config records from frame 1
+        self.options.record_path = None  # --record applies to the first input only
+        self.hud_timer.start()
+
+    def _pipeline_options(self) -> ViewerOptions:
+        return dataclasses.replace(self.options)
+
+    def _show_player(self, source) -> None:
+        self.transport.set_duration(source_duration(source))
+        self.play_action.setText("Pause")
+        self.view.set_frame(None)
+        self.view.message = "Starting…"
+        self.stack.setCurrentIndex(1)
+
+    def _close_pipeline(self) -> None:
+        """Stop the running pipeline (finalising its recording); never hangs."""
+        self.hud_timer.stop()
+        if self.bridge is not None:
+            self.bridge.close()
+        pipeline, self.pipeline, self.bridge = self.pipeline, None, None
+        if pipeline is not None:
+            try:
+                pipeline.stop(self.options.stop_timeout_s)
+            except PolypviewError as exc:
+                dialogs.show_error(self, str(exc))
+        self._show_recording(False)
+        if self.source is not None:
+            _close_quietly(self.source)
+            self.source = None
+
+    def open_file_dialog(self) -> None:
+        """Ask for a video file and play it."""
+        path = dialogs.ask_video_file(self)
+        if path:
+            self.open_input(path)
+
+    def open_device_dialog(self) -> None:
+        """Ask for a capture device and play it."""
+        device = dialogs.ask_device(self)
+        if device:
+            self.open_input(int(device) if device.isdigit() else device)
+
+    # ---- drag and drop
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt API)
+        if _dropped_file(event.mimeData()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 (Qt API)
+        path = _dropped_file(event.mimeData())
+        if path:
+            event.acceptProposedAction()
+            self.open_input(path)
+
+    # ---- pipeline callbacks (GUI thread, through the bridge)
+    def _frame_ready(self, bridge: SinkBridge) -> None:
+        presented = bridge.take() if bridge is self.bridge else None
+        if presented is None:
+            return
+        self.last_presented = presented
+        self._stale = bool(getattr(presented, "stale", False))
+        self.view.set_frame(presented.image)
+        self.transport.set_position(getattr(presented, "pts", 0.0) or 0.0)
+        if self.options.frames and bridge.presented >= self.options.frames and not self.options.screenshot:
+            self.close()
+
+    def _pipeline_error(self, bridge: SinkBridge, error: Exception) -> None:
+        if bridge is self.bridge:
+            dialogs.show_error(self, str(error))
+
+    def _pipeline_finished(self, bridge: SinkBridge, summary: Any) -> None:
+        if bridge is not self.bridge:
+            return
+        self._finished = True
+        self.play_action.setText("Play")
+        self._show_recording(False)
+        self.refresh_hud()
+        self.statusBar().showMessage("End of input — press Space to play again", 0)
+
+    # ---- transport
+    def toggle_play(self) -> None:
+        """Pause/resume; after the end of a file, play it again from the start."""
+        if self.pipeline is None:
+            return
+        if self._finished:
+            self.open_input(self._current_spec)
+        elif self.pipeline.paused:
+            self.pipeline.resume()
+            self.play_action.setText("Pause")
+        else:
+            self.pipeline.pause()
+            self.play_action.setText("Play")
+
+    def seek(self, seconds: float) -> None:
+        """Jump to this position of the file."""
+        if self.pipeline is None or not getattr(self.source, "seekable", False):
+            return
+        try:
+            self.pipeline.seek(seconds)
+        except PolypviewError as exc:
+            dialogs.show_error(self, str(exc))
+
+    # ---- model
+    def refresh_models(self) -> None:
+        """List the shipped models in the model box."""
+        try:
+            names = sorted(self.services.find_models())
+        except PolypviewError:
+            names = []
+        self.panel.set_models(names, getattr(self.engine, "name", None) or self.options.model)
+
+    def choose_model(self, choice: str) -> None:
+        """Switch to a shipped model, or ask for a model file."""
+        if choice == OPEN_MODEL_ITEM:
+            choice = dialogs.ask_model_file(self)
+            if not choice:
+                self.refresh_models()
+                return
+        self.load_model(choice)
+
+    def load_model(self, model: str | None) -> None:
+        """Load an engine on a worker thread; the video keeps playing meanwhile."""
+        self._engine_request += 1
+        backend = self.options.backend
+        self.statusBar().showMessage(f"Loading model {model or '(default)'}…", 0)
+        self.loader.start(self._engine_request, lambda: self.services.load_engine(model, backend))
+
+    def _engine_loaded(self, request: int, engine: Any) -> None:
+        if request != self._engine_request or self._closed:
+            self._retired_engines.append(engine)  # a newer request won, or the window is closing
+            return
+        if self.engine is not None:
+            self._retired_engines.append(self.engine)
+        self.engine = engine
+        if self.pipeline is not None:
+            self.pipeline.set_engine(engine)
+        info = engine.info
+        self.panel.legend.set_classes(tuple(info.classes), tuple(info.colors))
+        self.refresh_models()
+        self.statusBar().showMessage(f"Model {engine.name} on {engine.backend} {engine.provider}", 5000)
+
+    def _engine_failed(self, request: int, error: Exception) -> None:
+        if request != self._engine_request or self._closed:
+            return
+        self.statusBar().clearMessage()
+        self.refresh_models()
+        dialogs.show_error(self, str(error) if isinstance(error, PolypviewError) else f"model failed to load: {error}")
+
+    # ---- overlay
+    def _overlay_changed(self) -> None:
+        self.overlay = dataclasses.replace(self.overlay, **self.panel.overlay_values())
+        if self.pipeline is not None:
+            self.pipeline.set_overlay(self.overlay)
+
+    # ---- recording and snapshots
+    def toggle_recording(self) -> None:
+        """Start recording to a timestamped file in the recordings folder, or stop."""
+        recording = bool(self.pipeline is not None and self.pipeline.recording)
+        self._set_recording(not recording)
+
+    def _set_recording(self, on: bool) -> None:
+        if self.pipeline is None:
+            on = False
+        elif on and not self.pipeline.recording:
+            on = self._start_recording(self.new_recording_path())
+        elif not on and self.pipeline.recording:
+            self._stop_recording()
+        self._show_recording(on)
+
+    def _show_recording(self, on: bool) -> None:
+        self.record_action.setChecked(on)
+        self.view.set_recording(on)
+
+    def new_recording_path(self) -> Path:
+        """recordings/polypview-YYYYmmdd-HHMMSS.mp4 (a counter avoids overwriting)."""
+        folder = self.options.recordings_dir
+        path, n = folder / f"polypview-{timestamp()}.mp4", 1
+        while path.exists():
+            n += 1
+            path = folder / f"polypview-{timestamp()}-{n}.mp4"
+        return path
+
+    def _start_recording(self, path: Path) -> bool:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.pipeline.start_recording(path, include_hud=self.options.record_hud)
+        except OSError as exc:
+            message = str(exc) if isinstance(exc, PolypviewError) else f"cannot record to {path}: {exc}"
+            dialogs.show_error(self, message)
+            return False
+        self.recording_path = path
+        self.statusBar().showMessage(f"Recording to {path}", 0)
+        return True
+
+    def _stop_recording(self) -> None:
+        try:
+            report = self.pipeline.stop_recording()
+        except PolypviewError as exc:
+            dialogs.show_error(self, str(exc))
+            return
+        self.last_recording = report
+        self.statusBar().showMessage(f"Saved {getattr(report, 'path', self.recording_path)}", 8000)
+
+    def snapshot(self) -> Path | None:
+        """Save the annotated frame on screen as a PNG in the recordings folder."""
+        frame = self.view.frame()
+        if frame is None:
+            return None
+        path = self.options.recordings_dir / f"snapshot-{timestamp()}-{int(time.time() * 1000) % 1000:03d}.png"
+        try:
+            save_png(frame, path)
+        except OutputError as exc:
+            dialogs.show_error(self, str(exc))
+            return None
+        self.statusBar().showMessage(f"Snapshot saved to {path}", 5000)
+        return path
+
+    # ---- HUD
+    def refresh_hud(self) -> None:
+        """Show the pipeline's current Stats (called by the HUD timer)."""
+        if self.pipeline is None:
+            return
+        stats = self.pipeline.stats()
+        self.hud.show_stats(stats, self.bridge.superseded if self.bridge else 0, self._stale)
+        if self.record_action.isChecked() and not self.pipeline.recording:
+            self._show_recording(False)  # the recorder stopped itself (e.g. disk full)
+
+    # ---- full screen
+    def toggle_fullscreen(self) -> None:
+        """Video and HUD only, over the whole screen; F or Esc leaves."""
+        if self.isFullScreen():
+            self.leave_fullscreen()
+            return
+        self.panel.hide()
+        self.transport.hide()
+        self.statusBar().hide()
+        self.fullscreen_action.setChecked(True)
+        self.showFullScreen()
+
+    def leave_fullscreen(self) -> None:
+        """Back to the normal window (Esc never closes the window: too easy to hit mid-procedure)."""
+        self.panel.show()
+        self.transport.show()
+        self.statusBar().show()
+        self.fullscreen_action.setChecked(False)
+        if self.isFullScreen():
+            self.showNormal()
+
+    # ---- closing
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt API)
+        self.shutdown()
+        event.accept()
+
+    def shutdown(self) -> None:
+        """Stop the pipeline (finalising the recording), then close the engines. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._close_pipeline()
+        self.loader.wait(self.options.stop_timeout_s)
+        for engine in self._retired_engines + [self.engine]:
+            if engine is not None:
+                _close_quietly(engine)
+        self._retired_engines, self.engine = [], None
+
+
+def save_png(frame, path: Path) -> None:
+    """Write a BGR frame as PNG; OutputError when the folder cannot be written."""
+    import cv2
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ok = cv2.imwrite(str(path), frame)
+    except (OSError, cv2.error) as exc:
+        raise OutputError(f"cannot write {path}: {exc}; choose a writable folder") from None
+    if not ok:
+        raise OutputError(f"cannot write {path}: check that the folder exists, is writable and has space")
+
+
+def source_duration(source: Any) -> float | None:
+    """Seconds of a seekable input (None for live or endless inputs: no seek slider)."""
+    if not getattr(source, "seekable", False):
+        return None
+    duration = getattr(source, "duration", None)
+    count, fps = getattr(source, "frame_count", None), getattr(source, "fps", None)
+    return duration or (count / fps if count and fps else None)
+
+
+def _dropped_file(mime) -> str | None:
+    """The first local file of a drag, if any."""
+    if mime is None or not mime.hasUrls():
+        return None
+    for url in mime.urls():
+        if url.isLocalFile():
+            return url.toLocalFile()
+    return None
+
+
+def _close_quietly(obj: Any) -> None:
+    """Close a source or engine at shutdown; a failure here must not stop the rest of the shutdown."""
+    try:
+        obj.close()
+    except Exception:  # noqa: BLE001 (already shutting down; nothing useful to report)
+        pass
