@@ -348,7 +348,8 @@ class SegmentationDataset:
         self.mean, self.std, self.color_order = mean, std, color_order
         self.mask_reader = mask_reader
         self.cache = cache
-        self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        # Keyed by the file pair, so an oversampled list decodes and stores each image once.
+        self._cache: dict[Pair, tuple[np.ndarray, np.ndarray]] = {}
         normalise(np.zeros((1, 1, 3), np.uint8), mean, std, color_order)  # validate early
 
     def __len__(self) -> int:
@@ -356,20 +357,25 @@ class SegmentationDataset:
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """Decoded (RGB uint8, label uint8) at the cache size, from the cache when possible."""
-        if index in self._cache:
-            return self._cache[index]
-        image_path, mask_path = self.pairs[index]
+        key = self.pairs[index]
+        if key in self._cache:
+            return self._cache[key]
         side = (self.cache_size, self.cache_size)
-        sample = resize_image(read_image(image_path), side), resize_labels(self.mask_reader(mask_path), side)
+        sample = resize_image(read_image(key[0]), side), resize_labels(self.mask_reader(key[1]), side)
         if self.cache:
-            self._cache[index] = sample
+            self._cache[key] = sample
         return sample
 
     def preload(self, threads: int = 2) -> None:
         """Decode every sample now (cv2 releases the GIL, so threads help); before forking workers."""
-        todo = [i for i in range(len(self)) if i not in self._cache]
+        first = {pair: i for i, pair in reversed(list(enumerate(self.pairs)))}
+        todo = [i for pair, i in first.items() if pair not in self._cache]
         with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
             list(pool.map(self.load, todo))
+
+    def cached(self) -> int:
+        """How many distinct image/mask pairs are held in memory."""
+        return len(self._cache)
 
     def sample(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """Augmented (float32 (3, S, S) normalised image, int64 (S, S) label) as numpy arrays."""
@@ -385,6 +391,22 @@ class SegmentationDataset:
 
         image, label = self.sample(index)
         return torch.from_numpy(image), torch.from_numpy(label)
+
+
+def rescale_batch(images, labels, size: int, image_mode: str = "bilinear"):
+    """Multi-scale training: a batch (N,3,H,W) float and (N,H,W) int64 resized to size x size.
+
+    Labels use nearest (no invented classes). BlazeNeo resized images with nearest too;
+    ``image_mode="nearest"`` reproduces that.
+    """
+    import torch.nn.functional as F
+
+    if images.shape[-2:] == (size, size):
+        return images, labels
+    align = {"align_corners": False} if image_mode in ("bilinear", "bicubic") else {}
+    images = F.interpolate(images, size=(size, size), mode=image_mode, **align)
+    labels = F.interpolate(labels[:, None].float(), size=(size, size), mode="nearest")[:, 0].long()
+    return images, labels
 
 
 def seed_worker(worker_id: int) -> None:

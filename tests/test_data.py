@@ -196,11 +196,13 @@ def test_oversample_on_manifest(neopolyp_dir):
 def test_dataset_shapes_normalisation_and_cache(tmp_path):
     names = _tiny_dataset_folder(tmp_path)
     pairs = data.neopolyp_pairs(tmp_path, names)
-    ds = data.SegmentationDataset(pairs, 16, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+    ds = data.SegmentationDataset(pairs * 2, 16, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
     ds.preload()
+    assert len(ds) == 6 and ds.cached() == 3  # a repeated (oversampled) pair is decoded once
     for image_path, mask_path in pairs:  # served from memory from now on
         image_path.unlink()
         mask_path.unlink()
+    assert all(ds[i][0].shape == (3, 16, 16) for i in range(len(ds)))
     image, label = ds[1]
     assert tuple(image.shape) == (3, 16, 16) and str(image.dtype) == "torch.float32"
     assert tuple(label.shape) == (16, 16) and str(label.dtype) == "torch.int64"
@@ -249,3 +251,16 @@ def test_seed_worker_gives_each_loader_worker_its_own_stream(tmp_path):
     assert torch.equal(same[0], same[1])
     own = first_two(data.seed_worker)
     assert not torch.equal(own[0], own[1])
+
+
+def test_rescale_batch_keeps_labels_valid():
+    torch = pytest.importorskip("torch")
+    labels = torch.from_numpy(np.stack([_label_grid()[:, :40]] * 2).astype(np.int64))
+    images = torch.rand(2, 3, 40, 40)
+    for size in (32, 64):
+        out_images, out_labels = data.rescale_batch(images, labels, size)
+        assert tuple(out_images.shape) == (2, 3, size, size) and out_images.dtype == torch.float32
+        assert tuple(out_labels.shape) == (2, size, size) and out_labels.dtype == torch.int64
+        assert set(out_labels.unique().tolist()) == set(labels.unique().tolist())
+    same_images, same_labels = data.rescale_batch(images, labels, 40)
+    assert same_images is images and same_labels is labels
