@@ -183,3 +183,67 @@ def test_runtime_import_does_not_import_torch():
     code = "import sys, polypview.inference.runtime, polypview.inference.backend_ort; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False", out.stderr
+
+
+# ---- torch backend (skipped when torch or the model zoo is unavailable) ----------------------
+
+
+def _torch_and_zoo():
+    torch = pytest.importorskip("torch", reason="the torch backend needs PyTorch")
+    models = pytest.importorskip("polypview.inference.models", reason="needs the model zoo")
+    if "nanonet-a-neo" not in models.list_models():
+        pytest.skip("nanonet-a-neo is not registered")
+    return torch, models
+
+
+def _export_with_checkpoint(folder, torch, models, arch="nanonet-a-neo", size=64):
+    """An exported ONNX file of a random `arch` with metadata, and its checkpoint beside it."""
+    import onnx
+
+    torch.manual_seed(0)
+    net = models.create_model(arch).eval()  # with the aux branch, as training saves it
+    head = models.get_spec(arch).head
+
+    class Probs(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            return models.foreground_probs(head, self.net(x))
+
+    onnx_path, pt_path = folder / f"{arch}.onnx", folder / f"{arch}.pt"
+    torch.onnx.export(Probs(), torch.zeros(1, 3, size, size), str(onnx_path), input_names=["image"],
+                      output_names=["probs"], opset_version=17, dynamo=False)
+    proto = onnx.load(str(onnx_path))
+    onnx.helper.set_model_props(proto, models.model_info(arch, input_size=(size, size)).to_metadata())
+    onnx.save(proto, str(onnx_path))
+    torch.save({"state_dict": net.state_dict()}, str(pt_path))
+    return onnx_path, pt_path
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_torch_backend_matches_onnxruntime(tmp_path):
+    torch, models = _torch_and_zoo()
+    onnx_path, _ = _export_with_checkpoint(tmp_path, torch, models)
+    frame = np.random.default_rng(3).integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    with load_engine(onnx_path, backend="torch", device="cpu") as t, load_engine(onnx_path) as o:
+        assert t.backend == "torch" and t.provider == "cpu fp32"
+        pt, po = t.predict(frame), o.predict(frame)
+    np.testing.assert_allclose(pt.scores, po.scores, atol=1e-4)
+    assert (pt.labels == po.labels).mean() > 0.99
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_torch_backend_missing_or_mismatched_checkpoint(tmp_path):
+    torch, models = _torch_and_zoo()
+    onnx_path, pt_path = _export_with_checkpoint(tmp_path, torch, models)
+    with pytest.raises(ModelFileError, match="checkpoint .*other.pt not found"):
+        load_engine(onnx_path, backend="torch", checkpoint=tmp_path / "other.pt")
+    torch.save({"state_dict": {"conv.weight": torch.zeros(1)}}, str(pt_path))
+    with pytest.raises(ModelFileError, match="does not fit nanonet-a-neo"):
+        load_engine(onnx_path, backend="torch", device="cpu")
+    unknown = make_color_model(tmp_path / "u.onnx", architecture="no-such-net")
+    torch.save({}, str(tmp_path / "u.pt"))
+    with pytest.raises(ModelFileError, match="unknown model 'no-such-net'"):
+        load_engine(unknown, backend="torch", device="cpu")

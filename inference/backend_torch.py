@@ -1,0 +1,193 @@
+"""PyTorch backend (development and GPU benchmarking): a registered architecture plus a checkpoint.
+
+The ONNX model file still supplies the metadata (pre-processing, classes); the weights come from
+a PyTorch checkpoint, by default the ``.pt`` file beside it (``model.onnx`` -> ``model.pt``).
+A checkpoint is a state dict, or a dict holding one under ``"state_dict"`` or ``"model"``, with
+optional ``"model_options"`` (keyword arguments of the architecture's builder) and ``"metadata"``
+(ONNX-style metadata props, used when no ONNX file is given). On CUDA it runs in fp16,
+channels-last; on CPU in fp32.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from polypview.errors import ConfigError, ModelFileError
+from polypview.inference.modelfile import INPUT_NAME, OUTPUT_NAME, ModelInfo
+
+log = logging.getLogger(__name__)
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def _import_torch():
+    try:
+        import torch
+    except ImportError:
+        raise ConfigError(
+            "the torch backend needs PyTorch: install polypview[train], or use --backend ort"
+        ) from None
+    return torch
+
+
+def _import_models():
+    try:
+        from polypview.inference import models
+    except ImportError as exc:
+        raise ModelFileError(f"the torch backend needs polypview.inference.models ({exc})") from None
+    return models
+
+
+def read_onnx_header(path: Path) -> tuple[dict, list, list]:
+    """(metadata props, inputs, outputs) of an ONNX file, without loading its weights."""
+    try:
+        import onnx
+    except ImportError:
+        raise ConfigError("reading model metadata for the torch backend needs onnx: install polypview[train]") from None
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf raises DecodeError, onnx its own classes
+        raise ModelFileError(f"model file {path} is not a valid ONNX file ({exc}): re-export it") from None
+    weights = {init.name for init in proto.graph.initializer}
+    return ({p.key: p.value for p in proto.metadata_props},
+            [(v.name, _shape(v)) for v in proto.graph.input if v.name not in weights],
+            [(v.name, _shape(v)) for v in proto.graph.output])
+
+
+def _shape(value_info) -> list:
+    dims = value_info.type.tensor_type.shape.dim
+    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in dims]
+
+
+def _checkpoint_path(model_path: Path, checkpoint) -> Path:
+    path = Path(checkpoint) if checkpoint is not None else model_path.with_suffix(".pt")
+    if not path.is_file():
+        raise ModelFileError(
+            f"checkpoint {path} not found: the torch backend needs the PyTorch weights "
+            "(pass checkpoint=FILE.pt, or use --backend ort)"
+        )
+    return path
+
+
+def _load_checkpoint(torch, path: Path) -> dict:
+    try:
+        ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ModelFileError(f"checkpoint {path} cannot be read by PyTorch ({exc})") from None
+    if not isinstance(ckpt, dict):
+        raise ModelFileError(f"checkpoint {path} holds a {type(ckpt).__name__}, expected a state dict")
+    return ckpt
+
+
+def _state_dict(ckpt: dict) -> dict:
+    for key in ("state_dict", "model"):
+        if isinstance(ckpt.get(key), dict):
+            return ckpt[key]
+    return ckpt
+
+
+def build_network(models, info: ModelInfo, ckpt: dict, source: str):
+    """The registered architecture of `info` with the checkpoint's weights loaded (strictly)."""
+    try:
+        spec = models.get_spec(info.architecture)
+    except ConfigError as exc:
+        raise ModelFileError(f"{source}: {exc}") from None
+    expected = len(models.model_info(info.architecture).classes)
+    if expected != len(info.classes):
+        raise ModelFileError(f"{source}: {info.architecture} predicts {expected} classes, metadata lists {len(info.classes)}")
+    options = dict(ckpt.get("model_options") or {})
+    if "aux" in _builder_params(spec.builder):
+        options.setdefault("aux", False)  # the training-only branch is not needed to infer
+    net = models.create_model(info.architecture, **options)
+    state = {k: v for k, v in _state_dict(ckpt).items() if not k.startswith("aux.")}
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ModelFileError(
+            f"{source}: checkpoint does not fit {info.architecture} "
+            f"(missing {missing[:3]}, unexpected {unexpected[:3]}): was it trained with another architecture?"
+        )
+    return net.eval(), spec.head
+
+
+def _builder_params(builder) -> set:
+    return set(inspect.signature(builder).parameters)
+
+
+class TorchBackend:
+    """A PyTorch module on CPU (fp32) or CUDA (fp16, channels-last)."""
+
+    name = "torch"
+
+    def __init__(self, torch, net, head: str, foreground_probs, device: str, half: bool, header):
+        self.metadata, self.inputs, self.outputs = header
+        self._torch = torch
+        self._head, self._probs = head, foreground_probs
+        self._device = torch.device(device)
+        self._dtype = torch.float16 if half else torch.float32
+        self._format = torch.channels_last if device == "cuda" else torch.contiguous_format
+        self._net = net.to(self._device, dtype=self._dtype, memory_format=self._format)
+        self.provider = f"{device} {'fp16' if half else 'fp32'}"
+
+    def run(self, blob: np.ndarray) -> np.ndarray:
+        """probs (N, K, h, w) float32 for a normalised blob (N, 3, h, w)."""
+        torch = self._torch
+        x = torch.from_numpy(blob).to(self._device, dtype=self._dtype, memory_format=self._format)
+        with torch.inference_mode():
+            probs = self._probs(self._head, self._net(x).float())
+        return probs.cpu().numpy()  # .cpu() waits for the GPU, so timings are honest
+
+    def close(self) -> None:
+        self._net = None
+        if self._device.type == "cuda":
+            self._torch.cuda.empty_cache()
+
+
+def _pick_device(torch, device: str) -> str:
+    if device not in DEVICES:
+        raise ConfigError(f"unknown torch device {device!r}; valid: {', '.join(DEVICES)}")
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("torch device 'cuda' requested but PyTorch sees no CUDA GPU; use device='cpu'")
+    return device
+
+
+def open_backend(path: Path, threads: int | None = None, checkpoint=None, device: str = "auto",
+                 half: bool | None = None):
+    """Open the torch backend for model file `path` (.onnx, or a .pt checkpoint carrying metadata)."""
+    torch = _import_torch()
+    models = _import_models()
+    path = Path(path)
+    if path.suffix == ".pt" and checkpoint is None:
+        checkpoint, onnx_path = path, path.with_suffix(".onnx")
+    else:
+        onnx_path = path
+    ckpt = _load_checkpoint(torch, _checkpoint_path(path, checkpoint))
+    header = _header(onnx_path, ckpt)
+    info = ModelInfo.from_metadata(header[0], source=f"model file {path}")
+    net, head = build_network(models, info, ckpt, f"model file {path}")
+    if threads:
+        torch.set_num_threads(int(threads))
+    device = _pick_device(torch, device)
+    half = (device == "cuda") if half is None else bool(half)
+    backend = TorchBackend(torch, net, head, models.foreground_probs, device, half, header)
+    log.info("torch backend: %s on %s", info.architecture, backend.provider)
+    return backend
+
+
+def _header(onnx_path: Path, ckpt: dict) -> tuple[dict, list, list]:
+    """Metadata and I/O shapes from the ONNX file, else from the checkpoint's "metadata"."""
+    if onnx_path.is_file():
+        return read_onnx_header(onnx_path)
+    if isinstance(ckpt.get("metadata"), dict):
+        metadata = ckpt["metadata"]
+        io = [(INPUT_NAME, [None, 3, None, None])], [(OUTPUT_NAME, [None, None, None, None])]
+        return metadata, *io
+    raise ModelFileError(
+        f"model file {onnx_path} not found and the checkpoint carries no metadata: "
+        "pass the exported .onnx file"
+    )
