@@ -76,6 +76,33 @@ def _clip(rect: Rect, bounds: Rect) -> Rect | None:
     return (x0, y0, x1 - x0, y1 - y0) if x1 > x0 and y1 > y0 else None
 
 
+def _grow(rect: Rect, pad: int) -> Rect:
+    return rect[0] - pad, rect[1] - pad, rect[2] + 2 * pad, rect[3] + 2 * pad
+
+
+def _crop_rects(box, model_shape, target: Rect) -> tuple[tuple[int, int, int, int], Rect]:
+    """Model crop (x0, y0, x1, y1) around `box` (one pixel margin) and the frame rectangle it covers."""
+    h, w = model_shape
+    # Interpolated edges reach up to one model pixel past the kept pixels.
+    x0, y0, x1, y1 = max(box[0] - 1, 0), max(box[1] - 1, 0), min(box[2] + 1, w), min(box[3] + 1, h)
+    sx, sy = target[2] / w, target[3] / h
+    fx0, fx1 = round(x0 * sx), round(x1 * sx)
+    fy0, fy1 = round(y0 * sy), round(y1 * sy)
+    return (x0, y0, x1, y1), (target[0] + fx0, target[1] + fy0, fx1 - fx0, fy1 - fy0)
+
+
+def _upscale(p: Prediction, keep: np.ndarray, crop, rect: Rect, threshold: float):
+    """uint8 mask (0/255) and labels of frame rectangle `rect`, resized from the model crop only."""
+    x0, y0, x1, y1 = crop
+    size = (rect[2], rect[3])
+    # Resizing the scores (not the binary mask) gives smooth edges instead of model-pixel steps.
+    scores = np.where(keep[y0:y1, x0:x1], p.scores[y0:y1, x0:x1], 0).astype(np.float32)
+    up = cv2.resize(scores, size, interpolation=cv2.INTER_LINEAR)
+    mask = cv2.compare(up, max(threshold, 1e-6), cv2.CMP_GE)
+    labels = cv2.resize(np.ascontiguousarray(p.labels[y0:y1, x0:x1]), size, interpolation=cv2.INTER_NEAREST)
+    return mask, labels
+
+
 class Overlay:
     """Draws predictions with the model's class colours; `draw` returns an annotated copy."""
 
@@ -84,6 +111,9 @@ class Overlay:
         if len(colors_rgb) != len(self.class_names):
             raise ConfigError(f"{len(colors_rgb)} colours for {len(self.class_names)} classes")
         self.colors_bgr = np.array([tuple(reversed(c)) for c in colors_rgb], np.uint8)
+        # Label -> BGR colour table for cv2.LUT (labels beyond the classes get the last colour).
+        self._lut = np.repeat(self.colors_bgr[-1:], 256, axis=0)[:, None, :].copy()
+        self._lut[: len(self.colors_bgr), 0] = self.colors_bgr
         self._legend_cache: dict[tuple[int, int], tuple[Rect, np.ndarray]] = {}
 
     def draw(self, frame_bgr: np.ndarray, prediction: Prediction | None, settings: OverlaySettings,
@@ -99,69 +129,48 @@ class Overlay:
         return out
 
     def _draw_mask(self, out: np.ndarray, p: Prediction, s: OverlaySettings, roi: Rect | None) -> None:
-        frame_h, frame_w = out.shape[:2]
-        target = p.roi if p.roi is not None else (0, 0, frame_w, frame_h)  # area the prediction covers
+        frame_rect = (0, 0, out.shape[1], out.shape[0])
+        target = p.roi if p.roi is not None else frame_rect  # the area the prediction covers
+        limit = _clip(target, roi) if roi is not None else target  # where drawing is allowed
+        limit = _clip(limit, frame_rect) if limit is not None else None
         keep = keep_regions(p.scores, s.threshold, s.min_area)
         box = _bbox(keep)
-        if box is None:
+        if box is None or limit is None:
             return
-        # Interpolated edges reach up to one model pixel past the kept pixels; contours add their width.
-        pad = self._thickness(out) if s.style == "contour" else 0
-        area = self._frame_box(box, keep.shape, target, pad)
-        area = _clip(area, roi) if roi is not None else area
-        area = _clip(area, (0, 0, frame_w, frame_h)) if area is not None else None
+        crop, rect = _crop_rects(box, keep.shape, target)
+        if rect[2] <= 0 or rect[3] <= 0:
+            return
+        mask, labels = _upscale(p, keep, crop, rect, s.threshold)
+        if s.style == "fill":
+            self._fill(out, rect, mask, labels, s.opacity, limit)
+        else:
+            self._contours(out, rect, mask, labels, limit)
+
+    def _fill(self, out, rect: Rect, mask, labels, opacity: float, limit: Rect) -> None:
+        area = _clip(rect, limit)
+        if opacity <= 0 or area is None:
+            return
+        x, y, w, h = area
+        inner = (slice(y - rect[1], y - rect[1] + h), slice(x - rect[0], x - rect[0] + w))
+        patch = out[y:y + h, x:x + w]
+        labels = labels[inner]
+        colour = cv2.LUT(cv2.merge([labels, labels, labels]), self._lut)
+        blended = cv2.addWeighted(patch, 1.0 - opacity, colour, opacity, 0.0)
+        cv2.copyTo(blended, np.ascontiguousarray(mask[inner]), patch)  # writes into `out` in place
+
+    def _contours(self, out, rect: Rect, mask, labels, limit: Rect) -> None:
+        thickness = self._thickness(out)
+        area = _clip(_grow(rect, thickness), limit)
         if area is None:
             return
-        mask, labels = self._upscale(p, keep, target, area, s.threshold)
-        if s.style == "fill":
-            self._fill(out, area, mask, labels, s.opacity)
-        else:
-            self._contours(out, area, mask, labels)
-
-    @staticmethod
-    def _frame_box(box, model_shape, target: Rect, pad: int) -> Rect | None:
-        """Frame rectangle covering model box (x0, y0, x1, y1) grown by one model pixel and `pad`."""
-        sx, sy = target[2] / model_shape[1], target[3] / model_shape[0]
-        x0 = int(np.floor((box[0] - 1) * sx)) - pad
-        y0 = int(np.floor((box[1] - 1) * sy)) - pad
-        x1 = int(np.ceil((box[2] + 1) * sx)) + pad
-        y1 = int(np.ceil((box[3] + 1) * sy)) + pad
-        return _clip((target[0] + x0, target[1] + y0, x1 - x0, y1 - y0), target)
-
-    @staticmethod
-    def _upscale(p: Prediction, keep: np.ndarray, target: Rect, area: Rect, threshold: float):
-        """Mask and labels for the frame rectangle `area`, resampled from model resolution."""
-        h, w = keep.shape
-        sx, sy = w / target[2], h / target[3]
-        # Frame pixel centre -> model coordinates, the mapping cv2.resize uses for the full image.
-        xs = ((np.arange(area[0], area[0] + area[2]) - target[0] + 0.5) * sx - 0.5).astype(np.float32)
-        ys = ((np.arange(area[1], area[1] + area[3]) - target[1] + 0.5) * sy - 0.5).astype(np.float32)
-        map_x, map_y = np.meshgrid(xs, ys)
-        # Interpolating the scores (not the binary mask) gives smooth edges instead of model-pixel steps.
-        kept_scores = np.where(keep, p.scores, 0).astype(np.float32)
-        up = cv2.remap(kept_scores, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        labels = cv2.remap(p.labels, map_x, map_y, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
-        return up >= max(threshold, 1e-6), labels
-
-    def _fill(self, out, area: Rect, mask, labels, opacity: float) -> None:
-        if opacity <= 0:
-            return
-        x, y, w, h = area
-        patch = out[y:y + h, x:x + w]
-        colour = self.colors_bgr[np.minimum(labels, len(self.colors_bgr) - 1)]
-        blended = cv2.addWeighted(patch, 1.0 - opacity, colour, opacity, 0.0)
-        np.copyto(patch, blended, where=mask[..., None])
-
-    def _contours(self, out, area: Rect, mask, labels) -> None:
-        x, y, w, h = area
-        patch = out[y:y + h, x:x + w]  # drawing into the view clips lines to the allowed area
-        thickness = self._thickness(out)
+        patch = out[area[1]:area[1] + area[3], area[0]:area[0] + area[2]]  # drawing clips to the patch
+        offset = (rect[0] - area[0], rect[1] - area[1])
         for k, colour in enumerate(self.colors_bgr):
-            class_mask = (mask & (labels == k)).astype(np.uint8)
-            if not class_mask.any():
-                continue
+            class_mask = cv2.bitwise_and(mask, cv2.compare(labels, k, cv2.CMP_EQ))
             contours, _ = cv2.findContours(class_mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-            cv2.drawContours(patch, contours, -1, tuple(int(c) for c in colour), thickness, cv2.LINE_AA)
+            if contours:
+                cv2.drawContours(patch, contours, -1, tuple(int(c) for c in colour), thickness,
+                                 cv2.LINE_AA, offset=offset)
 
     @staticmethod
     def _thickness(frame: np.ndarray) -> int:

@@ -145,11 +145,19 @@ class Preprocess:
         self._params = params
 
     def __call__(self, image_bgr: np.ndarray) -> np.ndarray:
-        h, w = self.size
-        # INTER_AREA when shrinking, like the training data loader (inference.data.resize_image).
-        shrink = image_bgr.shape[0] > h or image_bgr.shape[1] > w
-        small = cv2.resize(image_bgr, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-        return cv2.dnn.blobFromImageWithParams(small, self._params)
+        return cv2.dnn.blobFromImageWithParams(shrink(image_bgr, self.size), self._params)
+
+
+def shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize to (h, w) as the training loader does: area averaging when shrinking, else bilinear."""
+    h, w = size
+    if image.shape[0] <= h and image.shape[1] <= w:
+        return cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
+    # INTER_AREA is 3x faster for integer factors: shrink by one first, then finish on the small image.
+    k = int(min(image.shape[0] / h, image.shape[1] / w))
+    if k >= 2:
+        image = cv2.resize(image, (image.shape[1] // k, image.shape[0] // k), interpolation=cv2.INTER_AREA)
+    return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
 
 
 def postprocess(probs: np.ndarray, activation: str) -> tuple[np.ndarray, np.ndarray]:

@@ -115,6 +115,16 @@ def test_preprocess_matches_numpy_reference(order):
     np.testing.assert_allclose(blob, _numpy_reference(frame, info), atol=1e-4)
 
 
+def test_fast_shrink_stays_close_to_area_averaging():
+    """Large frames shrink by an integer factor first (3x faster); the result must stay near INTER_AREA."""
+    noise = np.random.default_rng(1).integers(0, 256, (540, 960, 3), dtype=np.uint8)
+    frame = cv2.GaussianBlur(noise, (0, 0), 3)  # texture at the scale of endoscopy video
+    fast = runtime.shrink(frame, (64, 80)).astype(int)
+    exact = cv2.resize(frame, (80, 64), interpolation=cv2.INTER_AREA).astype(int)
+    assert np.abs(fast - exact).mean() < 0.2 * frame.std()
+    assert np.abs(fast - exact).max() < 12
+
+
 def test_postprocess_sum_for_softmax_max_for_sigmoid():
     probs = np.array([[[0.3, 0.1]], [[0.4, 0.05]]], np.float32)  # K=2, 1x2
     scores, labels = postprocess(probs, "softmax")
