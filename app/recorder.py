@@ -200,6 +200,7 @@ class Recorder:
         self._on_written = on_written
         self._on_error = on_error
         self._failed = threading.Event()
+        self._closing = False
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._loop, name="polypview-recorder", daemon=True)
         self._thread.start()
@@ -209,9 +210,14 @@ class Recorder:
         """True once writing failed (disk full...): further frames are refused."""
         return self._failed.is_set()
 
+    @property
+    def full(self) -> bool:
+        """True when the next non-blocking submit would be dropped."""
+        return self._queue.full()
+
     def submit(self, item: RecordItem, block: bool = False, stop: threading.Event | None = None) -> bool:
         """Queue a frame; when the queue is full, drop it (counted) or, if `block`, wait until `stop`."""
-        if self._failed.is_set():
+        if self._failed.is_set() or self._closing:
             self._count_drop()
             return False
         while True:
@@ -222,6 +228,10 @@ class Recorder:
                 if not block or (stop is not None and stop.is_set()) or self._failed.is_set():
                     self._count_drop()
                     return False
+
+    def count_drop(self) -> None:
+        """Count a frame that never reached the recorder (the caller saw it full or failed)."""
+        self._count_drop()
 
     def _count_drop(self) -> None:
         with self._lock:
@@ -259,6 +269,7 @@ class Recorder:
     def close(self, timeout: float = 5.0) -> RecordingReport:
         """Write what is queued (within `timeout`), then finalise the file."""
         deadline = time.monotonic() + timeout
+        self._closing = True
         while self._thread.is_alive():
             try:
                 self._queue.put(None, timeout=0.05)

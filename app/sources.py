@@ -60,6 +60,10 @@ class Source:
         """Jump to `seconds` from the start (files and the demo only)."""
         raise ConfigError(f"{self.name} cannot seek")
 
+    def problem(self) -> InputError | None:
+        """After the end of input: what was wrong with it (skipped packets, truncation), or None."""
+        return None
+
     def close(self) -> None:
         """Release the file or device."""
 
@@ -117,6 +121,8 @@ class FileSource(Source):
         self.path = Path(path)
         self.name = self.path.name
         self.errors = 0
+        self._decoded = 0
+        self._ended = self._sought = False
         self._container = open_container(self.path)
         self._stream = self._container.streams.video[0]
         self._stream.thread_type = "AUTO"
@@ -167,7 +173,9 @@ class FileSource(Source):
             for frame in frames:
                 pts = frame.pts * tb if (frame.pts is not None and tb) else index / self.fps
                 index += 1
+                self._decoded += 1
                 yield frame.to_ndarray(format="bgr24"), pts
+        self._ended = True
 
     def _next_image(self) -> tuple[np.ndarray, float] | None:
         if self._pending is not None:
@@ -186,12 +194,23 @@ class FileSource(Source):
         except _av_errors():
             self.errors += 1
             return
+        self._sought = True
         self._frames = self._decode()
         self._pending = None
         for image, pts in self._frames:
             if pts >= target - 0.5 / self.fps:
                 self._pending = (image, pts)
                 return
+
+    def problem(self) -> InputError | None:
+        if self.errors:
+            return InputError(f"{self.path}: skipped {self.errors} corrupt or unreadable packet(s); "
+                              f"{self._decoded} frames were read (the file is damaged: re-export or re-copy it)")
+        expected = self.frame_count
+        if self._ended and not self._sought and expected and self._decoded < 0.97 * expected - 1:
+            return InputError(f"{self.path} ended after {self._decoded} of about {expected} frames "
+                              "(truncated file: the copy or recording was interrupted)")
+        return None
 
     def close(self) -> None:
         self._container.close()

@@ -1,0 +1,234 @@
+"""Pipeline: order, no mask from the future, counted drops, staleness, shutdown with a hung engine."""
+
+import threading
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from clips import frame_number, make_clip, read_frames
+from polypview.inference.modelfile import neopolyp_info
+from polypview.inference.runtime import Prediction
+from polypview.overlay import OverlaySettings
+from polypview.pipeline import LatestSlot, Pacer, Pipeline, PipelineConfig
+from polypview.sources import open_source
+
+MODEL_HW = (16, 16)
+
+
+class PatternEngine:
+    """A fake engine that reads the frame number from the pattern, optionally slowly or hanging.
+
+    Its mask covers the lower half of the image, so every drawn overlay is visible, and it
+    remembers which frame numbers it saw.
+    """
+
+    name, backend, provider = "pattern", "fake", "none"
+
+    def __init__(self, delay: float = 0.0, hang_after: int | None = None, fail_after: int | None = None):
+        self.info = neopolyp_info("fake", MODEL_HW[0])
+        self.delay, self.hang_after, self.fail_after = delay, hang_after, fail_after
+        self.seen: list[int] = []
+        self.release = threading.Event()
+
+    def predict(self, frame, roi=None):
+        n = frame_number(frame)
+        self.seen.append(n)
+        if self.hang_after is not None and len(self.seen) > self.hang_after:
+            self.release.wait()  # hangs until the test ends
+        if self.fail_after is not None and len(self.seen) > self.fail_after:
+            raise RuntimeError("simulated model crash")
+        time.sleep(self.delay)
+        scores = np.zeros(MODEL_HW, np.float32)
+        scores[MODEL_HW[0] // 2:] = 0.9
+        return Prediction(scores, np.zeros(MODEL_HW, np.uint8), {"inference": self.delay})
+
+    def close(self):
+        self.release.set()
+
+
+class ListSink:
+    def __init__(self):
+        self.frames, self.errors, self.finished = [], [], []
+        self.done = threading.Event()
+
+    def on_frame(self, p):
+        self.frames.append(SimpleNamespace(seq=p.seq, number=frame_number(p.raw), overlay_seq=p.overlay_seq,
+                                           stale=p.stale, changed=not np.array_equal(p.image, p.raw)))
+
+    def on_error(self, e):
+        self.errors.append(e)
+
+    def on_finished(self, summary):
+        self.finished.append(summary)
+        self.done.set()
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    return make_clip(tmp_path_factory.mktemp("clips") / "clip.mp4", frames=60, size=(160, 120), fps=30)
+
+
+def run_pipeline(source, engine, timeout=20.0, **config):
+    sink = ListSink()
+    pipeline = Pipeline(source, engine, PipelineConfig(roi=False, **config), sink)
+    pipeline.start()
+    assert pipeline.wait(timeout)
+    summary = pipeline.stop()
+    return sink, summary
+
+
+def test_sync_mode_draws_every_frame_with_its_own_mask(clip, tmp_path):
+    engine = PatternEngine()
+    sink, summary = run_pipeline(open_source(clip), engine, mode="sync", record_path=tmp_path / "out.mp4",
+                                 metrics_path=tmp_path / "m.csv")
+    assert [f.number for f in sink.frames] == list(range(60)) == [f.seq for f in sink.frames]
+    assert engine.seen == list(range(60))
+    assert all(f.overlay_seq == f.seq and f.changed and not f.stale for f in sink.frames)
+    assert summary.drops == {} and summary.frames_shown == summary.masks_shown == 60
+    assert summary.recording.frames_written == 60 and len(sink.finished) == 1
+    frames, rate = read_frames(tmp_path / "out.mp4")
+    assert len(frames) == 60 and rate == pytest.approx(30)
+    rows = (tmp_path / "m.csv").read_text().splitlines()
+    assert len(rows) == 61 and rows[0].startswith("seq,pts,t_enter,t_infer_start")
+
+
+def test_live_mode_never_draws_the_future_and_counts_drops(clip):
+    engine = PatternEngine(delay=0.08)  # ~12 fps of inference for a 30 fps clip
+    sink, summary = run_pipeline(open_source(clip), engine, mode="live", staleness_s=0.5)
+    seqs = [f.seq for f in sink.frames]
+    assert seqs == sorted(seqs) and [f.number for f in sink.frames] == seqs  # nothing out of order
+    drawn = [f.overlay_seq for f in sink.frames if f.overlay_seq is not None]
+    assert drawn and drawn == sorted(drawn)  # masks never go backwards
+    assert all(f.overlay_seq <= f.seq for f in sink.frames if f.overlay_seq is not None)  # never from the future
+    assert summary.drops.get("inference", 0) > 10  # the worker skipped frames...
+    assert summary.frames_shown + summary.drops.get("display", 0) == 60  # ...the display did not
+    assert len(engine.seen) < 40 and engine.seen == sorted(engine.seen)
+    assert summary.annotation_delay.count == len(set(drawn))
+
+
+def test_live_mode_hides_stale_masks(clip):
+    engine = PatternEngine(delay=0.25)  # masks arrive 250 ms late: older than the 100 ms limit
+    sink, summary = run_pipeline(open_source(clip), engine, mode="live", staleness_s=0.1)
+    assert all(f.overlay_seq is None and f.stale for f in sink.frames)
+    assert summary.stale_frames == summary.frames_shown == 60 and summary.masks_shown == 0
+
+
+def test_live_mode_plays_at_the_clip_rate(clip):
+    sink, summary = run_pipeline(open_source(clip), None, mode="live")
+    assert summary.duration_s == pytest.approx(2.0, abs=0.4) and len(sink.frames) == 60
+
+
+def test_video_only_and_disabled_overlay_leave_frames_untouched(clip):
+    sink, _ = run_pipeline(open_source(clip), None, mode="sync")
+    assert not any(f.changed or f.stale for f in sink.frames)
+    sink = ListSink()
+    pipeline = Pipeline(open_source(clip), PatternEngine(), PipelineConfig(mode="sync", roi=False), sink)
+    pipeline.set_overlay(OverlaySettings(enabled=False))
+    pipeline.start()
+    assert pipeline.wait(10)
+    pipeline.stop()
+    assert not any(f.changed or f.overlay_seq is not None for f in sink.frames)
+
+
+def test_max_frames_and_stats_snapshot(clip):
+    sink, summary = run_pipeline(open_source(clip), PatternEngine(), mode="sync", max_frames=10)
+    assert len(sink.frames) == 10 and summary.frames_read == 10
+    assert summary.inference.count == 10 and summary.annotation_delay.p50 > 0
+
+
+def test_stop_returns_in_time_when_the_engine_hangs(clip, tmp_path):
+    engine = PatternEngine(hang_after=3)
+    sink = ListSink()
+    pipeline = Pipeline(open_source(clip), engine, PipelineConfig(mode="sync", roi=False, record_path=tmp_path / "h.mp4"), sink)
+    pipeline.start()
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    summary = pipeline.stop(timeout=2.0)
+    assert time.monotonic() - t0 < 3.0
+    engine.close()
+    assert summary.interrupted and summary.recording.finalised
+    assert len(read_frames(tmp_path / "h.mp4")[0]) == summary.recording.frames_written == len(sink.frames)
+
+
+def test_live_video_keeps_playing_when_the_engine_hangs(clip):
+    engine = PatternEngine(hang_after=2)
+    sink, summary = run_pipeline(open_source(clip), engine, mode="live")
+    engine.close()
+    assert len(sink.frames) + summary.drops.get("display", 0) == 60
+    assert sink.frames[-1].stale and sink.frames[-1].overlay_seq is None
+
+
+def test_model_crash_is_reported_once_and_video_goes_on(clip):
+    sink, summary = run_pipeline(open_source(clip), PatternEngine(fail_after=5), mode="sync")
+    assert len(sink.errors) == 1 and "simulated model crash" in str(sink.errors[0])
+    assert len(sink.frames) == 60
+
+
+def test_recording_start_and_stop_while_running(clip, tmp_path):
+    sink = ListSink()
+    pipeline = Pipeline(open_source(clip), PatternEngine(), PipelineConfig(mode="live", roi=False), sink)
+    pipeline.start()
+    time.sleep(0.4)
+    pipeline.start_recording(tmp_path / "part.mp4")
+    assert pipeline.recording
+    time.sleep(0.6)
+    report = pipeline.stop_recording()
+    assert not pipeline.recording and report.finalised
+    pipeline.stop()
+    frames, rate = read_frames(tmp_path / "part.mp4")
+    assert 10 <= len(frames) == report.frames_written and rate == pytest.approx(30)
+    numbers = [frame_number(f) for f in frames]
+    assert numbers == list(range(numbers[0], numbers[0] + len(numbers)))  # in order, none missing
+
+
+def test_pause_resume_and_seek(clip):
+    sink = ListSink()
+    pipeline = Pipeline(open_source(clip), None, PipelineConfig(mode="live", roi=False), sink)
+    pipeline.start()
+    time.sleep(0.3)
+    pipeline.pause()
+    time.sleep(0.15)
+    count = len(sink.frames)
+    time.sleep(0.3)
+    assert pipeline.paused and len(sink.frames) == count
+    pipeline.seek(1.5)
+    time.sleep(0.4)
+    assert sink.frames[-1].number == 45  # the frame sought to is shown while paused
+    pipeline.resume()
+    assert pipeline.wait(5)
+    pipeline.stop()
+    numbers = [f.number for f in sink.frames]
+    assert numbers[-1] == 59 and [f.seq for f in sink.frames] == sorted(f.seq for f in sink.frames)
+
+
+def test_set_engine_while_running(clip):
+    sink = ListSink()
+    pipeline = Pipeline(open_source(clip), None, PipelineConfig(mode="live", roi=False, realtime=True), sink)
+    pipeline.start()
+    time.sleep(0.5)
+    pipeline.set_engine(PatternEngine())
+    assert pipeline.wait(5)
+    pipeline.stop()
+    assert sink.frames[0].overlay_seq is None and sink.frames[-1].overlay_seq is not None
+
+
+def test_latest_slot_and_pacer():
+    slot = LatestSlot()
+    assert slot.put("a") is None and slot.put("b") == "a"
+    assert slot.take(0.01) == "b" and slot.take(0.01) is None
+    slot.close()
+    assert slot.closed and slot.take(1.0) is None
+    pacer = Pacer()
+    assert pacer.wait_s(10.0, 100.0) == 0.0
+    assert pacer.wait_s(10.5, 100.1) == pytest.approx(0.4)
+    assert pacer.wait_s(5.0, 100.2) == 0.0  # jumped back (seek): re-anchored
+    assert pacer.wait_s(5.1, 101.0) == 0.0  # far behind: re-anchored instead of rushing
+
+
+def test_bad_mode_is_refused():
+    from polypview.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="live, sync"):
+        PipelineConfig(mode="fast")
