@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 
 WORK_WIDTH = 320  # detection runs on a frame shrunk to this width: fast, and text strokes vanish
-DARK_LEVEL = 24  # grey level below which a pixel counts as border (video black is 16)
+DARK_LEVEL = 20  # grey level at or below which a pixel counts as border (video black is 16)
+OPEN_FRACTION = 0.025  # opening kernel, as a share of the width: removes text, keeps the image
 MIN_FRACTION = 0.15  # an image area smaller than this share of the frame is not believed
 FULL_FRACTION = 0.97  # an area this close to the frame size means "no border"
 
@@ -32,12 +33,16 @@ def detect_roi(frame_bgr: np.ndarray) -> tuple[int, int, int, int] | None:
 
 
 def _bright_mask(small_bgr: np.ndarray) -> np.ndarray:
-    """Non-black pixels, opened so that thin text and noise drop out, closed to fill dark lumen spots."""
+    """Non-black pixels, opened so that text strokes and noise drop out.
+
+    No closing: it would bridge the gap between burned-in text and the image. Dark spots inside
+    the image (the lumen) do not matter, only the bounding box of the image region is used.
+    """
     grey = cv2.cvtColor(small_bgr, cv2.COLOR_BGR2GRAY)
     mask = (grey > DARK_LEVEL).astype(np.uint8)
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
-    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)
-    return cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kernel, iterations=2)
+    side = max(3, round(OPEN_FRACTION * small_bgr.shape[1])) | 1
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side))
+    return cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)
 
 
 def _largest_region(mask: np.ndarray) -> tuple[int, int, int, int] | None:

@@ -99,10 +99,10 @@ def _provider_options(provider: str) -> dict:
 
 
 def session_options(threads: int | None):
-    """SessionOptions: quiet logging, sequential execution, `threads` intra-op threads, no spinning."""
+    """SessionOptions: errors-only logging, sequential execution, `threads` intra-op threads, no spinning."""
     ort = _ort()
     so = ort.SessionOptions()
-    so.log_severity_level = _QUIET
+    so.log_severity_level = 3  # this session's own log: errors only
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.intra_op_num_threads = default_threads() if threads is None else max(1, int(threads))

@@ -194,3 +194,19 @@ def test_detect_roi_none_when_the_whole_frame_is_image():
     frame = np.random.default_rng(0).integers(40, 255, (720, 1280, 3), dtype=np.uint8)
     assert detect_roi(frame) is None
     assert detect_roi(np.zeros((720, 1280, 3), np.uint8)) is None
+
+
+def test_detect_roi_on_a_real_frame_placed_on_a_tower_screen(neopolyp_dir):
+    """A NeoPolyp image pasted onto a black 1080p screen with burned-in text, as a tower outputs it."""
+    path = sorted((neopolyp_dir / "train" / "images").glob("*.jp*g"))[0]
+    image = cv2.imread(str(path))
+    image = cv2.resize(image, (image.shape[1] * 1000 // image.shape[0], 1000))
+    screen = np.zeros((1080, 1920, 3), np.uint8)
+    x0, y0 = 1920 - image.shape[1] - 60, 40
+    screen[y0:y0 + 1000, x0:x0 + image.shape[1]] = image
+    cv2.putText(screen, "ID 0042", (20, 200), cv2.FONT_HERSHEY_SIMPLEX, 1.2, (255, 255, 255), 2)
+    roi = detect_roi(screen)
+    assert roi is not None
+    # The image's own black corners may trim the box slightly; the text must stay outside.
+    assert x0 - 4 <= roi[0] <= x0 + 60 and y0 - 4 <= roi[1] <= y0 + 30
+    assert roi[0] + roi[2] <= x0 + image.shape[1] + 4 and roi[2] >= image.shape[1] - 120
