@@ -287,3 +287,144 @@ def test_gui_path_does_not_import_torch(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split()[-1] == "False"
+
+
+# ------------------------------------------------------------------------------ with the real pipeline
+
+RED_BOX, GREEN_BOX = (20, 40, 50, 60), (95, 40, 50, 60)  # (x, y, w, h) in a 160x120 frame
+DARK_RED_BGR, DARK_GREEN_BGR = (30, 30, 200), (30, 200, 30)  # the colour model's classes, not yet mask-pure
+
+
+@pytest.fixture
+def real_core():
+    """Skip until the pipeline exists (CoreServices imports it lazily)."""
+    pytest.importorskip("polypview.pipeline")
+
+
+@pytest.fixture
+def color_model(tmp_path) -> Path:
+    from onnx_models import make_color_model
+
+    return make_color_model(tmp_path / "color.onnx", input_size=(64, 64))
+
+
+def box_clip(path: Path, frames: int = 90, fps: float = 30.0) -> Path:
+    """Grey frames with a dark-red box (neoplastic to the colour model) and a dark-green one, numbered."""
+    from fractions import Fraction
+
+    import av
+    from clips import pattern_frame
+    from onnx_models import paint_frame
+
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
+        stream.options = {"crf": "12", "preset": "ultrafast"}
+        for n in range(frames):
+            image = paint_frame((120, 160), [(RED_BOX, DARK_RED_BGR), (GREEN_BOX, DARK_GREEN_BGR)])
+            image[:28] = pattern_frame(n, (160, 120))[:28]  # the frame number, in the top band
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")))
+        container.mux(stream.encode(None))
+    return path
+
+
+def widget_point(window, x: float, y: float):
+    """A point of the source frame -> the video view's coordinates."""
+    from PyQt6.QtCore import QPoint
+
+    rect, frame = window.view.image_rect(), window.view.frame()
+    return QPoint(rect.x() + int(x * rect.width() / frame.shape[1]), rect.y() + int(y * rect.height() / frame.shape[0]))
+
+
+def rgb_at(image, point) -> tuple[int, int, int]:
+    c = image.pixelColor(point)
+    return c.red(), c.green(), c.blue()
+
+
+def fresh_mask_shown(window) -> bool:
+    p = window.last_presented
+    return p is not None and p.overlay_seq is not None and not p.stale
+
+
+def test_window_plays_a_clip_with_the_overlay_where_the_model_predicts(qtbot, tmp_path, errors, real_core,
+                                                                       color_model):
+    clip = box_clip(tmp_path / "boxes.mp4")
+    window = open_window(qtbot, tmp_path, None, source=str(clip), model=str(color_model),
+                         overlay={"opacity": 0.8, "legend": False})
+    qtbot.waitUntil(lambda: fresh_mask_shown(window), timeout=8000)
+    grab = window.view.grab().toImage()
+    red = rgb_at(grab, widget_point(window, RED_BOX[0] + 25, RED_BOX[1] + 30))
+    green = rgb_at(grab, widget_point(window, GREEN_BOX[0] + 25, GREEN_BOX[1] + 30))
+    grey = rgb_at(grab, widget_point(window, 80, 110))
+    assert red[0] > 235 and max(red[1:]) < 20, red  # (200, 30, 30) blended 80 % towards (255, 0, 0)
+    assert green[1] > 235 and green[0] < 20 and green[2] < 20, green
+    assert all(abs(v - 128) < 8 for v in grey), grey  # no mask where the model sees background
+    legend = [w.text() for w in window.panel.legend.findChildren(QLabel) if w.text()]
+    assert legend == ["neoplastic", "non-neoplastic"]
+    assert errors == []
+
+
+def test_record_from_the_gui_gives_a_playable_file(qtbot, tmp_path, errors, real_core, color_model):
+    from clips import frame_number, read_frames
+
+    clip = box_clip(tmp_path / "boxes.mp4", frames=150)
+    window = open_window(qtbot, tmp_path, None, source=str(clip), model=str(color_model),
+                         overlay={"legend": False})
+    qtbot.waitUntil(lambda: fresh_mask_shown(window), timeout=8000)
+    bridge = window.bridge
+    start = bridge.presented
+    window.record_action.trigger()
+    assert window.pipeline.recording and window.view.recording
+    qtbot.waitUntil(lambda: bridge.presented - start >= 30, timeout=5000)
+    window.record_action.trigger()
+    presented = bridge.presented - start
+    assert not window.pipeline.recording and not window.view.recording
+    report = window.last_recording
+    frames, rate = read_frames(window.recording_path)
+    assert abs(rate - 30.0) < 0.01
+    assert len(frames) == report.frames_written
+    assert abs(len(frames) - presented) <= report.frames_dropped + 1  # +1: a frame presented during the click
+    numbers = [frame_number(f) for f in frames]
+    assert numbers == sorted(numbers) and len(set(numbers)) == len(numbers)
+    assert errors == []
+
+
+def test_closing_mid_recording_finalises_the_file_within_the_timeout(qtbot, tmp_path, errors, real_core,
+                                                                       color_model):
+    from clips import read_frames
+
+    clip = box_clip(tmp_path / "boxes.mp4", frames=150)
+    window = open_window(qtbot, tmp_path, None, source=str(clip), model=str(color_model), stop_timeout_s=3.0)
+    qtbot.waitUntil(lambda: window.bridge.presented >= 5, timeout=8000)
+    window.record_action.trigger()
+    qtbot.waitUntil(lambda: window.bridge.presented >= 20, timeout=5000)
+    path = window.recording_path
+    t0 = time.monotonic()
+    window.close()
+    assert time.monotonic() - t0 < 3.0 + 1.0
+    frames, rate = read_frames(path)
+    assert len(frames) >= 10 and abs(rate - 30.0) < 0.01
+    assert errors == []
+
+
+def test_run_gui_screenshot_of_the_demo_without_torch(tmp_path, real_core, color_model):
+    """The whole GUI path in a fresh process: run_gui on the demo clip, grab, exit; torch never imported."""
+    png = tmp_path / "shot.png"
+    code = (
+        "import argparse, os, sys\n"
+        "os.environ['QT_QPA_PLATFORM'] = 'offscreen'\n"
+        "from polypview.ui import app, dialogs\n"
+        "dialogs.show_error = lambda parent, message, title='': print('ERROR', message, file=sys.stderr)\n"
+        f"args = argparse.Namespace(demo=True, size=(320, 180), model={str(color_model)!r}, "
+        f"screenshot={str(png)!r}, frames=10)\n"
+        "code = app.run_gui(args)\n"
+        "print(code, 'torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=90, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-2:] == ["0", "False"]
+    assert "ERROR" not in out.stderr, out.stderr
+    from PyQt6.QtGui import QImage
+
+    image = QImage(str(png))
+    assert not image.isNull() and image.width() >= 640

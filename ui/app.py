@@ -74,8 +74,10 @@ def run_gui(args: Any, services: Any = None) -> int:
     app = application()
     options = ViewerOptions.from_args(args)
     window = build_window(options, services)
+    taker = None  # kept referenced while the event loop runs
     if options.screenshot:
-        ScreenshotTaker(window, options.screenshot, options.frames or SCREENSHOT_FRAMES)
+        taker = ScreenshotTaker(window, options.screenshot, options.frames or SCREENSHOT_FRAMES)
     app.exec()
+    del taker
     window.shutdown()
     return 0

@@ -46,6 +46,8 @@ def hud_lines(stats: Any, gui_superseded: int = 0, stale: bool = False) -> list[
         f"dropped   {format_drops(stats.drops, gui_superseded)}",
         engine,
     ]
+    if getattr(stats, "decode_errors", 0):
+        lines.append(f"skipped   {stats.decode_errors} bad packets")
     if stale:
         lines.append("overlay   none (mask too old)")
     return lines

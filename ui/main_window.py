@@ -41,6 +41,7 @@ class ViewerOptions:
     fourcc: str | None = None
     model: str | None = None
     backend: str = "auto"
+    threads: int | None = None
     overlay: dict = field(default_factory=dict)  # OverlaySettings fields given on the command line
     staleness_s: float = 0.150
     sync: bool = False
@@ -64,6 +65,7 @@ class ViewerOptions:
             fourcc=get("fourcc", None),
             model=_str_or_none(get("model", None)),
             backend=get("backend", None) or "auto",
+            threads=get("threads", None),
             overlay=overlay_from_args(args),
             staleness_s=0.150 if staleness_ms is None else staleness_ms / 1000,
             sync=bool(get("sync", False)),
@@ -86,7 +88,8 @@ def source_spec(video: Any, device: Any, demo: bool) -> str | int | None:
 
 def overlay_from_args(args: Any) -> dict:
     """OverlaySettings fields given on the command line (the rest keep the library defaults)."""
-    values = {name: getattr(args, name, None) for name in ("threshold", "opacity", "style")}
+    names = ("threshold", "opacity", "style", "min_area", "smoothing")
+    values = {name: getattr(args, name, None) for name in names}
     values = {k: v for k, v in values.items() if v is not None}
     if getattr(args, "no_overlay", False):
         values["enabled"] = False
@@ -119,10 +122,10 @@ class CoreServices:
 
         return find_models()
 
-    def load_engine(self, model: str | None, backend: str):
+    def load_engine(self, model: str | None, backend: str, threads: int | None = None):
         from polypview.inference.runtime import load_engine
 
-        return load_engine(model, backend=backend)
+        return load_engine(model, backend=backend, threads=threads)
 
     def overlay_settings(self, **values):
         from polypview.overlay import OverlaySettings
@@ -386,11 +389,13 @@ class MainWindow(QMainWindow):
         self.load_model(choice)
 
     def load_model(self, model: str | None) -> None:
-        """Load an engine on a worker thread; the video keeps playing meanwhile."""
+        """Load an engine on a worker thread; the video keeps playing meanwhile ('none': video only)."""
         self._engine_request += 1
-        backend = self.options.backend
+        if model is not None and str(model).lower() == "none":
+            return
+        backend, threads = self.options.backend, self.options.threads
         self.statusBar().showMessage(f"Loading model {model or '(default)'}…", 0)
-        self.loader.start(self._engine_request, lambda: self.services.load_engine(model, backend))
+        self.loader.start(self._engine_request, lambda: self.services.load_engine(model, backend, threads))
 
     def _engine_loaded(self, request: int, engine: Any) -> None:
         if request != self._engine_request or self._closed:

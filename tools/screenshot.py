@@ -1,0 +1,57 @@
+"""Make the README screenshot: the window playing the generated demo clip, grabbed offscreen.
+
+    python tools/screenshot.py docs/screenshot.png [--model NAME_OR_FILE] [--frames 45]
+
+The model is the shipped default when assets/ has one, else the colour test model of
+tests/onnx_models.py (written to a temporary folder).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def default_model(tmp: Path) -> str:
+    """The shipped default model, or a colour test model when none is shipped."""
+    from polypview.inference.runtime import find_models
+
+    if find_models():
+        return ""  # let the runtime pick its default
+    sys.path.insert(0, str(REPO / "tests"))
+    from onnx_models import make_color_model
+
+    return str(make_color_model(tmp / "test-color.onnx", input_size=(128, 128)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Play the demo clip in an offscreen window and save one grab as PNG."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("output", type=Path)
+    parser.add_argument("--model", default=None, help="shipped model name or .onnx file (default: see above)")
+    parser.add_argument("--frames", type=int, default=45, help="frames to play before the grab")
+    parser.add_argument("--size", default="1280x720", help="demo clip size WxH")
+    opts = parser.parse_args(argv)
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from polypview.ui.app import run_gui
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model = opts.model if opts.model is not None else default_model(Path(tmp))
+        w, h = (int(v) for v in opts.size.lower().split("x"))
+        args = argparse.Namespace(demo=True, video=None, device=None, size=(w, h), model=model or None,
+                                  screenshot=opts.output, frames=opts.frames, backend="auto")
+        code = run_gui(args)
+    if not opts.output.exists():
+        print(f"screenshot: no image was written to {opts.output}", file=sys.stderr)
+        return 1
+    print(f"wrote {opts.output} ({opts.output.stat().st_size // 1024} KiB)")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
