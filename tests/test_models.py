@@ -281,3 +281,16 @@ def test_every_model_exports_to_onnx(name, built):
         want = model(x2).numpy()
     assert got.shape == want.shape
     assert np.abs(got - want).max() <= 1e-3 * max(1.0, np.abs(want).max())
+
+
+def test_bad_shortcut_is_config_error():
+    with pytest.raises(ConfigError, match="projection"):
+        create_model("nanonet-a", shortcut="identity")
+
+
+def test_summary_table(capsys):
+    from polypview.inference.models.__main__ import main
+
+    assert main(["nanonet-c", "nanonet-c-neo"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 4 and "36,561" in lines[2] and "nanonet-c-neo" in lines[3]

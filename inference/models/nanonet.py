@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from polypview.errors import ConfigError
+
 from . import register_model
 from .base import SegmentationModel, SqueezeExcite, conv_bn, resize_to
 
@@ -79,7 +81,7 @@ class ResidualBlock(nn.Module):
     def __init__(self, cin: int, filters: int, shortcut: str = "released"):
         super().__init__()
         if shortcut not in SHORTCUTS:
-            raise ValueError(f"shortcut {shortcut!r} is not one of {SHORTCUTS}")
+            raise ConfigError(f"NanoNet shortcut {shortcut!r} is not one of {', '.join(SHORTCUTS)}")
         q = filters // 4
         self.main = nn.Sequential(
             conv_bn(cin, q, 1, bias=True, act=nn.ReLU(), eps=KERAS_EPS),
