@@ -428,3 +428,33 @@ def test_run_gui_screenshot_of_the_demo_without_torch(tmp_path, real_core, color
 
     image = QImage(str(png))
     assert not image.isNull() and image.width() >= 640
+
+
+def test_end_of_file_then_space_plays_it_again(qtbot, tmp_path, errors, real_core, color_model):
+    clip = box_clip(tmp_path / "short.mp4", frames=12)
+    window = open_window(qtbot, tmp_path, None, source=str(clip), model=str(color_model))
+    qtbot.waitUntil(lambda: window._finished, timeout=8000)
+    assert window.play_action.text() == "Play" and window.view.frame() is not None
+    first = window.pipeline
+    qtbot.keyClick(window, Qt.Key.Key_Space)
+    assert window.pipeline is not first and not window._finished
+    qtbot.waitUntil(lambda: window.bridge.presented >= 3, timeout=5000)
+    assert errors == []
+
+
+def test_record_option_records_from_the_first_frame(qtbot, tmp_path, errors, real_core, color_model):
+    from clips import frame_number, read_frames
+
+    clip = box_clip(tmp_path / "short.mp4", frames=20)
+    out = tmp_path / "out" / "cli.mp4"
+    out.parent.mkdir()
+    window = open_window(qtbot, tmp_path, None, source=str(clip), model=str(color_model), record_path=out,
+                         overlay={"legend": False})
+    assert window.view.recording and window.record_action.isChecked()
+    qtbot.waitUntil(lambda: window._finished, timeout=8000)
+    assert not window.view.recording  # the pipeline finalised the file at the end of the input
+    frames, rate = read_frames(out)
+    presented = window.bridge.presented
+    numbers = [frame_number(f) for f in frames]
+    assert len(frames) == presented and numbers[0] == 0 and numbers == sorted(set(numbers))
+    assert errors == []
