@@ -566,7 +566,10 @@ class Pipeline:
             if self._summary is not None:
                 return self._summary
             self.stats_collector.t_end = time.monotonic()
-            self.stop_recording(timeout)
+            try:
+                self.stop_recording(timeout)
+            except Exception as exc:  # the summary and on_finished must come whatever happened
+                self._report_error(OutputError(f"finalising the recording failed: {exc}"))
             summary = self._build_summary(interrupted)
             self._write_metrics(summary)
             self._summary = summary

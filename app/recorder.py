@@ -122,14 +122,15 @@ class VideoWriter:
         frame = self._av.VideoFrame.from_ndarray(i420, format="yuv420p")
         frame.pts = self.frames
         frame.time_base = self._time_base
-        self._mux(self._stream.encode(frame))
+        self._mux(lambda: self._stream.encode(frame))
         self.frames += 1
 
-    def _mux(self, packets) -> None:
+    def _mux(self, encode) -> None:
+        """Encode (the callable) and mux; any FFmpeg or OS failure becomes OutputError."""
         if self._broken:
             raise OutputError(f"writing {self.path} failed earlier; the recording has stopped")
         try:
-            self._container.mux(packets)
+            self._container.mux(encode())
         except (OSError, self._av.error.FFmpegError) as exc:
             self._broken = True  # FFmpeg's muxer state is undefined now: touching it again can crash
             raise _output_error(self.path, exc, self.frames) from None
@@ -142,7 +143,7 @@ class VideoWriter:
         if self._broken:
             return  # closing a failed muxer segfaults in FFmpeg; the fragments already written stay playable
         try:
-            self._mux(self._stream.encode(None))
+            self._mux(lambda: self._stream.encode(None))
         finally:
             try:
                 self._container.close()
@@ -244,8 +245,12 @@ class Recorder:
                 return
             if self._failed.is_set():
                 self._count_drop()
-            else:
+                continue
+            try:
                 self._write(item)
+            except Exception as exc:  # never let the recorder thread die silently
+                self._count_drop()
+                self._fail(OutputError(f"recording {self.report.path} failed: {exc}"))
 
     def _write(self, item: RecordItem) -> None:
         try:

@@ -276,8 +276,12 @@ class DeviceSource(Source):
         self._cap = factory(device)
         if self._cap is None or not self._cap.isOpened():
             raise CaptureError(f"cannot open capture device {device} (absent, busy or no permission)")
-        self._configure(size, fps, fourcc)
         self._t0 = time.monotonic()
+        self._pending: tuple[np.ndarray, float] | None = None
+        self._configure(size, fps, fourcc)
+        if not all(self.size):  # the driver did not say: learn the size from the first frame
+            self._pending = self._grab()
+            self.size = (self._pending[0].shape[1], self._pending[0].shape[0])
 
     def _configure(self, size, fps, fourcc) -> None:
         import cv2
@@ -291,11 +295,17 @@ class DeviceSource(Source):
         if fps:
             cap.set(cv2.CAP_PROP_FPS, fps)
         w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
-        self.size = (w, h) if w and h else tuple(size or (0, 0))
+        self.size = (w, h) if w and h else (0, 0)
         got = float(cap.get(cv2.CAP_PROP_FPS) or 0)
         self.fps = got if 1.0 <= got <= 1000.0 else float(fps or 30.0)
 
     def _next_image(self) -> tuple[np.ndarray, float] | None:
+        if self._pending is not None:
+            item, self._pending = self._pending, None
+            return item
+        return self._grab()
+
+    def _grab(self) -> tuple[np.ndarray, float]:
         for _ in range(self.MAX_FAILED_READS):
             ok, image = self._cap.read()
             if ok and image is not None:

@@ -24,8 +24,12 @@ CODECS = {
 }
 
 
-def pattern_frame(n: int, size=(160, 120)) -> np.ndarray:
-    """A BGR frame whose top band encodes `n` in BITS blocks and whose body is a colour ramp."""
+def pattern_frame(n: int, size=(160, 120), box: bool = False) -> np.ndarray:
+    """A BGR frame whose top band encodes `n` in BITS blocks and whose body is a colour ramp.
+
+    With `box`, a pure red square (what tests/onnx_models.py's colour model calls neoplastic)
+    moves 2 px a frame along the lower half.
+    """
     w, h = size
     image = np.empty((h, w, 3), np.uint8)
     image[:] = (40 + (n * 7) % 160, 90, 160 + (n * 3) % 80)  # body colour changes with n
@@ -33,6 +37,10 @@ def pattern_frame(n: int, size=(160, 120)) -> np.ndarray:
     bw = w // BITS
     for bit in range(BITS):
         image[:band, bit * bw:(bit + 1) * bw] = 255 if (n >> bit) & 1 else 0
+    if box:
+        side = h // 4
+        x = (2 * n) % (w - side)
+        image[h // 2:h // 2 + side, x:x + side] = (0, 0, 255)
     return image
 
 
@@ -49,7 +57,8 @@ def frame_number(image: np.ndarray) -> int:
     return n
 
 
-def make_clip(path, frames: int = 30, size=(160, 120), fps: float = 30.0, codec: str = "libx264", fmt: str | None = None) -> Path:
+def make_clip(path, frames: int = 30, size=(160, 120), fps: float = 30.0, codec: str = "libx264",
+              fmt: str | None = None, box: bool = False) -> Path:
     """Write a pattern clip; the container follows the file extension (or `fmt`)."""
     import av
 
@@ -61,7 +70,7 @@ def make_clip(path, frames: int = 30, size=(160, 120), fps: float = 30.0, codec:
         stream.pix_fmt = pix_fmt
         stream.options = dict(options)
         for n in range(frames):
-            frame = av.VideoFrame.from_ndarray(pattern_frame(n, size), format="bgr24")
+            frame = av.VideoFrame.from_ndarray(pattern_frame(n, size, box), format="bgr24")
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
     return path
@@ -100,10 +109,19 @@ def corrupt(path, start: float = 0.3, end: float = 0.6, every: int = 97, seed: i
 
 
 def read_frames(path) -> tuple[list[np.ndarray], float]:
-    """All frames of a video (BGR) and its frame rate, decoded with PyAV."""
+    """All decodable frames of a video (BGR) and its frame rate, as a player would show them.
+
+    A packet cut short at the end of a file whose writer died is skipped, like players do.
+    """
     import av
 
+    frames = []
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         rate = float(stream.average_rate or stream.guessed_rate)
-        return [f.to_ndarray(format="bgr24") for f in container.decode(stream)], rate
+        for packet in container.demux(stream):
+            try:
+                frames += [f.to_ndarray(format="bgr24") for f in packet.decode()]
+            except av.error.InvalidDataError:
+                continue
+    return frames, rate

@@ -20,8 +20,8 @@ MODEL_HW = (16, 16)
 class PatternEngine:
     """A fake engine that reads the frame number from the pattern, optionally slowly or hanging.
 
-    Its mask covers the lower half of the image, so every drawn overlay is visible, and it
-    remembers which frame numbers it saw.
+    Its mask is a band whose width says which frame it came from (`mask_columns`), so a test can
+    tell from the pixels which frame's mask was drawn; it remembers which frame numbers it saw.
     """
 
     name, backend, provider = "pattern", "fake", "none"
@@ -41,11 +41,22 @@ class PatternEngine:
             raise RuntimeError("simulated model crash")
         time.sleep(self.delay)
         scores = np.zeros(MODEL_HW, np.float32)
-        scores[MODEL_HW[0] // 2:] = 0.9
+        scores[8:12, MODEL_HW[1] - mask_columns(n):] = 0.9
         return Prediction(scores, np.zeros(MODEL_HW, np.uint8), {"inference": self.delay})
 
     def close(self):
         self.release.set()
+
+
+def mask_columns(n: int) -> int:
+    """Width, in model pixels, of the mask PatternEngine makes for frame n."""
+    return 1 + n % 15
+
+
+def drawn_columns(image, raw) -> int:
+    """Width, in model pixels (10 frame pixels), of the band drawn on a 160x120 frame."""
+    changed = (image[64:86] != raw[64:86]).any(axis=(0, 2))
+    return round(int(changed.sum()) / 10)
 
 
 class ListSink:
@@ -55,7 +66,8 @@ class ListSink:
 
     def on_frame(self, p):
         self.frames.append(SimpleNamespace(seq=p.seq, number=frame_number(p.raw), overlay_seq=p.overlay_seq,
-                                           stale=p.stale, changed=not np.array_equal(p.image, p.raw)))
+                                           stale=p.stale, changed=not np.array_equal(p.image, p.raw),
+                                           mask=drawn_columns(p.image, p.raw)))
 
     def on_error(self, e):
         self.errors.append(e)
@@ -86,6 +98,7 @@ def test_sync_mode_draws_every_frame_with_its_own_mask(clip, tmp_path):
     assert [f.number for f in sink.frames] == list(range(60)) == [f.seq for f in sink.frames]
     assert engine.seen == list(range(60))
     assert all(f.overlay_seq == f.seq and f.changed and not f.stale for f in sink.frames)
+    assert [f.mask for f in sink.frames] == [mask_columns(n) for n in range(60)]  # its own mask, from the pixels
     assert summary.drops == {} and summary.frames_shown == summary.masks_shown == 60
     assert summary.recording.frames_written == 60 and len(sink.finished) == 1
     frames, rate = read_frames(tmp_path / "out.mp4")
@@ -102,6 +115,8 @@ def test_live_mode_never_draws_the_future_and_counts_drops(clip):
     drawn = [f.overlay_seq for f in sink.frames if f.overlay_seq is not None]
     assert drawn and drawn == sorted(drawn)  # masks never go backwards
     assert all(f.overlay_seq <= f.seq for f in sink.frames if f.overlay_seq is not None)  # never from the future
+    assert all(f.mask == mask_columns(f.overlay_seq) for f in sink.frames if f.overlay_seq is not None)
+    assert all(f.mask == 0 for f in sink.frames if f.overlay_seq is None)
     assert summary.drops.get("inference", 0) > 10  # the worker skipped frames...
     assert summary.frames_shown + summary.drops.get("display", 0) == 60  # ...the display did not
     assert len(engine.seen) < 40 and engine.seen == sorted(engine.seen)

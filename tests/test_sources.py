@@ -1,5 +1,7 @@
 """Sources: files of many containers/codecs, the demo clip, devices (absent, unplugged), seeking."""
 
+import time
+
 import numpy as np
 import pytest
 
@@ -106,8 +108,8 @@ def test_absent_device_raises_capture_error():
 class FakeCapture:
     """A cv2.VideoCapture stand-in that delivers `frames` frames, then fails like an unplugged card."""
 
-    def __init__(self, frames):
-        self.left = frames
+    def __init__(self, frames, delay: float = 0.0):
+        self.left, self.delay = frames, delay
         self.released = False
 
     def isOpened(self):
@@ -123,6 +125,7 @@ class FakeCapture:
         if self.left <= 0:
             return False, None
         self.left -= 1
+        time.sleep(self.delay)  # a real card delivers at its frame rate
         return True, np.zeros((120, 160, 3), np.uint8)
 
     def release(self):

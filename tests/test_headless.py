@@ -1,0 +1,100 @@
+"""`polypview --headless`: every frame in --sync, recordings and metrics, live pacing, Ctrl-C."""
+
+import csv
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from clips import frame_number, make_clip, read_frames
+from onnx_models import make_color_model
+from polypview.cli import main
+
+
+@pytest.fixture(scope="module")
+def color_model(tmp_path_factory):
+    return make_color_model(tmp_path_factory.mktemp("models") / "color.onnx")
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    return make_clip(tmp_path_factory.mktemp("clips") / "boxes.mp4", frames=45, size=(192, 144), fps=25, box=True)
+
+
+def read_metrics(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_sync_processes_every_frame_in_order(clip, color_model, tmp_path, capsys):
+    out, metrics = tmp_path / "out.mp4", tmp_path / "frames.csv"
+    code = main(["--video", str(clip), "--headless", "--sync", "--model", str(color_model),
+                 "--record", str(out), "--metrics", str(metrics)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "45 shown of 45 read" in captured.out and "sync mode" in captured.out
+    assert "masks shown      45 frames (100.0 %)" in captured.out and "drops            none" in captured.out
+    rows = read_metrics(metrics)
+    assert [int(r["seq"]) for r in rows] == list(range(45))
+    assert all(r["overlay_seq"] == r["seq"] and r["stale"] == "0" for r in rows)
+    presented = [float(r["t_presented"]) for r in rows]
+    assert presented == sorted(presented)
+    assert all(float(r["t_infer_end"]) <= float(r["t_presented"]) <= float(r["t_recorded"]) for r in rows)
+    frames, rate = read_frames(out)
+    assert rate == pytest.approx(25) and [frame_number(f) for f in frames] == list(range(45))
+    assert captured.err.strip() == ""
+
+
+def test_live_headless_paces_the_file_and_reports_latency(clip, color_model, tmp_path, capsys):
+    metrics = tmp_path / "live.csv"
+    code = main(["--video", str(clip), "--headless", "--model", str(color_model), "--metrics", str(metrics)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "live mode" in out and "annotation delay min" in out and "video delay" in out
+    rows = read_metrics(metrics)
+    shown = [r for r in rows if r["t_presented"]]
+    duration = float(shown[-1]["t_presented"]) - float(shown[0]["t_presented"])
+    assert duration == pytest.approx(44 / 25, abs=0.3)  # played at its own frame rate
+    drawn = [int(r["overlay_seq"]) for r in shown if r["overlay_seq"]]
+    assert drawn == sorted(drawn) and all(int(r["overlay_seq"]) <= int(r["seq"]) for r in shown if r["overlay_seq"])
+
+
+def test_demo_frames_and_screenshot(tmp_path, capsys):
+    shot = tmp_path / "shot.png"
+    code = main(["--demo", "--size", "320x180", "--headless", "--model", "none", "--frames", "12",
+                 "--screenshot", str(shot)])
+    out = capsys.readouterr().out
+    assert code == 0 and "12 shown of 12 read" in out and "none (video only)" in out
+    import cv2
+
+    assert cv2.imread(str(shot)).shape == (180, 320, 3)
+
+
+def test_record_hud_burns_text(clip, color_model, tmp_path, capsys):
+    plain, hud = tmp_path / "plain.mp4", tmp_path / "hud.mp4"
+    for path, extra in ((plain, []), (hud, ["--record-hud"])):
+        assert main(["--video", str(clip), "--headless", "--sync", "--model", str(color_model), "--frames", "5",
+                     "--record", str(path), *extra]) == 0
+    capsys.readouterr()
+    a, b = read_frames(plain)[0], read_frames(hud)[0]
+    assert len(a) == len(b) == 5
+    assert abs(a[4][40:100].astype(int) - b[4][40:100].astype(int)).max() > 100
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT delivery differs on Windows")
+def test_ctrl_c_finalises_the_recording_and_exits_130(tmp_path):
+    out = tmp_path / "demo.mp4"
+    cmd = [sys.executable, "-m", "polypview.cli", "--demo", "--size", "320x240", "--headless",
+           "--model", "none", "--record", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (not out.exists() or out.stat().st_size < 20000):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr and "(interrupted)" in stdout
+    frames, rate = read_frames(out)
+    assert len(frames) >= 10 and rate == pytest.approx(30)
