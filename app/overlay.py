@@ -17,7 +17,7 @@ import numpy as np
 from polypview.errors import ConfigError
 from polypview.roi import detect_roi
 
-if TYPE_CHECKING:  # the runtime is only needed for the type; importing it here would be circular-prone
+if TYPE_CHECKING:  # only the type is needed: drawing must not depend on the runtime module
     from polypview.inference.runtime import Prediction
 
 STYLES = ("fill", "contour")

@@ -116,7 +116,7 @@ def test_preprocess_matches_numpy_reference(order):
 
 
 def test_fast_shrink_stays_close_to_area_averaging():
-    """Large frames shrink by an integer factor first (3x faster); the result must stay near INTER_AREA."""
+    """Large frames are halved first (fast path); the result must stay near a single INTER_AREA."""
     noise = np.random.default_rng(1).integers(0, 256, (540, 960, 3), dtype=np.uint8)
     frame = cv2.GaussianBlur(noise, (0, 0), 3)  # texture at the scale of endoscopy video
     fast = runtime.shrink(frame, (64, 80)).astype(int)
