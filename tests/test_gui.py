@@ -458,3 +458,16 @@ def test_record_option_records_from_the_first_frame(qtbot, tmp_path, errors, rea
     numbers = [frame_number(f) for f in frames]
     assert len(frames) == presented and numbers[0] == 0 and numbers == sorted(set(numbers))
     assert errors == []
+
+
+def test_seek_slider_jumps_in_the_file(qtbot, tmp_path, errors, real_core):
+    from clips import frame_number
+
+    clip = box_clip(tmp_path / "long.mp4", frames=150)
+    window = open_window(qtbot, tmp_path, None, source=str(clip), model="none")
+    qtbot.waitUntil(lambda: window.bridge is not None and window.bridge.presented >= 2, timeout=8000)
+    assert window.transport.slider.maximum() == 5000  # 150 frames at 30 fps
+    window.transport.slider.setValue(4000)
+    qtbot.waitUntil(lambda: window.last_presented.pts >= 3.9, timeout=5000)
+    assert frame_number(window.last_presented.raw) >= 119
+    assert errors == [] and window.engine is None

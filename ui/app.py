@@ -39,6 +39,7 @@ class ScreenshotTaker:
     def __init__(self, window: MainWindow, path: Path, frames: int, timeout_s: float = SCREENSHOT_TIMEOUT_S):
         self.window, self.path, self.frames = window, Path(path), frames
         self.saved = False
+        self.ok = False
         self._timer = QTimer(window)
         self._timer.setInterval(50)
         self._timer.timeout.connect(self._poll)
@@ -64,13 +65,14 @@ class ScreenshotTaker:
         self._timer.stop()
         self.window.refresh_hud()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if not self.window.grab().save(str(self.path)):
-            dialogs.show_error(self.window, f"cannot write the screenshot {self.path}")
+        self.ok = self.window.grab().save(str(self.path))
+        if not self.ok:
+            dialogs.show_error(self.window, f"cannot write the screenshot {self.path}: check the folder")
         self.window.close()
 
 
 def run_gui(args: Any, services: Any = None) -> int:
-    """Open the window with the command line's options; returns the exit code when it closes."""
+    """Open the window with the command line's options; the exit code when it closes (1: no screenshot)."""
     app = application()
     options = ViewerOptions.from_args(args)
     window = build_window(options, services)
@@ -78,6 +80,5 @@ def run_gui(args: Any, services: Any = None) -> int:
     if options.screenshot:
         taker = ScreenshotTaker(window, options.screenshot, options.frames or SCREENSHOT_FRAMES)
     app.exec()
-    del taker
     window.shutdown()
-    return 0
+    return 1 if taker is not None and not taker.ok else 0

@@ -163,6 +163,7 @@ class MainWindow(QMainWindow):
         self._stale = False
         self._closed = False
         self.last_presented = None
+        self._errors_shown: set[str] = set()  # messages whose dialog is open right now
         self.overlay = self.services.overlay_settings(**self.options.overlay)
         self.loader = BackgroundCall(self)
         self.loader.done.connect(self._engine_loaded)
@@ -247,13 +248,13 @@ class MainWindow(QMainWindow):
             source = self.services.open_source(spec, size=self.options.size, fps=self.options.fps,
                                                fourcc=self.options.fourcc)
         except PolypviewError as exc:
-            dialogs.show_error(self, str(exc))
+            self.show_error(str(exc))
             return False
         try:
             self._start_pipeline(source)
         except PolypviewError as exc:
             _close_quietly(source)
-            dialogs.show_error(self, str(exc))
+            self.show_error(str(exc))
             return False
         self._current_spec = spec
         self.setWindowTitle(f"polypview — {getattr(source, 'name', spec)}")
@@ -293,7 +294,7 @@ class MainWindow(QMainWindow):
             try:
                 pipeline.stop(self.options.stop_timeout_s)
             except PolypviewError as exc:
-                dialogs.show_error(self, str(exc))
+                self.show_error(str(exc))
         self._show_recording(False)
         if self.source is not None:
             _close_quietly(self.source)
@@ -322,6 +323,16 @@ class MainWindow(QMainWindow):
             event.acceptProposedAction()
             self.open_input(path)
 
+    def show_error(self, message: str) -> None:
+        """Route an error to the dialog; a message already on screen is not stacked again."""
+        if message in self._errors_shown:
+            return
+        self._errors_shown.add(message)
+        try:
+            dialogs.show_error(self, message)
+        finally:
+            self._errors_shown.discard(message)
+
     # ---- pipeline callbacks (GUI thread, through the bridge)
     def _frame_ready(self, bridge: SinkBridge) -> None:
         presented = bridge.take() if bridge is self.bridge else None
@@ -336,7 +347,7 @@ class MainWindow(QMainWindow):
 
     def _pipeline_error(self, bridge: SinkBridge, error: Exception) -> None:
         if bridge is self.bridge:
-            dialogs.show_error(self, str(error))
+            self.show_error(str(error))
 
     def _pipeline_finished(self, bridge: SinkBridge, summary: Any) -> None:
         if bridge is not self.bridge:
@@ -368,7 +379,7 @@ class MainWindow(QMainWindow):
         try:
             self.pipeline.seek(seconds)
         except PolypviewError as exc:
-            dialogs.show_error(self, str(exc))
+            self.show_error(str(exc))
 
     # ---- model
     def refresh_models(self) -> None:
@@ -416,7 +427,7 @@ class MainWindow(QMainWindow):
             return
         self.statusBar().clearMessage()
         self.refresh_models()
-        dialogs.show_error(self, str(error) if isinstance(error, PolypviewError) else f"model failed to load: {error}")
+        self.show_error(str(error) if isinstance(error, PolypviewError) else f"model failed to load: {error}")
 
     # ---- overlay
     def _overlay_changed(self) -> None:
@@ -458,7 +469,7 @@ class MainWindow(QMainWindow):
             self.pipeline.start_recording(path, include_hud=self.options.record_hud)
         except OSError as exc:
             message = str(exc) if isinstance(exc, PolypviewError) else f"cannot record to {path}: {exc}"
-            dialogs.show_error(self, message)
+            self.show_error(message)
             return False
         self.recording_path = path
         self.statusBar().showMessage(f"Recording to {path}", 0)
@@ -468,7 +479,7 @@ class MainWindow(QMainWindow):
         try:
             report = self.pipeline.stop_recording()
         except PolypviewError as exc:
-            dialogs.show_error(self, str(exc))
+            self.show_error(str(exc))
             return
         self.last_recording = report
         self.statusBar().showMessage(f"Saved {getattr(report, 'path', self.recording_path)}", 8000)
@@ -482,7 +493,7 @@ class MainWindow(QMainWindow):
         try:
             save_png(frame, path)
         except OutputError as exc:
-            dialogs.show_error(self, str(exc))
+            self.show_error(str(exc))
             return None
         self.statusBar().showMessage(f"Snapshot saved to {path}", 5000)
         return path
