@@ -1,0 +1,817 @@
+"""`polypview bench`: the cost of every stage and of the whole pipeline, on the same clips, in one run.
+
+    polypview bench                                   # 720p30 and 1080p30 demo clips, 10 s each
+    polypview bench --sizes 1080p --fps 30,60 --json bench.json
+    polypview bench --clip case.mp4 --model nanonet-a-neo
+    polypview bench --realistic                       # NeoPolyp images drifting like an endoscope
+    polypview bench --quick                           # a few seconds: smoke test
+
+For each clip it measures, one after another on an otherwise idle pipeline:
+  stages     decode, colour conversion, pre-processing, inference, post-processing, overlay,
+             display conversion, BGR->I420, encode: median and p95 per frame, one thread;
+  live       the Pipeline in live mode, display only (a sink that counts), file paced at its rate;
+  live+rec   the same while recording;
+  sync+rec   every-frame mode with recording, as fast as possible;
+  I/O floor  the same Pipeline in sync mode with no model (decode, I420, encode, same threads);
+  naive      decode -> infer -> draw -> encode in one thread, the structure of published demos;
+and, once, the window's time to its first frame (a subprocess, QT offscreen). Prints a table
+with issue 4's targets beside the figures and writes everything to JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from polypview.benchclips import ClipSpec, default_data_dir, make_clip, parse_fps, parse_list, parse_size
+from polypview.errors import ConfigError, OutputError
+
+DEFAULT_SIZES = "720p,1080p"
+DEFAULT_FPS = "30"
+DEFAULT_SECONDS = 10.0
+STAGE_FRAMES = 90  # frames of the per-stage pass (held in memory: 90 1080p frames are ~560 MB)
+QUICK = {"sizes": "360p", "fps": "30", "seconds": 1.0, "stage_frames": 15}
+GUI_TIMEOUT_S = 60.0
+DISC_FRACTION = 0.04  # the synthetic polyp mask covers this share of the frame
+
+# Stage name -> what is timed (the table's wording).
+STAGES = {
+    "decode": "decode (PyAV, threads auto)",
+    "colour": "colour conversion YUV->BGR (to_ndarray)",
+    "preprocess": "pre-processing (ROI crop, resize, blob)",
+    "inference": "inference (the model alone)",
+    "postprocess": "post-processing (scores, labels)",
+    "overlay": "overlay, the model's mask",
+    "overlay_disc": f"overlay, a polyp mask ({DISC_FRACTION:.0%} of frame)",
+    "display": "display conversion (contiguous array)",
+    "i420": "BGR->I420 (OpenCV)",
+    "encode": "encode (libx264, I420 in)",
+}
+
+
+# ------------------------------------------------------------------------------------ arguments
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The bench options."""
+    parser.add_argument("--clip", metavar="FILE", help="benchmark this video instead of generated clips")
+    parser.add_argument("--sizes", default=None, help=f"generated clip sizes (default {DEFAULT_SIZES}; names or WxH)")
+    parser.add_argument("--fps", default=None, help=f"generated clip frame rates (default {DEFAULT_FPS}), e.g. 30,60")
+    parser.add_argument("--seconds", type=float, default=None, help=f"length of each generated clip (default {DEFAULT_SECONDS:g})")
+    parser.add_argument("--model", metavar="NAME_OR_FILE", help="shipped model name or .onnx file (default: the CPU default)")
+    parser.add_argument("--backend", default="auto", help="inference backend: auto, ort or torch")
+    parser.add_argument("--threads", type=int, default=None, help="intra-op threads of the model (default: the runtime's)")
+    parser.add_argument("--json", metavar="OUT.json", type=Path, help="write the results here")
+    parser.add_argument("--quick", action="store_true", help="a tiny clip and few frames (a smoke test of a few seconds)")
+    parser.add_argument("--realistic", action="store_true", help="clips from NeoPolyp images (needs ../shared/data)")
+    parser.add_argument("--data", type=Path, default=None, help="shared data folder for --realistic")
+    parser.add_argument("--stage-frames", type=int, default=None, help=f"frames in the per-stage pass (default {STAGE_FRAMES})")
+    parser.add_argument("--only", default=None, help="comma-separated runs to do (default all): " + ", ".join(RUN_NAMES))
+    parser.add_argument("--no-gui", action="store_true", help="skip the window's time-to-first-frame probe")
+    parser.add_argument("--keep", metavar="DIR", type=Path, help="keep the clips and recordings in DIR (default: a temp dir)")
+
+
+# ---------------------------------------------------------------------------------------- stats
+
+
+def summarise(seconds: list[float], cpu: list[float] | None = None) -> dict:
+    """median/p95/mean of per-frame durations in ms (and mean CPU ms when given)."""
+    if not seconds:
+        return {"count": 0, "median_ms": None, "p95_ms": None, "mean_ms": None, "cpu_ms": None}
+    ms = np.asarray(seconds, np.float64) * 1000
+    out = {"count": int(ms.size), "median_ms": float(np.median(ms)), "p95_ms": float(np.percentile(ms, 95)),
+           "mean_ms": float(ms.mean())}
+    out["cpu_ms"] = float(np.mean(cpu) * 1000) if cpu else None
+    return out
+
+
+class StageClock:
+    """Wall and process-CPU time of each call of each stage."""
+
+    def __init__(self):
+        self.wall: dict[str, list[float]] = {}
+        self.cpu: dict[str, list[float]] = {}
+
+    def time(self, name: str, fn: Callable, *args):
+        """Call fn(*args), recording its wall and CPU time under `name`."""
+        c0, t0 = time.process_time(), time.perf_counter()
+        out = fn(*args)
+        self.add(name, time.perf_counter() - t0, time.process_time() - c0)
+        return out
+
+    def add(self, name: str, wall: float, cpu: float | None = None) -> None:
+        self.wall.setdefault(name, []).append(wall)
+        if cpu is not None:
+            self.cpu.setdefault(name, []).append(cpu)
+
+    def summary(self) -> dict:
+        return {name: summarise(self.wall[name], self.cpu.get(name)) for name in self.wall}
+
+
+# ------------------------------------------------------------------------------ per-stage costs
+
+
+def decode_pass(path: Path, keep: int) -> tuple[dict, list[np.ndarray], dict]:
+    """Decode the whole clip alone (timing decode and colour conversion); keep the first `keep` frames."""
+    from polypview.sources import open_container
+
+    clock, frames = StageClock(), []
+    container = open_container(Path(path))
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"  # as sources.FileSource decodes
+    t_start, c_start = time.perf_counter(), time.process_time()
+    pending_wall, pending_cpu, count = 0.0, 0.0, 0
+    try:
+        for packet in container.demux(stream):  # the last, empty packet flushes the decoder
+            c0, t0 = time.process_time(), time.perf_counter()
+            decoded = packet.decode()
+            pending_wall += time.perf_counter() - t0
+            pending_cpu += time.process_time() - c0
+            for frame in decoded:
+                # Frame threads return frames late: charge the decode calls since the last frame to this one.
+                clock.add("decode", pending_wall, pending_cpu)
+                pending_wall = pending_cpu = 0.0
+                image = clock.time("colour", lambda: frame.to_ndarray(format="bgr24"))
+                if len(frames) < keep:
+                    frames.append(image)
+                count += 1
+    finally:
+        container.close()
+    wall, cpu = time.perf_counter() - t_start, time.process_time() - c_start
+    totals = {"frames": count, "fps": count / wall if wall else 0.0, "cpu_cores": cpu / wall if wall else 0.0}
+    return clock.summary(), frames, totals
+
+
+def disc_prediction(engine, roi) -> object:
+    """A Prediction with one round polyp (class 0) covering DISC_FRACTION of the area it maps to."""
+    from polypview.inference.runtime import Prediction
+
+    h, w = engine.info.input_size
+    yy, xx = np.mgrid[0:h, 0:w]
+    radius = np.sqrt(DISC_FRACTION * h * w / np.pi)
+    scores = (np.hypot(xx - 0.45 * w, yy - 0.55 * h) <= radius).astype(np.float32) * 0.95
+    return Prediction(scores, np.zeros((h, w), np.uint8), {}, roi)
+
+
+def model_pass(frames: list[np.ndarray], engine, settings) -> tuple[StageClock, list[np.ndarray]]:
+    """Pre-process, infer, post-process, draw, convert for display and to I420, as the pipeline does."""
+    from polypview.overlay import Overlay, detect_roi
+    from polypview.recorder import to_i420
+
+    clock, yuv = StageClock(), []
+    overlay = Overlay(engine.info.classes, engine.info.colors)
+    roi = detect_roi(frames[0]) if frames else None
+    disc = disc_prediction(engine, roi)
+    for image in frames:
+        c0 = time.process_time()
+        prediction = engine.predict(image, roi) if roi is not None else engine.predict(image)
+        cpu = time.process_time() - c0
+        total = sum(prediction.timings.values()) or 1.0
+        for name in ("preprocess", "inference", "postprocess"):
+            share = prediction.timings[name]
+            clock.add(name, share, cpu * share / total)  # CPU split in proportion to wall
+        annotated = clock.time("overlay", overlay.draw, image, prediction, settings, roi)
+        clock.time("overlay_disc", overlay.draw, image, disc, settings, roi)
+        shown = clock.time("display", np.ascontiguousarray, annotated)
+        yuv.append(clock.time("i420", to_i420, shown))
+    return clock, yuv
+
+
+def encode_pass(yuv: list[np.ndarray], size, fps: float, path: Path) -> tuple[dict, dict]:
+    """Encode the I420 frames alone with the recorder's writer; per call and overall."""
+    from polypview.recorder import VideoWriter
+
+    clock = StageClock()
+    t_start, c_start = time.perf_counter(), time.process_time()
+    with VideoWriter(path, fps=fps, size=size) as writer:
+        for frame in yuv:
+            clock.time("encode", writer.write_i420, frame)
+        clock.time("encode_flush", writer.close)
+    wall, cpu = time.perf_counter() - t_start, time.process_time() - c_start
+    totals = {"frames": len(yuv), "fps": len(yuv) / wall if wall else 0.0, "cpu_cores": cpu / wall if wall else 0.0}
+    return clock.summary(), totals
+
+
+def stage_costs(path: Path, engine, settings, spec: ClipSpec, stage_frames: int, folder: Path) -> dict:
+    """Every stage's cost per frame, each measured alone on the clip's frames."""
+    decoded, frames, decode_totals = decode_pass(path, stage_frames)
+    clock, yuv = model_pass(frames, engine, settings)
+    del frames
+    size = (yuv[0].shape[1], yuv[0].shape[0] * 2 // 3) if yuv else spec.size
+    encoded, encode_totals = encode_pass(yuv, size, spec.fps, folder / f"stages-{spec.label}.mp4")
+    stages = {**decoded, **clock.summary(), **encoded}
+    ordered = {name: stages[name] for name in STAGES if name in stages}
+    return {"stages": ordered, "decode_alone": decode_totals, "encode_alone": encode_totals,
+            "encode_flush": stages.get("encode_flush")}
+
+
+# ---------------------------------------------------------------------------------- pipelines
+
+
+class CountingSink:
+    """The pipeline's sink for headless runs: counts frames and keeps errors, draws nothing."""
+
+    def __init__(self):
+        self.frames = 0
+        self.errors: list[str] = []
+        self.finished = threading.Event()
+
+    def on_frame(self, p) -> None:
+        self.frames += 1
+
+    def on_error(self, e) -> None:
+        self.errors.append(str(e))
+
+    def on_finished(self, summary) -> None:
+        self.finished.set()
+
+
+def _percentiles(p) -> dict:
+    return dataclasses.asdict(p) if dataclasses.is_dataclass(p) else dict(p)
+
+
+def file_frames(path: Path) -> int:
+    """Video packets in a recorded file (one per frame), counted by demuxing."""
+    from polypview.sources import open_container
+
+    container = open_container(Path(path))
+    try:
+        stream = container.streams.video[0]
+        return sum(1 for packet in container.demux(stream) if packet.size)
+    finally:
+        container.close()
+
+
+def run_pipeline(path: Path, engine, mode: str, record: Path | None, settings, timeout_s: float) -> dict:
+    """One headless Pipeline run over the clip; throughput counts until the recording is finalised."""
+    from polypview.pipeline import Pipeline, PipelineConfig
+    from polypview.sources import open_source
+
+    source = open_source(str(path))
+    sink = CountingSink()
+    pipeline = Pipeline(source, engine, PipelineConfig(mode=mode, record_path=record), sink)
+    if engine is not None:
+        pipeline.set_overlay(settings)
+    try:
+        c0, t0 = time.process_time(), time.perf_counter()
+        pipeline.start()
+        finished = pipeline.wait(timeout_s)
+        summary = pipeline.stop()
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    finally:
+        source.close()
+    return _pipeline_result(summary, sink, wall, cpu, finished, record)
+
+
+def _pipeline_result(summary, sink: CountingSink, wall: float, cpu: float, finished: bool, record: Path | None) -> dict:
+    shown = summary.frames_shown
+    result = {
+        "frames_read": summary.frames_read,
+        "frames_shown": shown,
+        "sink_frames": sink.frames,
+        "masks_shown": summary.masks_shown,
+        "mask_share": summary.masks_shown / shown if shown else 0.0,
+        "frames_inferred": summary.frames_inferred,
+        "display_fps": summary.fps,
+        "drops": dict(summary.drops),
+        "display_drops": int(summary.drops.get("display", 0)),
+        "annotation_delay_ms": _percentiles(summary.annotation_delay),
+        "video_delay_ms": _percentiles(summary.video_delay),
+        "staleness_ms": _percentiles(summary.staleness),
+        "inference_ms": _percentiles(summary.inference),
+        "wall_s": wall,
+        "cpu_cores": cpu / wall if wall else 0.0,
+        "throughput_fps": shown / wall if wall else 0.0,
+        "finished": bool(finished),
+        "errors": [str(e) for e in summary.errors] or sink.errors,
+    }
+    if record is not None:
+        result.update(_recording_result(summary.recording, record, shown, wall))
+    return result
+
+
+def _recording_result(report, record: Path, shown: int, wall: float) -> dict:
+    written = int(getattr(report, "frames_written", 0) or 0)
+    in_file = file_frames(record) if record.exists() and record.stat().st_size else 0
+    return {
+        "recorded_frames": written,
+        "record_dropped": int(getattr(report, "frames_dropped", 0) or 0),
+        "frames_in_file": in_file,
+        "recorded_lost": max(0, shown - in_file),
+        "record_finalised": bool(getattr(report, "finalised", False)),
+        "record_fps": in_file / wall if wall else 0.0,
+    }
+
+
+def naive_loop(path: Path, engine, settings, spec: ClipSpec, out: Path) -> dict:
+    """decode -> infer -> draw -> encode, one after another in one thread (published demos' structure)."""
+    from polypview.overlay import Overlay
+    from polypview.recorder import VideoWriter
+    from polypview.sources import open_source
+
+    overlay = Overlay(engine.info.classes, engine.info.colors)
+    source = open_source(str(path))
+    frames = 0
+    c0, t0 = time.process_time(), time.perf_counter()
+    try:
+        with VideoWriter(out, fps=source.fps, size=source.size) as writer:
+            while (frame := source.read()) is not None:
+                writer.write(overlay.draw(frame.image, engine.predict(frame.image), settings))
+                frames += 1
+    finally:
+        source.close()
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {"frames": frames, "wall_s": wall, "throughput_fps": frames / wall if wall else 0.0,
+            "cpu_cores": cpu / wall if wall else 0.0, "frames_in_file": file_frames(out)}
+
+
+# ------------------------------------------------------------------------------------ the runs
+
+
+@dataclass
+class BenchContext:
+    """What every run of one clip needs."""
+
+    path: Path
+    spec: ClipSpec
+    engine: object
+    settings: object
+    folder: Path
+    stage_frames: int
+
+    @property
+    def timeout_s(self) -> float:
+        # Live runs take the clip's length; sync runs at worst a few fps: generous, never endless.
+        return 60.0 + 4.0 * self.spec.frames / 5.0
+
+
+RUNS: dict[str, Callable[[BenchContext], dict]] = {
+    "stages": lambda c: stage_costs(c.path, c.engine, c.settings, c.spec, c.stage_frames, c.folder),
+    "io_floor": lambda c: run_pipeline(c.path, None, "sync", c.folder / f"floor-{c.spec.label}.mp4", c.settings, c.timeout_s),
+    "naive": lambda c: naive_loop(c.path, c.engine, c.settings, c.spec, c.folder / f"naive-{c.spec.label}.mp4"),
+    "sync_record": lambda c: run_pipeline(c.path, c.engine, "sync", c.folder / f"sync-{c.spec.label}.mp4", c.settings, c.timeout_s),
+    "live": lambda c: run_pipeline(c.path, c.engine, "live", None, c.settings, c.timeout_s),
+    "live_record": lambda c: run_pipeline(c.path, c.engine, "live", c.folder / f"live-{c.spec.label}.mp4", c.settings, c.timeout_s),
+}
+RUN_NAMES = tuple(RUNS)
+
+
+def ratios(clip: dict) -> dict:
+    """sync throughput over the I/O floor's and the naive loop's."""
+    sync = (clip.get("sync_record") or {}).get("throughput_fps")
+    floor = (clip.get("io_floor") or {}).get("throughput_fps")
+    naive = (clip.get("naive") or {}).get("throughput_fps")
+    return {"sync_over_io_floor": sync / floor if sync and floor else None,
+            "sync_over_naive": sync / naive if sync and naive else None}
+
+
+def bench_clip(context: BenchContext, runs: list[str], log: Callable[[str], None]) -> dict:
+    """Every requested run on one clip."""
+    clip = {"label": context.spec.label, "path": str(context.path), "size": list(context.spec.size),
+            "fps": context.spec.fps, "frames": context.spec.frames}
+    for name in runs:
+        log(f"  {context.spec.label}: {name} ...")
+        t0 = time.perf_counter()
+        clip[name] = RUNS[name](context)
+        log(f"  {context.spec.label}: {name} done in {time.perf_counter() - t0:.1f} s")
+    clip["ratios"] = ratios(clip)
+    return clip
+
+
+# ---------------------------------------------------------------------------------- GUI probe
+
+# Runs in a child process (the bench itself must not import Qt): construct the window on the
+# demo clip, wait for the first presented frame, paint it, and report the times.
+GUI_PROBE = r"""
+import json, sys, time
+t_main = time.monotonic()
+from polypview.ui.app import application
+from polypview.ui.main_window import MainWindow, ViewerOptions
+from PyQt6.QtCore import QTimer
+t_import = time.monotonic()
+app = application()
+window = MainWindow(ViewerOptions(source="demo", model=sys.argv[1] or None))
+window.show()
+window.start()
+t_window = time.monotonic()
+out = {}
+def poll():
+    if window.last_presented is None:
+        return
+    timer.stop()
+    window.view.repaint()
+    out["t_first_frame"] = time.monotonic()
+    paints = []
+    for _ in range(20):
+        t0 = time.perf_counter(); window.view.repaint(); paints.append(time.perf_counter() - t0)
+    out["paint_ms"] = sorted(paints)[len(paints) // 2] * 1000
+    out["view_size"] = [window.view.width(), window.view.height()]
+    app.quit()
+timer = QTimer(); timer.setInterval(2); timer.timeout.connect(poll); timer.start()
+QTimer.singleShot(int(float(sys.argv[2]) * 1000), app.quit)
+app.exec()
+window.shutdown()
+out.update(t_main=t_main, t_import=t_import, t_window=t_window, torch="torch" in sys.modules)
+print("GUIPROBE " + json.dumps(out))
+"""
+
+
+def gui_first_frame(model: str | None, timeout_s: float = GUI_TIMEOUT_S) -> dict:
+    """Time from launching `python` to the window's first painted frame (demo input, offscreen Qt)."""
+    env = {**os.environ, "QT_QPA_PLATFORM": os.environ.get("QT_QPA_PLATFORM", "offscreen")}
+    t0 = time.monotonic()
+    try:
+        done = subprocess.run([sys.executable, "-c", GUI_PROBE, model or "", str(timeout_s)], env=env,
+                              capture_output=True, text=True, timeout=timeout_s + 30)
+    except subprocess.TimeoutExpired:
+        return {"error": f"the window did not close within {timeout_s + 30:.0f} s"}
+    line = next((ln for ln in done.stdout.splitlines() if ln.startswith("GUIPROBE ")), None)
+    if done.returncode != 0 or line is None:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"error": f"probe failed (exit {done.returncode}): {tail}"}
+    probe = json.loads(line[len("GUIPROBE "):])
+    first = probe.get("t_first_frame")
+    return {
+        "first_frame_s": first - t0 if first else None,
+        "python_start_s": probe["t_main"] - t0,
+        "imports_s": probe["t_import"] - probe["t_main"],
+        "window_s": probe["t_window"] - probe["t_import"],
+        "paint_ms": probe.get("paint_ms"),
+        "view_size": probe.get("view_size"),
+        "torch_imported": probe["torch"],
+    }
+
+
+# -------------------------------------------------------------------------------- machine info
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo, else platform)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _version(module: str) -> str:
+    try:
+        mod = __import__(module)
+    except ImportError:
+        return "absent"
+    return str(getattr(mod, "__version__", "?"))
+
+
+def git_commit() -> str | None:
+    """The repository's HEAD commit (short), when run from a checkout."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).resolve().parents[1],
+                             capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None
+
+
+def machine_info(engine, threads: int | None) -> dict:
+    """CPU, cores, load, ORT provider and threads, library versions, date."""
+    import av
+
+    from polypview import recorder
+
+    return {
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "load_average_start": [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "versions": {name: _version(name) for name in ("numpy", "cv2", "av", "onnxruntime")},
+        "ffmpeg_libavcodec": ".".join(str(v) for v in av.library_versions.get("libavcodec", ())),
+        "encoder": f"{recorder.ENCODER} {recorder.PRESET} crf {recorder.CRF}",
+        "model": getattr(engine, "name", None),
+        "architecture": getattr(getattr(engine, "info", None), "architecture", None),
+        "input_size": list(getattr(getattr(engine, "info", None), "input_size", ()) or ()),
+        "backend": getattr(engine, "backend", None),
+        "provider": getattr(engine, "provider", None),
+        "intra_op_threads": threads if threads is not None else _default_threads(engine),
+        "commit": git_commit(),
+    }
+
+
+def _default_threads(engine) -> int | None:
+    if getattr(engine, "backend", None) != "onnxruntime":
+        return None
+    from polypview.inference.backend_ort import default_threads
+
+    return default_threads()
+
+
+# ------------------------------------------------------------------------------------- targets
+
+
+@dataclass(frozen=True)
+class Target:
+    """One of issue 4's goals: a figure taken from a clip's results, compared with a bound."""
+
+    key: str
+    text: str
+    applies: Callable[[dict], bool]  # to which clip (by its results)
+    value: Callable[[dict], float | None]
+    op: str  # "<=" | ">=" | "=="
+    bound: float
+
+    def check(self, clip: dict) -> bool | None:
+        value = self.value(clip)
+        if value is None:
+            return None
+        return {"<=": value <= self.bound, ">=": value >= self.bound, "==": value == self.bound}[self.op]
+
+
+def _is(label_size: tuple[int, int], fps: float | None = None) -> Callable[[dict], bool]:
+    return lambda c: tuple(c["size"]) == label_size and (fps is None or abs(c["fps"] - fps) < 0.5)
+
+
+def _get(*keys) -> Callable[[dict], float | None]:
+    def value(clip: dict):
+        node = clip
+        for key in keys:
+            if not isinstance(node, dict) or node.get(key) is None:
+                return None
+            node = node[key]
+        return node
+    return value
+
+
+HD = (1920, 1080)
+TARGETS = (
+    Target("live_drops", "live 1080p30: display drops = 0", _is(HD, 30), _get("live", "display_drops"), "==", 0),
+    Target("live_mask", "live 1080p30: mask on >= 95 % of shown frames", _is(HD, 30),
+           lambda c: None if _get("live", "mask_share")(c) is None else 100 * c["live"]["mask_share"], ">=", 95),
+    Target("live_p50", "live 1080p30: annotation delay p50 <= 40 ms", _is(HD, 30),
+           _get("live", "annotation_delay_ms", "p50"), "<=", 40),
+    Target("live_p99", "live 1080p30: annotation delay p99 <= 80 ms", _is(HD, 30),
+           _get("live", "annotation_delay_ms", "p99"), "<=", 80),
+    Target("live_rec_lost", "live 1080p30 + recording: no recorded frame lost", _is(HD, 30),
+           _get("live_record", "recorded_lost"), "==", 0),
+    Target("sync_floor", "sync 1080p + recording: >= 0.9x the I/O floor", _is(HD),
+           _get("ratios", "sync_over_io_floor"), ">=", 0.9),
+    Target("sync_naive", "sync 1080p + recording: >= 1.5x the naive loop", _is(HD),
+           _get("ratios", "sync_over_naive"), ">=", 1.5),
+)
+GUI_TARGET_S = 1.5
+
+
+def evaluate_targets(clips: list[dict], gui: dict | None) -> list[dict]:
+    """Every target on every clip it applies to, plus the window's first frame."""
+    out = []
+    for target in TARGETS:
+        for clip in clips:
+            if target.applies(clip):
+                out.append({"target": target.key, "text": target.text, "clip": clip["label"],
+                            "value": target.value(clip), "passed": target.check(clip)})
+    if gui is not None:
+        first = gui.get("first_frame_s")
+        passed = None if first is None else (first <= GUI_TARGET_S and not gui.get("torch_imported"))
+        out.append({"target": "gui_first_frame", "text": f"window: first frame <= {GUI_TARGET_S} s, no torch",
+                    "clip": "demo", "value": first, "passed": passed})
+    return out
+
+
+# ---------------------------------------------------------------------------------------- table
+
+
+def _ms(v) -> str:
+    return "-" if v is None else f"{v:.1f}"
+
+
+def _mark(passed: bool | None) -> str:
+    return {True: "pass", False: "FAIL", None: "n/a"}[passed]
+
+
+def _delays(p: dict) -> str:
+    if not p or not p.get("count"):
+        return "n/a"
+    return f"{p['p50']:.0f} / {p['p95']:.0f} / {p['p99']:.0f} / {p['max']:.0f} ms"
+
+
+def header_lines(info: dict, gui: dict | None) -> list[str]:
+    load = info.get("load_average_start")
+    v = info["versions"]
+    lines = [
+        f"polypview bench  {info['date']}  {info['cpu']}, {info['cores']} cores"
+        + (f", load average {load[0]:.1f} at start" if load else ""),
+        f"model {info['model']} ({info['architecture']}, {'x'.join(map(str, info['input_size']))}) on "
+        f"{info['backend']} {info['provider']}, {info['intra_op_threads']} intra-op thread(s); encoder {info['encoder']}",
+        f"python {info['python']}, onnxruntime {v['onnxruntime']}, av {v['av']} (libavcodec {info['ffmpeg_libavcodec']}),"
+        f" opencv {v['cv2']}, numpy {v['numpy']}; commit {info.get('commit') or '?'}",
+    ]
+    return lines
+
+
+def stage_lines(result: dict) -> list[str]:
+    stages = result.get("stages") or {}
+    lines = [f"  {'stage, per frame, one at a time':44s} {'median':>7s} {'p95':>7s} {'cpu':>7s}  ms"]
+    for name, text in STAGES.items():
+        s = stages.get(name)
+        if s:
+            lines.append(f"  {text:44s} {_ms(s['median_ms']):>7s} {_ms(s['p95_ms']):>7s} {_ms(s['cpu_ms']):>7s}")
+    dec, enc = result.get("decode_alone") or {}, result.get("encode_alone") or {}
+    if dec and enc:
+        lines.append(f"  decode alone {dec['fps']:.0f} fps ({dec['cpu_cores']:.2f} cores); "
+                     f"encode alone {enc['fps']:.0f} fps ({enc['cpu_cores']:.2f} cores)")
+    return lines
+
+
+def run_rows(clip: dict, checks: dict[str, dict]) -> list[tuple[str, str, str, str]]:
+    """(run, figure, target, mark) rows for one clip."""
+    rows = []
+
+    def mark(key: str) -> tuple[str, str]:
+        check = checks.get(key)
+        target = next(t for t in TARGETS if t.key == key)
+        return (f"{target.op} {target.bound:g}", _mark(check["passed"])) if check else ("", "")
+
+    for name, title in (("live", "live, display only"), ("live_record", "live + recording")):
+        r = clip.get(name)
+        if not r:
+            continue
+        prefix = "live" if name == "live" else "live_rec"
+        rows.append((title, f"display {r['display_fps']:.1f} fps, {r['frames_shown']} of {r['frames_read']} shown", "", ""))
+        rows.append(("", f"display drops {r['display_drops']}", *(mark("live_drops") if name == "live" else ("", ""))))
+        rows.append(("", f"frames shown with a mask {100 * r['mask_share']:.1f} %", *(mark("live_mask") if name == "live" else ("", ""))))
+        rows.append(("", f"annotation delay p50/p95/p99/max {_delays(r['annotation_delay_ms'])}", "", ""))
+        if name == "live":
+            rows.append(("", "  annotation delay p50", *mark("live_p50")))
+            rows.append(("", "  annotation delay p99", *mark("live_p99")))
+        rows.append(("", f"video delay p50/p95/p99/max {_delays(r['video_delay_ms'])}", "", ""))
+        if name == "live_record":
+            rows.append(("", f"recorded {r['frames_in_file']} of {r['frames_shown']} shown "
+                             f"(lost {r['recorded_lost']}, recorder drops {r['record_dropped']})", *mark(f"{prefix}_lost")))
+    for name, title in (("sync_record", "every-frame (sync) + recording"), ("io_floor", "I/O floor (no model, same threads)"),
+                        ("naive", "naive single loop")):
+        r = clip.get(name)
+        if r:
+            rows.append((title, f"throughput {r['throughput_fps']:.1f} fps ({r['cpu_cores']:.2f} cores)", "", ""))
+    ratio = clip.get("ratios") or {}
+    if ratio.get("sync_over_io_floor") is not None:
+        rows.append(("ratios", f"sync / I/O floor {ratio['sync_over_io_floor']:.2f}x", *mark("sync_floor")))
+    if ratio.get("sync_over_naive") is not None:
+        rows.append(("", f"sync / naive {ratio['sync_over_naive']:.2f}x", *mark("sync_naive")))
+    return rows
+
+
+def clip_lines(clip: dict, checks: dict[str, dict]) -> list[str]:
+    lines = [f"clip {clip['label']}: {clip.get('kind', '')} {clip['size'][0]}x{clip['size'][1]} "
+             f"@ {clip['fps']:g} fps, {clip['frames']} frames"]
+    if clip.get("stages"):
+        lines += stage_lines(clip["stages"])
+    rows = run_rows(clip, checks)
+    if rows:
+        lines.append(f"  {'run':34s} {'figure':66s} {'target':>8s}  mark")
+        lines += [f"  {run:34s} {fig:66s} {tgt:>8s}  {mk}" for run, fig, tgt, mk in rows]
+    return lines
+
+
+def format_report(report: dict) -> str:
+    """The table printed at the end of the bench."""
+    lines = header_lines(report["machine"], report.get("gui"))
+    for clip in report["clips"]:
+        checks = {t["target"]: t for t in report["targets"] if t["clip"] == clip["label"]}
+        lines += [""] + clip_lines(clip, checks)
+    gui = report.get("gui")
+    if gui:
+        lines.append("")
+        if gui.get("error"):
+            lines.append(f"window first frame: {gui['error']}")
+        else:
+            lines.append(f"window first frame {gui['first_frame_s']:.2f} s (python {gui['python_start_s']:.2f} s, imports "
+                         f"{gui['imports_s']:.2f} s, window {gui['window_s']:.2f} s); paint {_ms(gui['paint_ms'])} ms at "
+                         f"{gui['view_size'][0]}x{gui['view_size'][1]}; torch imported: {gui['torch_imported']}")
+    lines += ["", "targets (issue 4)"]
+    if not report["targets"]:
+        lines.append("  none measured (the targets are defined at 1080p30 and 1080p)")
+    for t in report["targets"]:
+        value = "-" if t["value"] is None else f"{t['value']:.3g}"
+        lines.append(f"  {_mark(t['passed']):4s}  {t['text']:52s} [{t['clip']}] {value}")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------ run
+
+
+def clip_specs(args) -> list[ClipSpec]:
+    """The generated clips to make: every size x every frame rate."""
+    sizes = parse_list(args.sizes or (QUICK["sizes"] if args.quick else DEFAULT_SIZES), parse_size, "sizes")
+    rates = parse_list(args.fps or (QUICK["fps"] if args.quick else DEFAULT_FPS), parse_fps, "frame rates")
+    seconds = args.seconds if args.seconds is not None else (QUICK["seconds"] if args.quick else DEFAULT_SECONDS)
+    if seconds <= 0:
+        raise ConfigError(f"--seconds must be positive, got {seconds}")
+    return [ClipSpec(size, fps, seconds) for size in sizes for fps in rates]
+
+
+def selected_runs(args) -> list[str]:
+    if not args.only:
+        return list(RUN_NAMES)
+    names = parse_list(args.only, str, "runs")
+    unknown = [n for n in names if n not in RUNS]
+    if unknown:
+        raise ConfigError(f"unknown run {unknown[0]!r}; valid: {', '.join(RUN_NAMES)}")
+    return names
+
+
+def given_clip(path: Path) -> tuple[ClipSpec, str]:
+    """The spec of a clip given with --clip (size, rate and length read from the file)."""
+    from polypview.sources import open_source
+
+    source = open_source(str(path), kind="file")
+    try:
+        frames = source.frame_count or 1
+        return ClipSpec(tuple(source.size), source.fps, frames / source.fps), "file"
+    finally:
+        source.close()
+
+
+def prepare_clips(args, folder: Path, log) -> list[tuple[Path, ClipSpec, str]]:
+    """(path, spec, kind) for each clip: the given file, or generated ones."""
+    if args.clip:
+        spec, kind = given_clip(Path(args.clip))
+        return [(Path(args.clip), spec, kind)]
+    kind = "realistic" if args.realistic else "demo"
+    options = {"data_dir": args.data or default_data_dir()} if args.realistic else {}
+    clips = []
+    for spec in clip_specs(args):
+        log(f"making the {kind} clip {spec.label} ({spec.frames} frames) ...")
+        clips.append((make_clip(kind, spec, folder, **options), spec, kind))
+    return clips
+
+
+def run(args) -> int:
+    """Benchmark, print the table, write the JSON."""
+    from polypview.inference.runtime import load_engine
+    from polypview.overlay import OverlaySettings
+
+    log = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731 (progress goes to stderr)
+    runs = selected_runs(args)
+    stage_frames = args.stage_frames or (QUICK["stage_frames"] if args.quick else STAGE_FRAMES)
+    if args.json:
+        from polypview.recorder import check_output_path
+
+        check_output_path(args.json, what="JSON")
+    engine = load_engine(args.model, backend=args.backend, threads=args.threads)
+    info = machine_info(engine, args.threads)
+    settings = OverlaySettings()
+    with _work_folder(args.keep) as folder:
+        clips = []
+        for path, spec, kind in prepare_clips(args, folder, log):
+            context = BenchContext(path, spec, engine, settings, folder, stage_frames)
+            clip = bench_clip(context, runs, log)
+            clip["kind"] = "generated demo" if kind == "demo" else ("NeoPolyp drift" if kind == "realistic" else "file")
+            clips.append(clip)
+    gui = None if args.no_gui else gui_first_frame(str(args.model) if args.model else None)
+    info["load_average_end"] = [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None
+    report = {"machine": info, "command": "polypview bench " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["bench"] else sys.argv[1:]),
+              "clips": clips, "gui": gui, "targets": evaluate_targets(clips, gui)}
+    engine.close()
+    print(format_report(report))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2, default=str))
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+class _work_folder:
+    """A temporary folder (removed at the end), or the --keep folder (created, kept)."""
+
+    def __init__(self, keep: Path | None):
+        self.keep = keep
+        self._tmp = None
+
+    def __enter__(self) -> Path:
+        if self.keep is not None:
+            try:
+                Path(self.keep).mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise OutputError(f"cannot create {self.keep}: {exc.strerror or exc}") from None
+            return Path(self.keep)
+        self._tmp = tempfile.TemporaryDirectory(prefix="polypview-bench-")
+        return Path(self._tmp.name)
+
+    def __exit__(self, *exc) -> None:
+        if self._tmp is not None:
+            self._tmp.cleanup()

@@ -1,0 +1,163 @@
+"""Clips for `polypview bench`: the generated demo clip, or NeoPolyp images drifting like an endoscope.
+
+Both are encoded with the project's own H.264 writer into a temporary folder; clips made from
+the dataset are never written inside the repository.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from polypview.errors import ConfigError, DataError
+
+# Named frame sizes (w, h); anything else is given as WxH.
+SIZES = {"360p": (640, 360), "480p": (854, 480), "720p": (1280, 720), "1080p": (1920, 1080), "1440p": (2560, 1440)}
+REALISTIC_SECONDS_PER_IMAGE = 2.5  # each NeoPolyp image stays on screen this long while the view drifts
+REALISTIC_FADE_S = 0.4  # cross-fade between two images, like the scope moving on
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """One clip to benchmark: frame size, rate and length."""
+
+    size: tuple[int, int]
+    fps: float
+    seconds: float
+
+    @property
+    def label(self) -> str:
+        """E.g. 1080p30 (or 800x600@25)."""
+        w, h = self.size
+        named = next((k for k, v in SIZES.items() if v == (w, h)), None)
+        rate = f"{self.fps:g}"
+        return f"{named}{rate}" if named else f"{w}x{h}@{rate}"
+
+    @property
+    def frames(self) -> int:
+        return max(1, int(round(self.seconds * self.fps)))
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """A size name (720p, 1080p...) or WxH -> (w, h)."""
+    text = text.strip().lower()
+    if text in SIZES:
+        return SIZES[text]
+    try:
+        w, h = (int(v) for v in text.split("x"))
+    except ValueError:
+        raise ConfigError(f"unknown frame size {text!r}; valid: {', '.join(SIZES)} or WxH such as 800x600") from None
+    if w < 16 or h < 16:
+        raise ConfigError(f"frame size {text!r} is too small (at least 16x16)")
+    return w, h
+
+
+def parse_list(text: str, convert, what: str) -> list:
+    """A comma-separated option (e.g. "720p,1080p") converted item by item."""
+    items = [t for t in (s.strip() for s in str(text).split(",")) if t]
+    if not items:
+        raise ConfigError(f"no {what} given")
+    return [convert(t) for t in items]
+
+
+def parse_fps(text: str) -> float:
+    """A frame rate between 1 and 240."""
+    try:
+        fps = float(text)
+    except ValueError:
+        raise ConfigError(f"frame rate must be a number such as 30 or 60, got {text!r}") from None
+    if not 1 <= fps <= 240:
+        raise ConfigError(f"frame rate must lie between 1 and 240, got {text}")
+    return fps
+
+
+def demo_clip(spec: ClipSpec, folder: Path) -> Path:
+    """The generated demo clip (app/synthetic.py) as H.264 MP4."""
+    from polypview.synthetic import write_demo_video
+
+    path = Path(folder) / f"demo-{spec.label}.mp4"
+    write_demo_video(path, frames=spec.frames, size=spec.size, fps=spec.fps)
+    return path
+
+
+def default_data_dir() -> Path:
+    """$POLYPVIEW_DATA, else ../shared/data beside the repository."""
+    env = os.environ.get("POLYPVIEW_DATA")
+    return Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def neopolyp_images(data_dir: Path, count: int, seed: int = 0) -> list[Path]:
+    """`count` NeoPolyp training images (seeded choice); DataError when the dataset is absent."""
+    folder = Path(data_dir) / "neopolyp_small" / "train" / "images"
+    images = sorted(folder.glob("*.jp*g")) if folder.is_dir() else []
+    if not images:
+        raise DataError(f"no NeoPolyp images in {folder}: --realistic needs ../shared/data (or set POLYPVIEW_DATA)")
+    rng = np.random.default_rng(seed)
+    picks = rng.choice(len(images), size=min(count, len(images)), replace=False)
+    return [images[i] for i in sorted(picks)]
+
+
+class DriftingView:
+    """Frame t of a slow pan and zoom over one still image, like a drifting endoscope."""
+
+    def __init__(self, image: np.ndarray, size: tuple[int, int], phase: float):
+        self.image, self.size, self.phase = image, size, phase
+        h, w = image.shape[:2]
+        # Scale that covers the output frame at the widest zoom, so no border enters the view.
+        self.base = max(size[0] / w, size[1] / h) * 1.08
+
+    def __call__(self, t: float) -> np.ndarray:
+        w, h = self.size
+        zoom = self.base * (1.0 + 0.10 * (1 - math.cos(0.9 * t + self.phase)))
+        ih, iw = self.image.shape[:2]
+        slack_x, slack_y = max(0.0, iw * zoom - w) / 2, max(0.0, ih * zoom - h) / 2
+        cx = iw * zoom / 2 + slack_x * 0.8 * math.sin(0.5 * t + self.phase)
+        cy = ih * zoom / 2 + slack_y * 0.8 * math.sin(0.37 * t + 2 * self.phase)
+        m = np.float32([[zoom, 0, w / 2 - cx], [0, zoom, h / 2 - cy]])
+        return cv2.warpAffine(self.image, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+
+
+def realistic_clip(spec: ClipSpec, folder: Path, data_dir: Path | None = None) -> Path:
+    """NeoPolyp images, each drifting for a few seconds, cross-faded, as H.264 MP4 (in `folder`)."""
+    from polypview.recorder import VideoWriter
+
+    count = max(1, math.ceil(spec.seconds / REALISTIC_SECONDS_PER_IMAGE))
+    paths = neopolyp_images(data_dir or default_data_dir(), count)
+    views = [DriftingView(_read_image(p), spec.size, phase=1.3 * i) for i, p in enumerate(paths)]
+    path = Path(folder) / f"neopolyp-{spec.label}.mp4"
+    with VideoWriter(path, fps=spec.fps, size=spec.size) as writer:
+        for i in range(spec.frames):
+            writer.write(_realistic_frame(views, i / spec.fps))
+    return path
+
+
+def _realistic_frame(views: list[DriftingView], t: float) -> np.ndarray:
+    index = min(int(t // REALISTIC_SECONDS_PER_IMAGE), len(views) - 1)
+    frame = views[index](t)
+    into_next = t - (index + 1) * REALISTIC_SECONDS_PER_IMAGE + REALISTIC_FADE_S
+    if index + 1 < len(views) and into_next > 0:
+        alpha = into_next / REALISTIC_FADE_S
+        frame = cv2.addWeighted(frame, 1 - alpha, views[index + 1](t), alpha, 0)
+    return frame
+
+
+def _read_image(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise DataError(f"cannot read image {path} (corrupt or not an image)")
+    return image
+
+
+CLIP_KINDS = {"demo": demo_clip, "realistic": realistic_clip}
+
+
+def make_clip(kind: str, spec: ClipSpec, folder: Path, **options) -> Path:
+    """Generate a clip of `kind` (see CLIP_KINDS) into `folder`."""
+    if kind not in CLIP_KINDS:
+        raise ConfigError(f"unknown clip kind {kind!r}; valid: {', '.join(CLIP_KINDS)}")
+    return CLIP_KINDS[kind](spec, folder, **options)

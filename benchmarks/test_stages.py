@@ -1,0 +1,56 @@
+"""Per-stage costs at 1080p with pytest-benchmark (the `polypview bench` table measures the same in one run)."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from polypview.bench import disc_prediction
+from polypview.overlay import Overlay, OverlaySettings, detect_roi
+from polypview.recorder import VideoWriter, to_i420
+
+
+def _cycle(frames):
+    return itertools.cycle(frames).__next__
+
+
+def test_decode_1080p(benchmark, hd_clip):
+    from polypview.sources import open_source
+
+    source = open_source(str(hd_clip))
+
+    def read():
+        frame = source.read()
+        if frame is None:  # loop the clip
+            source.seek(0)
+            frame = source.read()
+        return frame
+
+    benchmark(read)
+    source.close()
+
+
+def test_bgr_to_i420_1080p(benchmark, hd_frames):
+    out = benchmark(to_i420, hd_frames[0])
+    assert out.shape == (1620, 1920)
+
+
+def test_encode_1080p(benchmark, hd_frames, tmp_path):
+    frames = [to_i420(f) for f in hd_frames]
+    with VideoWriter(tmp_path / "out.mp4", fps=30, size=(1920, 1080)) as writer:
+        benchmark(lambda next_frame=_cycle(frames): writer.write_i420(next_frame()))
+
+
+def test_predict_1080p(benchmark, hd_frames, engine):
+    roi = detect_roi(hd_frames[0])
+    prediction = benchmark(lambda next_frame=_cycle(hd_frames): engine.predict(next_frame(), roi))
+    benchmark.extra_info.update(model=engine.name, provider=engine.provider,
+                                **{f"{k}_ms": v * 1000 for k, v in prediction.timings.items()})
+
+
+@pytest.mark.parametrize("style", ["fill", "contour"])
+def test_overlay_polyp_mask_1080p(benchmark, hd_frames, engine, style):
+    roi = detect_roi(hd_frames[0])
+    overlay = Overlay(engine.info.classes, engine.info.colors)
+    out = benchmark(overlay.draw, hd_frames[0], disc_prediction(engine, roi), OverlaySettings(style=style), roi)
+    assert out.shape == hd_frames[0].shape and not np.array_equal(out, hd_frames[0])

@@ -1,0 +1,97 @@
+"""`polypview bench`: a quick run writes every section and prints the table; targets and clips are checked."""
+
+import json
+
+import pytest
+
+from polypview import bench
+from polypview.benchclips import ClipSpec, make_clip, parse_size
+from polypview.cli import main
+from polypview.errors import ConfigError
+from polypview.sources import open_source
+
+from onnx_models import make_color_model
+
+
+@pytest.fixture
+def color_model(tmp_path):
+    return make_color_model(tmp_path / "color.onnx", input_size=(64, 64))
+
+
+def test_quick_bench_writes_every_section_and_prints_the_table(tmp_path, color_model, capsys):
+    out = tmp_path / "bench.json"
+    code = main(["bench", "--quick", "--sizes", "320x180", "--seconds", "1", "--model", str(color_model),
+                 "--json", str(out)])
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert {"machine", "command", "clips", "gui", "targets"} <= set(report)
+    assert report["machine"]["cores"] >= 1 and report["machine"]["provider"]
+    (clip,) = report["clips"]
+    assert clip["label"] == "320x180@30" and clip["frames"] == 30
+    assert set(bench.RUN_NAMES) <= set(clip)
+    for name in bench.STAGES:
+        assert clip["stages"]["stages"][name]["count"] > 0, name
+    # Every frame reaches the recording in every-frame mode, and the file holds them all.
+    assert clip["sync_record"]["frames_in_file"] == clip["sync_record"]["frames_shown"] == 30
+    assert clip["io_floor"]["frames_in_file"] == 30 and clip["naive"]["frames_in_file"] == 30
+    assert clip["live"]["frames_shown"] + clip["live"]["display_drops"] == clip["live"]["frames_read"]
+    assert clip["ratios"]["sync_over_io_floor"] > 0 and clip["ratios"]["sync_over_naive"] > 0
+    assert report["gui"].get("error") is None and report["gui"]["torch_imported"] is False
+    assert report["gui"]["first_frame_s"] > 0
+    printed = capsys.readouterr().out
+    for text in ("polypview bench", "inference (the model alone)", "I/O floor", "sync / naive", "targets (issue 4)"):
+        assert text in printed
+
+
+def test_bench_on_a_given_clip_runs_only_the_chosen_runs(tmp_path, color_model, capsys):
+    from clips import make_clip as make_test_clip
+
+    clip_path = make_test_clip(tmp_path / "in.mp4", frames=12, size=(160, 120))
+    out = tmp_path / "b.json"
+    assert main(["bench", "--clip", str(clip_path), "--only", "stages,naive", "--no-gui", "--model", str(color_model),
+                 "--json", str(out)]) == 0
+    (clip,) = json.loads(out.read_text())["clips"]
+    assert clip["kind"] == "file" and clip["size"] == [160, 120]
+    assert "naive" in clip and "live" not in clip and clip["naive"]["frames"] == 12
+
+
+def test_bad_options_are_one_line_errors(color_model, capsys):
+    assert main(["bench", "--sizes", "999q", "--model", str(color_model)]) != 0
+    assert "valid: 360p" in capsys.readouterr().err
+    assert main(["bench", "--only", "everything", "--model", str(color_model)]) != 0
+    assert "valid: stages" in capsys.readouterr().err
+
+
+def _clip(label_size, fps, **runs):
+    return {"label": "x", "size": list(label_size), "fps": fps, **runs}
+
+
+def test_targets_apply_to_1080p_only_and_compare_with_their_bounds():
+    good = _clip((1920, 1080), 30, live={"display_drops": 0, "mask_share": 0.97,
+                                         "annotation_delay_ms": {"p50": 35.0, "p99": 90.0}},
+                 live_record={"recorded_lost": 0}, ratios={"sync_over_io_floor": 0.95, "sync_over_naive": 1.2})
+    checks = {t["target"]: t["passed"] for t in bench.evaluate_targets([good], None)}
+    assert checks == {"live_drops": True, "live_mask": True, "live_p50": True, "live_p99": False,
+                      "live_rec_lost": True, "sync_floor": True, "sync_naive": False}
+    assert bench.evaluate_targets([_clip((1280, 720), 30, live={"display_drops": 3})], None) == []
+    gui = bench.evaluate_targets([], {"first_frame_s": 1.2, "torch_imported": True})
+    assert gui[0]["passed"] is False  # fast, but it imported torch
+
+
+def test_sizes_parse_by_name_or_wxh():
+    assert parse_size("1080p") == (1920, 1080) and parse_size("800x600") == (800, 600)
+    with pytest.raises(ConfigError, match="valid: 360p"):
+        parse_size("big")
+    assert ClipSpec((1920, 1080), 60, 2).label == "1080p60"
+
+
+def test_realistic_clip_drifts_over_neopolyp_images(tmp_path, neopolyp_dir):
+    path = make_clip("realistic", ClipSpec((160, 120), 10, 1.0), tmp_path, data_dir=neopolyp_dir.parent)
+    source = open_source(str(path))
+    frames = []
+    while (frame := source.read()) is not None:
+        frames.append(frame.image)
+    source.close()
+    assert len(frames) == 10 and frames[0].shape == (120, 160, 3)
+    assert frames[0].mean() > 20  # an image, not the black border
+    assert abs(frames[0].astype(int) - frames[-1].astype(int)).mean() > 1  # the view moves
