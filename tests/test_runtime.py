@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import warnings
 
 import cv2
 import numpy as np
@@ -36,12 +37,13 @@ BAD_MESSAGES = {
 
 
 @pytest.mark.parametrize("kind", sorted(BAD_MESSAGES))
-def test_bad_model_file_gives_one_clear_error(bad_models, kind):
+def test_bad_model_file_gives_one_clear_error(bad_models, kind, capfd):
     with pytest.raises(ModelFileError) as err:
         load_engine(bad_models[kind])
     message = str(err.value)
     assert BAD_MESSAGES[kind] in message
     assert str(bad_models[kind]) in message and "\n" not in message
+    assert capfd.readouterr() == ("", "")  # the message is the only output: no ONNX Runtime log
 
 
 def test_missing_file_and_unknown_name(tmp_path, monkeypatch, color_model):
@@ -81,6 +83,27 @@ def test_cpu_provider_is_chosen_and_reported(color_model, caplog):
         if runtime.backend_module("ort").cuda_device_count() == 0:
             assert engine.provider == "CPUExecutionProvider"
     assert any(engine.provider in r.getMessage() for r in caplog.records)
+
+
+def test_gpu_provider_with_missing_libraries_is_skipped_quietly(monkeypatch, capfd, color_model):
+    ort_backend = runtime.backend_module("ort")
+    if ort_backend._provider_library_loads(ort_backend.CUDA):
+        pytest.skip("the CUDA provider's libraries load on this machine")
+    monkeypatch.setattr(ort_backend, "cuda_device_count", lambda: 1)  # pretend a GPU is present
+    ort_backend.usable_providers.cache_clear()
+    try:
+        assert ort_backend.usable_providers("auto") == (ort_backend.CPU,)
+        assert ort_backend.usable_providers("cuda") == (ort_backend.CPU,)
+        with load_engine(color_model, provider="cuda") as engine:
+            assert engine.provider == "CPUExecutionProvider"
+    finally:
+        ort_backend.usable_providers.cache_clear()
+    assert capfd.readouterr() == ("", "")
+
+
+def test_unknown_provider_lists_valid_ones(color_model):
+    with pytest.raises(ConfigError, match="auto, tensorrt, cuda, cpu"):
+        load_engine(color_model, provider="rocm")
 
 
 def test_loading_prints_nothing_from_onnxruntime(color_model, tmp_path):
@@ -232,10 +255,18 @@ def _export_with_checkpoint(folder, torch, models, arch="nanonet-a-neo", size=64
     return onnx_path, pt_path
 
 
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")
-def test_torch_backend_matches_onnxruntime(tmp_path):
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """(torch, onnx path, checkpoint path) of a random nanonet-a-neo exported once per module."""
     torch, models = _torch_and_zoo()
-    onnx_path, _ = _export_with_checkpoint(tmp_path, torch, models)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter announces its retirement
+        onnx_path, pt_path = _export_with_checkpoint(tmp_path_factory.mktemp("torch"), torch, models)
+    return torch, onnx_path, pt_path
+
+
+def test_torch_backend_matches_onnxruntime(exported):
+    _, onnx_path, _ = exported
     frame = np.random.default_rng(3).integers(0, 256, (96, 128, 3), dtype=np.uint8)
     with load_engine(onnx_path, backend="torch", device="cpu") as t, load_engine(onnx_path) as o:
         assert t.backend == "torch" and t.provider == "cpu fp32"
@@ -244,15 +275,14 @@ def test_torch_backend_matches_onnxruntime(tmp_path):
     assert (pt.labels == po.labels).mean() > 0.99
 
 
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")
-def test_torch_backend_missing_or_mismatched_checkpoint(tmp_path):
-    torch, models = _torch_and_zoo()
-    onnx_path, pt_path = _export_with_checkpoint(tmp_path, torch, models)
+def test_torch_backend_missing_or_mismatched_checkpoint(exported, tmp_path):
+    torch, onnx_path, _ = exported
     with pytest.raises(ModelFileError, match="checkpoint .*other.pt not found"):
         load_engine(onnx_path, backend="torch", checkpoint=tmp_path / "other.pt")
-    torch.save({"state_dict": {"conv.weight": torch.zeros(1)}}, str(pt_path))
+    wrong = tmp_path / "wrong.pt"
+    torch.save({"state_dict": {"conv.weight": torch.zeros(1)}}, str(wrong))
     with pytest.raises(ModelFileError, match="does not fit nanonet-a-neo"):
-        load_engine(onnx_path, backend="torch", device="cpu")
+        load_engine(onnx_path, backend="torch", checkpoint=wrong, device="cpu")
     unknown = make_color_model(tmp_path / "u.onnx", architecture="no-such-net")
     torch.save({}, str(tmp_path / "u.pt"))
     with pytest.raises(ModelFileError, match="unknown model 'no-such-net'"):
