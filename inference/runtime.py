@@ -109,19 +109,21 @@ def _io_problems(info: ModelInfo, inputs: dict, outputs: dict) -> list[str]:
     if INPUT_NAME not in inputs or OUTPUT_NAME not in outputs:
         return [f"needs input {INPUT_NAME!r} and output {OUTPUT_NAME!r}, "
                 f"has inputs {sorted(inputs)} and outputs {sorted(outputs)}"]
+    classes = f"classes ({', '.join(info.classes)})"
+    return (_shape_problems(INPUT_NAME, inputs[INPUT_NAME], 3, "colour channels", info.input_size)
+            + _shape_problems(OUTPUT_NAME, outputs[OUTPUT_NAME], len(info.classes), classes, info.input_size))
+
+
+def _shape_problems(name: str, shape, channels: int, what: str, size) -> list[str]:
+    """Differences between an (N, C, H, W) shape (dynamic dims allowed) and what the metadata implies."""
+    if len(shape) != 4:
+        return [f"{name} has {len(shape)} dimensions, expected 4 (N, C, H, W)"]
     problems = []
-    expected = {INPUT_NAME: (inputs[INPUT_NAME], 3), OUTPUT_NAME: (outputs[OUTPUT_NAME], len(info.classes))}
-    for name, (shape, channels) in expected.items():
-        if len(shape) != 4:
-            problems.append(f"{name} has {len(shape)} dimensions, expected 4 (N, C, H, W)")
-            continue
-        if _fixed(shape[1]) and shape[1] != channels:
-            what = "colour channels" if name == INPUT_NAME else f"classes ({', '.join(info.classes)})"
-            problems.append(f"{name} has {shape[1]} channels, expected {channels} {what}")
-        hw = tuple(shape[2:])
-        if all(_fixed(d) for d in hw) and hw != tuple(info.input_size):
-            problems.append(f"{name} is {hw[0]}x{hw[1]}, metadata input_size is "
-                            f"{info.input_size[0]}x{info.input_size[1]}")
+    if _fixed(shape[1]) and shape[1] != channels:
+        problems.append(f"{name} has {shape[1]} channels, expected {channels} {what}")
+    hw = tuple(shape[2:])
+    if all(_fixed(d) for d in hw) and hw != tuple(size):
+        problems.append(f"{name} is {hw[0]}x{hw[1]}, metadata input_size is {size[0]}x{size[1]}")
     return problems
 
 

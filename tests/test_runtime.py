@@ -164,7 +164,8 @@ FRAME_BOXES = [((16, 16, 48, 40), RED_BGR), ((100, 60, 40, 40), GREEN_BGR)]
     {},
     {"color_order": "BGR", "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)},
     {"classes": 2, "activation": "sigmoid"},
-], ids=["plain", "imagenet-bgr", "sigmoid"])
+    {"dynamic_hw": True},
+], ids=["plain", "imagenet-bgr", "sigmoid", "dynamic-hw"])
 def test_color_model_marks_the_painted_boxes(tmp_path, kw):
     path = make_color_model(tmp_path / "m.onnx", input_size=(60, 80), **kw)
     frame = paint_frame((120, 160), FRAME_BOXES, GREY_BGR)
@@ -179,6 +180,15 @@ def test_color_model_marks_the_painted_boxes(tmp_path, kw):
     background = np.ones_like(p.scores, bool)
     background[6:30, 6:34] = background[28:52, 48:72] = False
     assert (p.scores[background] < 0.1).all()
+
+
+def test_single_class_model(tmp_path):
+    path = make_color_model(tmp_path / "polyp.onnx", classes=1, activation="sigmoid")
+    frame = paint_frame((64, 64), [((0, 0, 32, 64), RED_BGR), ((32, 0, 32, 64), GREEN_BGR)])
+    with load_engine(path) as engine:
+        p = engine.predict(frame)
+    assert engine.info.classes == ("polyp",)
+    assert p.scores[:, :28].min() > 0.9 and p.scores[:, 36:].max() < 0.1 and not p.labels.any()
 
 
 def test_predict_on_roi_crop(color_model):
