@@ -142,6 +142,7 @@ class FakeServices:
         self.pipelines: list[FakePipeline] = []
         self.sources: list[FakeSource] = []
         self.loaded: list[FakeEngine] = []
+        self.requested: list = []
         self.fail_open: Exception | None = None
         self.fail_load: Exception | None = None
 
@@ -158,7 +159,8 @@ class FakeServices:
         time.sleep(self.load_delay)
         if self.fail_load:
             raise self.fail_load
-        self.loaded.append(FakeEngine(model or "fake-model"))
+        self.requested.append(model)
+        self.loaded.append(FakeEngine(Path(model).stem if model else "fake-model"))
         return self.loaded[-1]
 
     def overlay_settings(self, **values):

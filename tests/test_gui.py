@@ -180,8 +180,15 @@ def test_model_choice_loads_off_the_gui_thread_and_swaps_the_engine(qtbot, tmp_p
     monkeypatch.setattr(dialogs, "ask_model_file", lambda parent: "/somewhere/custom.onnx")
     window.panel.model_chosen.emit("Open model file…")
     qtbot.waitUntil(lambda: len(pipeline.engines) == 4, timeout=3000)
-    assert pipeline.engines[-1].name == "/somewhere/custom.onnx"
-    assert window.panel.model_combo.currentText() == "/somewhere/custom.onnx"
+    assert pipeline.engines[-1].name == "custom" and window.panel.model_combo.currentText() == "custom"
+    window.panel.model_chosen.emit("none")  # video only
+    assert pipeline.engines[-1] is None and window.panel.model_combo.currentText() == "none"
+    assert [w.text() for w in window.panel.legend.findChildren(QLabel)] == ["no model loaded"]
+    window.panel.model_chosen.emit("custom")  # listed by name, loaded again from its file
+    qtbot.waitUntil(lambda: len(pipeline.engines) == 6, timeout=3000)
+    assert services.requested[-1] == "/somewhere/custom.onnx" and pipeline.engines[-1].name == "custom"
+    window.close()
+    assert all(e.closed for e in services.loaded)  # replaced engines are closed at shutdown
 
 
 def test_model_failure_shows_the_dialog_and_video_keeps_playing(qtbot, tmp_path, errors):

@@ -21,6 +21,7 @@ from PyQt6.QtWidgets import (
 from polypview.ui.hud import LegendWidget
 
 OPEN_MODEL_ITEM = "Open model file…"
+NO_MODEL = "none"  # video only
 STYLES = ("fill", "contour")
 
 
@@ -52,7 +53,7 @@ def format_time(seconds: float) -> str:
 class ControlPanel(QWidget):
     """Model choice, legend, overlay settings and the record/snapshot/full-screen buttons."""
 
-    model_chosen = pyqtSignal(str)  # a shipped model name, or OPEN_MODEL_ITEM
+    model_chosen = pyqtSignal(str)  # a model name, NO_MODEL or OPEN_MODEL_ITEM
     overlay_changed = pyqtSignal()  # read overlay_values()
 
     def __init__(self, actions: list[QAction], parent: QWidget | None = None):
@@ -103,11 +104,11 @@ class ControlPanel(QWidget):
         return box
 
     def set_models(self, names: list[str], current: str | None) -> None:
-        """Fill the model list (shipped names, the current file if not shipped, then the open item)."""
+        """Fill the model list: shipped names, the current file if not shipped, 'none', the open item."""
         self.model_combo.blockSignals(True)
         self.model_combo.clear()
-        items = list(names) + ([current] if current and current not in names else [])
-        self.model_combo.addItems(items + [OPEN_MODEL_ITEM])
+        extra = [current] if current and current not in names and current != NO_MODEL else []
+        self.model_combo.addItems(list(names) + extra + [NO_MODEL, OPEN_MODEL_ITEM])
         if current:
             self.model_combo.setCurrentText(current)
         self.model_combo.blockSignals(False)

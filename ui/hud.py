@@ -82,8 +82,10 @@ class LegendWidget(QWidget):
         """Show one row per class (or a note when no model is loaded)."""
         while self._layout.count():
             item = self._layout.takeAt(0)
-            if item.widget():
-                item.widget().deleteLater()
+            widget = item.widget()
+            if widget is not None:
+                widget.setParent(None)  # gone from the panel now, not at the next event loop
+                widget.deleteLater()
         if not names:
             self._layout.addWidget(QLabel("no model loaded"))
         for name, rgb in zip(names, colors_rgb):

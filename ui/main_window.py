@@ -22,7 +22,7 @@ from PyQt6.QtWidgets import QMainWindow, QStackedWidget, QVBoxLayout, QWidget, Q
 from polypview.errors import OutputError, PolypviewError
 from polypview.ui import dialogs
 from polypview.ui.bridge import BackgroundCall, SinkBridge
-from polypview.ui.controls import OPEN_MODEL_ITEM, ControlPanel, TransportBar
+from polypview.ui.controls import NO_MODEL, OPEN_MODEL_ITEM, ControlPanel, TransportBar
 from polypview.ui.hud import HudWidget
 from polypview.ui.start_page import StartPage
 from polypview.ui.video_view import VideoView
@@ -158,6 +158,8 @@ class MainWindow(QMainWindow):
         self.engine = None
         self._retired_engines: list = []  # replaced engines, closed once no worker can use them
         self._engine_request = 0
+        self._requested: dict[int, str | None] = {}  # engine request -> the model asked for
+        self._model_files: dict[str, str] = {}  # engine name shown in the model box -> model argument
         self._current_spec: Any = None
         self._finished = False
         self._stale = False
@@ -383,46 +385,56 @@ class MainWindow(QMainWindow):
 
     # ---- model
     def refresh_models(self) -> None:
-        """List the shipped models in the model box."""
+        """List the shipped models, the current model file and 'none' in the model box."""
         try:
             names = sorted(self.services.find_models())
         except PolypviewError:
             names = []
-        self.panel.set_models(names, getattr(self.engine, "name", None) or self.options.model)
+        self.panel.set_models(names, getattr(self.engine, "name", None) or NO_MODEL)
 
     def choose_model(self, choice: str) -> None:
-        """Switch to a shipped model, or ask for a model file."""
+        """Switch to a shipped model, a model file opened before, 'none', or ask for a model file."""
         if choice == OPEN_MODEL_ITEM:
             choice = dialogs.ask_model_file(self)
             if not choice:
                 self.refresh_models()
                 return
-        self.load_model(choice)
+        self.load_model(self._model_files.get(choice, choice))
 
     def load_model(self, model: str | None) -> None:
         """Load an engine on a worker thread; the video keeps playing meanwhile ('none': video only)."""
         self._engine_request += 1
-        if model is not None and str(model).lower() == "none":
+        if model is not None and str(model).lower() == NO_MODEL:
+            self._use_engine(None)
             return
         backend, threads = self.options.backend, self.options.threads
+        self._requested[self._engine_request] = model
         self.statusBar().showMessage(f"Loading model {model or '(default)'}…", 0)
         self.loader.start(self._engine_request, lambda: self.services.load_engine(model, backend, threads))
 
     def _engine_loaded(self, request: int, engine: Any) -> None:
+        model = self._requested.pop(request, None)
         if request != self._engine_request or self._closed:
             self._retired_engines.append(engine)  # a newer request won, or the window is closing
             return
+        if model is not None:
+            self._model_files[engine.name] = str(model)  # the combo lists names; remember the file
+        self._use_engine(engine)
+        self.statusBar().showMessage(f"Model {engine.name} on {engine.backend} {engine.provider}", 5000)
+
+    def _use_engine(self, engine: Any) -> None:
+        """Hand this engine (or None: video only) to the pipeline; the old one is closed at shutdown."""
         if self.engine is not None:
-            self._retired_engines.append(self.engine)
+            self._retired_engines.append(self.engine)  # the inference worker may still be using it
         self.engine = engine
         if self.pipeline is not None:
             self.pipeline.set_engine(engine)
-        info = engine.info
-        self.panel.legend.set_classes(tuple(info.classes), tuple(info.colors))
+        info = getattr(engine, "info", None)
+        self.panel.legend.set_classes(tuple(info.classes) if info else (), tuple(info.colors) if info else ())
         self.refresh_models()
-        self.statusBar().showMessage(f"Model {engine.name} on {engine.backend} {engine.provider}", 5000)
 
     def _engine_failed(self, request: int, error: Exception) -> None:
+        self._requested.pop(request, None)
         if request != self._engine_request or self._closed:
             return
         self.statusBar().clearMessage()
