@@ -159,7 +159,7 @@ class Pipeline:
         self.source = source
         self.config = config or PipelineConfig()
         self.sink = sink
-        self.stats_collector = StatsCollector()
+        self.stats_collector = StatsCollector(keep_records=self.config.metrics_path is not None)
         self._stop = threading.Event()
         self._done = threading.Event()
         self._running = threading.Event()

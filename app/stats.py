@@ -12,7 +12,8 @@ from __future__ import annotations
 import csv
 import threading
 import time
-from collections import deque
+from array import array
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,8 @@ import numpy as np
 WINDOW = 300  # frames in the rolling windows behind the HUD
 FPS_WINDOW_S = 1.0  # the HUD's frame rates count the last second
 SNAPSHOT_EVERY_S = 0.25  # the HUD snapshot is recomputed at most this often
+RECENT_RECORDS = 2048  # frames kept for look-ups when not every record is kept (hours of live video)
+LATENCIES = ("inference", "annotation", "recorded_annotation", "video", "staleness")
 
 CSV_COLUMNS = (
     "seq", "pts", "t_enter", "t_infer_start", "t_infer_end", "inference_ms", "t_presented", "t_recorded",
@@ -58,7 +61,7 @@ class Percentiles:
     @classmethod
     def of(cls, seconds) -> "Percentiles":
         """Percentiles of a sequence of durations in seconds."""
-        values = np.asarray([v for v in seconds if v is not None], np.float64) * 1000.0
+        values = np.asarray(seconds, np.float64) * 1000.0
         if values.size == 0:
             return cls()
         p = np.percentile(values, [50, 95, 99])
@@ -166,19 +169,26 @@ def _delta(end: float | None, start: float | None) -> float | None:
 
 
 class StatsCollector:
-    """Collects per-frame stage timestamps from the pipeline threads (one lock, tiny critical sections)."""
+    """Collects per-frame stage timestamps from the pipeline threads (one lock, tiny critical sections).
 
-    def __init__(self):
+    With `keep_records` (needed for the metrics CSV) every frame's record is kept; otherwise only
+    the recent ones, so that a day-long live session does not grow without bound. The summary's
+    percentiles come from compact per-latency arrays either way.
+    """
+
+    def __init__(self, keep_records: bool = True):
         self._lock = threading.Lock()
-        self._frames: dict[int, FrameRecord] = {}
-        self._order: list[int] = []
+        self._keep = keep_records
+        self._frames: OrderedDict[int, FrameRecord] = OrderedDict()
+        self._all: list[FrameRecord] = []
+        self._latency = {name: array("d") for name in LATENCIES}
         self.drops: dict[str, int] = {}
         self._shown_times: deque[float] = deque(maxlen=WINDOW)
         self._infer_times: deque[float] = deque(maxlen=WINDOW)
         self._infer_ms: deque[float] = deque(maxlen=30)
         self._annotation: deque[float] = deque(maxlen=WINDOW)
         self._video: deque[float] = deque(maxlen=WINDOW)
-        self.frames_shown = self.masks_shown = self.frames_inferred = self.stale_frames = 0
+        self.frames_read = self.frames_shown = self.masks_shown = self.frames_inferred = self.stale_frames = 0
         self._snapshot: Stats | None = None
         self._snapshot_time = 0.0
         self.t_start = time.monotonic()
@@ -186,9 +196,14 @@ class StatsCollector:
 
     def entered(self, seq: int, pts: float, t_enter: float) -> None:
         """A frame entered the application."""
+        record = FrameRecord(seq, pts, t_enter)
         with self._lock:
-            self._frames[seq] = FrameRecord(seq, pts, t_enter)
-            self._order.append(seq)
+            self.frames_read += 1
+            self._frames[seq] = record
+            if self._keep:
+                self._all.append(record)
+            elif len(self._frames) > RECENT_RECORDS:
+                self._frames.popitem(last=False)
 
     def drop(self, kind: str, seq: int | None = None) -> None:
         """Count a drop by name ("inference", "display", "record"...)."""
@@ -206,7 +221,9 @@ class StatsCollector:
                 record.t_infer_start, record.t_infer_end, record.inference_s = t_start, t_end, inference_s
             self.frames_inferred += 1
             self._infer_times.append(t_end)
-            self._infer_ms.append(1000.0 * (inference_s if inference_s is not None else t_end - t_start))
+            model_s = inference_s if inference_s is not None else t_end - t_start
+            self._infer_ms.append(1000.0 * model_s)
+            self._latency["inference"].append(model_s)
 
     def presented(self, seq: int, t: float, overlay_seq: int | None, stale: bool) -> None:
         """A frame reached the sink, with the mask of frame `overlay_seq` (or none)."""
@@ -219,12 +236,16 @@ class StatsCollector:
             self.stale_frames += stale
             self._shown_times.append(t)
             self._video.append(t - record.t_enter)
+            self._latency["video"].append(t - record.t_enter)
             if overlay_seq is not None:
                 self.masks_shown += 1
                 source = self._frames.get(overlay_seq)
+                if source is not None:
+                    self._latency["staleness"].append(t - source.t_enter)
                 if source is not None and source.t_annotated is None:
                     source.t_annotated = t
                     self._annotation.append(t - source.t_enter)
+                    self._latency["annotation"].append(t - source.t_enter)
 
     def recorded(self, seq: int, t: float) -> None:
         """The recorder wrote a frame."""
@@ -236,6 +257,7 @@ class StatsCollector:
             source = self._frames.get(record.overlay_seq) if record.overlay_seq is not None else None
             if source is not None and source.t_annotated_recorded is None:
                 source.t_annotated_recorded = t
+                self._latency["recorded_annotation"].append(t - source.t_enter)
 
     def snapshot(self, engine=None, recording: bool = False, decode_errors: int = 0) -> Stats:
         """The HUD's numbers over the rolling windows; recomputed at most every SNAPSHOT_EVERY_S."""
@@ -263,29 +285,22 @@ class StatsCollector:
         return stats
 
     def records(self) -> list[FrameRecord]:
-        """Every frame's record, in seq order."""
+        """The kept frame records, in seq order (all of them with keep_records)."""
         with self._lock:
-            return [self._frames[s] for s in self._order]
+            return list(self._all) if self._keep else list(self._frames.values())
 
     def summary(self, **fields) -> Summary:
         """The run summary over every frame."""
-        records = self.records()
-        end = self.t_end or time.monotonic()
-        by_seq = {r.seq: r for r in records}
-        summary = Summary(
-            frames_read=len(records),
-            frames_shown=self.frames_shown,
-            frames_inferred=self.frames_inferred,
-            masks_shown=self.masks_shown,
-            stale_frames=self.stale_frames,
-            duration_s=end - self.t_start,
-            drops=dict(self.drops),
-            inference=Percentiles.of(r.inference_s for r in records),
-            annotation_delay=Percentiles.of(_delta(r.t_annotated, r.t_enter) for r in records),
-            recorded_annotation_delay=Percentiles.of(_delta(r.t_annotated_recorded, r.t_enter) for r in records),
-            video_delay=Percentiles.of(_delta(r.t_presented, r.t_enter) for r in records),
-            staleness=Percentiles.of(_staleness(r, by_seq) for r in records),
-        )
+        with self._lock:
+            latency = {name: Percentiles.of(values) for name, values in self._latency.items()}
+            summary = Summary(
+                frames_read=self.frames_read, frames_shown=self.frames_shown, frames_inferred=self.frames_inferred,
+                masks_shown=self.masks_shown, stale_frames=self.stale_frames, drops=dict(self.drops),
+                duration_s=(self.t_end or time.monotonic()) - self.t_start,
+                inference=latency["inference"], annotation_delay=latency["annotation"],
+                recorded_annotation_delay=latency["recorded_annotation"], video_delay=latency["video"],
+                staleness=latency["staleness"],
+            )
         for key, value in fields.items():
             setattr(summary, key, value)
         return summary

@@ -247,3 +247,27 @@ def test_bad_mode_is_refused():
 
     with pytest.raises(ConfigError, match="live, sync"):
         PipelineConfig(mode="fast")
+
+
+def test_stats_collector_latencies_and_bounded_memory(tmp_path):
+    from polypview.stats import RECENT_RECORDS, StatsCollector
+
+    collector = StatsCollector(keep_records=False)
+    for seq in range(3000):
+        t = 100 + seq / 30
+        collector.entered(seq, seq / 30, t)
+        collector.inferred(seq, t, t + 0.01, 0.008)
+        collector.presented(seq, t + 0.005, seq - 1 if seq else None, seq == 0)
+    summary = collector.summary()
+    assert len(collector.records()) <= RECENT_RECORDS  # a day-long session does not grow without bound
+    assert summary.frames_read == summary.frames_shown == 3000 and summary.stale_frames == 1
+    assert summary.video_delay.p50 == pytest.approx(5.0) and summary.inference.p99 == pytest.approx(8.0)
+    # frame k's mask first appears with frame k+1: one frame interval plus 5 ms later
+    assert summary.annotation_delay.count == 2999 and summary.annotation_delay.p50 == pytest.approx(1000 / 30 + 5)
+    assert summary.staleness.max == pytest.approx(1000 / 30 + 5)
+    keep = StatsCollector(keep_records=True)
+    keep.entered(0, 0.0, 5.0)
+    keep.presented(0, 5.02, 0, False)
+    keep.write_csv(tmp_path / "m.csv")
+    rows = (tmp_path / "m.csv").read_text().splitlines()
+    assert rows[1].split(",")[10] == "20.000"  # video_delay_ms
