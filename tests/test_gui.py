@@ -204,9 +204,14 @@ def test_pipeline_error_goes_to_the_dialog_function(qtbot, tmp_path, errors):
     services = FakeServices()
     window = open_window(qtbot, tmp_path, services)
     wait_frames(qtbot, window)
-    services.pipelines[-1].sink.on_error(OutputError("disk full while recording x.mp4: free some space"))
+    window.toggle_recording()
+    pipeline = services.pipelines[-1]
+    pipeline.recording = False  # the recorder gave up (disk full) and reports it from its thread
+    pipeline.sink.on_error(OutputError("disk full while recording x.mp4: free some space"))
     qtbot.waitUntil(lambda: bool(errors), timeout=2000)
     assert errors == ["disk full while recording x.mp4: free some space"]
+    qtbot.waitUntil(lambda: not window.view.recording, timeout=2000)  # the HUD timer clears REC
+    assert not window.record_action.isChecked()
 
 
 def test_bad_input_shows_the_dialog_and_the_start_page(qtbot, tmp_path, errors):
@@ -478,3 +483,18 @@ def test_seek_slider_jumps_in_the_file(qtbot, tmp_path, errors, real_core):
     qtbot.waitUntil(lambda: window.last_presented.pts >= 3.9, timeout=5000)
     assert frame_number(window.last_presented.raw) >= 119
     assert errors == [] and window.engine is None
+
+
+def test_bad_inputs_with_the_real_core_show_one_line_dialogs(qtbot, tmp_path, errors, real_core):
+    from onnx_models import make_bad_models
+
+    window = open_window(qtbot, tmp_path, None, source=str(tmp_path / "missing.mp4"), model="none")
+    assert len(errors) == 1 and "missing.mp4" in errors[0] and "\n" not in errors[0]
+    assert window.stack.currentWidget() is window.start_page
+    garbage = make_bad_models(tmp_path)["garbage"]
+    clip = box_clip(tmp_path / "boxes.mp4", frames=60)
+    assert window.open_input(str(clip))
+    window.load_model(str(garbage))
+    qtbot.waitUntil(lambda: len(errors) == 2, timeout=5000)
+    assert "garbage.onnx" in errors[1] and "Traceback" not in errors[1]
+    qtbot.waitUntil(lambda: window.bridge.presented >= 3, timeout=5000)  # the video keeps playing

@@ -24,9 +24,11 @@ class StartPage(QWidget):
         hint.setStyleSheet(HINT_STYLE)
         hint.setWordWrap(True)
         buttons = QHBoxLayout()
+        buttons.addStretch(1)
         self.file_button = self._button("Open file…", self.open_file, buttons)
         self.device_button = self._button("Open device…", self.open_device, buttons)
         self.demo_button = self._button("Demo", self.open_demo, buttons)
+        buttons.addStretch(1)
         layout = QVBoxLayout(self)
         layout.addStretch(1)
         for widget in (title, hint):
@@ -38,7 +40,7 @@ class StartPage(QWidget):
     @staticmethod
     def _button(text: str, signal, layout: QHBoxLayout) -> QPushButton:
         button = QPushButton(text)
-        button.setMinimumSize(160, 64)
+        button.setFixedSize(200, 72)
         button.clicked.connect(signal.emit)
         layout.addWidget(button)
         return button
