@@ -13,6 +13,9 @@ Conventions shared by every model (see ``base.SegmentationModel``):
     attribute ``aux``; ``inference_params`` leaves them out. Build them away with
     ``create_model(name, aux=False)``.
 
+Input sizes: H and W multiples of 32 work for every model; NanoNet, BlazeNeo and HarDNet-MSEG
+accept any size (their decoders resize to the skip's size), ResUNet++ needs multiples of 8.
+
 Heads (channel order of the logits):
   * ``trinary``: 3 logits [neoplastic, non-neoplastic, background], softmax.
   * ``binary``: 1 logit [polyp], sigmoid.

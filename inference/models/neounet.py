@@ -45,7 +45,10 @@ def dec(cin: int, cout: int) -> nn.Sequential:
 
 
 class NeoUNet(SegmentationModel):
-    """HarDNet68 encoder (taps s2..s32), 4 decoder levels, 4 deep-supervised 1x1 heads."""
+    """HarDNet68 encoder (taps s2..s32), 4 decoder levels, 4 deep-supervised 1x1 heads.
+
+    The transposed convs double sizes exactly, so H and W must be multiples of 32.
+    """
 
     def __init__(self, n_classes: int = 2):
         super().__init__()

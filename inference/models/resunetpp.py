@@ -93,7 +93,10 @@ class Decoder(nn.Module):
 
 
 class ResUNetPlusPlus(SegmentationModel):
-    """Stem + 3 strided residual blocks, ASPP bridge, 3 attention decoders, ASPP + 1x1 head."""
+    """Stem + 3 strided residual blocks, ASPP bridge, 3 attention decoders, ASPP + 1x1 head.
+
+    The attention max-pools the skip, so H and W must be multiples of 8.
+    """
 
     def __init__(self, n_classes: int = 1, widths=(16, 32, 64, 128, 256)):
         super().__init__()
