@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -71,11 +72,22 @@ class ScreenshotTaker:
         self.window.close()
 
 
+def install_excepthook(window: MainWindow) -> None:
+    """An unexpected exception in a slot becomes a dialog (PyQt6 would otherwise abort the process)."""
+
+    def hook(kind, value, tb) -> None:
+        traceback.print_exception(kind, value, tb, file=sys.stderr)  # for the bug report, not the user
+        dialogs.show_error(window, f"unexpected error: {value or kind.__name__} (details on the console)")
+
+    sys.excepthook = hook
+
+
 def run_gui(args: Any, services: Any = None) -> int:
     """Open the window with the command line's options; the exit code when it closes (1: no screenshot)."""
     app = application()
     options = ViewerOptions.from_args(args)
     window = build_window(options, services)
+    install_excepthook(window)
     taker = None  # kept referenced while the event loop runs
     if options.screenshot:
         taker = ScreenshotTaker(window, options.screenshot, options.frames or SCREENSHOT_FRAMES)

@@ -29,6 +29,7 @@ def ask_model_file(parent: QWidget | None) -> str | None:
 
 def ask_device(parent: QWidget | None) -> str | None:
     """Ask for a capture device (index or /dev/videoN); None when cancelled."""
-    text, ok = QInputDialog.getText(parent, "Open capture device", "Device index or path (e.g. 0 or /dev/video0):", text="0")
+    prompt = "Device index or path (e.g. 0 or /dev/video0):"
+    text, ok = QInputDialog.getText(parent, "Open capture device", prompt, text="0")
     text = text.strip()
     return text if ok and text else None

@@ -243,7 +243,7 @@ class MainWindow(QMainWindow):
         if self.options.source is None or not self.open_input(self.options.source):
             self.stack.setCurrentWidget(self.start_page)
 
-    def open_input(self, spec: Any, record_path: Path | None = None) -> bool:
+    def open_input(self, spec: Any) -> bool:
         """Play this input (file, device or "demo") in place of the current one; False on error."""
         self._close_pipeline()
         try:
@@ -267,7 +267,7 @@ class MainWindow(QMainWindow):
         bridge.frame_ready.connect(partial(self._frame_ready, bridge))
         bridge.error.connect(partial(self._pipeline_error, bridge))
         bridge.finished.connect(partial(self._pipeline_finished, bridge))
-        pipeline = self.services.make_pipeline(source, self.engine, self._pipeline_options(), bridge)
+        pipeline = self.services.make_pipeline(source, self.engine, self.options, bridge)
         pipeline.set_overlay(self.overlay)
         self.source, self.pipeline, self._finished = source, pipeline, False
         self._show_player(source)
@@ -275,9 +275,6 @@ class MainWindow(QMainWindow):
         self._show_recording(self.options.record_path is not None)  # the config records from frame 1
         self.options.record_path = None  # --record applies to the first input only
         self.hud_timer.start()
-
-    def _pipeline_options(self) -> ViewerOptions:
-        return dataclasses.replace(self.options)
 
     def _show_player(self, source) -> None:
         self.transport.set_duration(source_duration(source))
@@ -312,7 +309,7 @@ class MainWindow(QMainWindow):
         """Ask for a capture device and play it."""
         device = dialogs.ask_device(self)
         if device:
-            self.open_input(int(device) if device.isdigit() else device)
+            self.open_input(source_spec(None, device, False))
 
     # ---- drag and drop
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt API)
