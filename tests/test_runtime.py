@@ -138,6 +138,12 @@ def test_preprocess_matches_numpy_reference(order):
     np.testing.assert_allclose(blob, _numpy_reference(frame, info), atol=1e-4)
 
 
+def test_argmax_channels_matches_numpy():
+    probs = np.random.default_rng(2).random((3, 20, 30)).astype(np.float32)
+    probs[:, 0, :5] = 0.5  # ties go to the first channel, as with numpy
+    assert np.array_equal(runtime.argmax_channels(probs), probs.argmax(axis=0))
+
+
 def test_fast_shrink_stays_close_to_area_averaging():
     """Large frames are halved first (fast path); the result must stay near a single INTER_AREA."""
     noise = np.random.default_rng(1).integers(0, 256, (540, 960, 3), dtype=np.uint8)
