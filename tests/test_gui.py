@@ -498,3 +498,17 @@ def test_bad_inputs_with_the_real_core_show_one_line_dialogs(qtbot, tmp_path, er
     qtbot.waitUntil(lambda: len(errors) == 2, timeout=5000)
     assert "garbage.onnx" in errors[1] and "Traceback" not in errors[1]
     qtbot.waitUntil(lambda: window.bridge.presented >= 3, timeout=5000)  # the video keeps playing
+
+
+def test_unexpected_exception_in_a_slot_becomes_a_dialog(qtbot, tmp_path, errors, monkeypatch, capsys):
+    from polypview.ui.app import install_excepthook
+
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # restored after the test
+    window = open_window(qtbot, tmp_path, FakeServices())
+    install_excepthook(window)
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        sys.excepthook(*sys.exc_info())
+    assert errors == ["unexpected error: boom (details on the console)"]
+    assert "Traceback" in capsys.readouterr().err
