@@ -170,7 +170,6 @@ class Pipeline:
         self._settings = OverlaySettings()
         self._smoother = None
         self._epoch = 0
-        self._epoch_seq = 0  # first seq of the current epoch
         self._seek_to: float | None = None
         self._roi = None
         self._roi_done = not self.config.roi
@@ -347,7 +346,6 @@ class Pipeline:
 
     def _new_epoch(self) -> None:
         self._epoch += 1
-        self._epoch_seq = self._frames_read
         self._results.clear()
 
     # ------------------------------------------------------------------ source thread
@@ -562,7 +560,10 @@ class Pipeline:
 
     def _finish(self, interrupted: bool, timeout: float = 5.0) -> Summary:
         """Finalise the recording and metrics, call on_finished once; later calls return the same summary."""
-        with self._finish_lock:
+        if not self._finish_lock.acquire(timeout=timeout + 2.0):
+            # another thread is finalising (its recorder close is bounded too): do not wait for it
+            return self._summary or self._build_summary(interrupted)
+        try:
             if self._summary is not None:
                 return self._summary
             self.stats_collector.t_end = time.monotonic()
@@ -573,6 +574,8 @@ class Pipeline:
             summary = self._build_summary(interrupted)
             self._write_metrics(summary)
             self._summary = summary
+        finally:
+            self._finish_lock.release()
         self._done.set()
         if self.sink is not None:
             self.sink.on_finished(summary)
