@@ -8,8 +8,10 @@ CUDA/cuDNN/TensorRT dependencies loadable) and only the ones that pass are reque
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
+import io
 import logging
 import os
 import sys
@@ -76,12 +78,29 @@ def _provider_library_loads(provider: str) -> bool:
     return True
 
 
+def _preload_cuda_libraries() -> None:
+    """Let ORT load CUDA/cuDNN from the nvidia-* pip packages (`onnxruntime-gpu[cuda,cudnn]`), quietly."""
+    preload = getattr(_ort(), "preload_dlls", None)  # onnxruntime >= 1.21
+    if preload is None:
+        return
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+            preload(msvc=False)
+    except Exception as exc:  # a failed preload only means the probe below decides without it
+        log.debug("onnxruntime.preload_dlls failed: %s", exc)
+    if printed.getvalue().strip():
+        log.debug("onnxruntime.preload_dlls: %s", printed.getvalue().strip())
+
+
 @functools.lru_cache(maxsize=None)
 def usable_providers(choice: str = "auto") -> tuple[str, ...]:
     """The providers to request, best first, after probing the GPU ones; always ends with CPU."""
     wanted = PROVIDER_CHOICES[choice]
     built = set(_ort().get_available_providers())
     gpu_ok = cuda_device_count() > 0
+    if gpu_ok and CUDA in built:
+        _preload_cuda_libraries()
     usable = tuple(p for p in wanted if p == CPU or (p in built and gpu_ok and _provider_library_loads(p)))
     skipped = [p for p in wanted if p not in usable]
     if skipped:
