@@ -210,3 +210,36 @@ def test_detect_roi_on_a_real_frame_placed_on_a_tower_screen(neopolyp_dir):
     # The image's own black corners may trim the box slightly; the text must stay outside.
     assert x0 - 4 <= roi[0] <= x0 + 60 and y0 - 4 <= roi[1] <= y0 + 30
     assert roi[0] + roi[2] <= x0 + image.shape[1] + 4 and roi[2] >= image.shape[1] - 120
+
+
+def _naive_fill(frame, p, settings, colors_rgb):
+    """Reference rendering: upscale the whole score map and blend the whole frame (slow but obvious)."""
+    h, w = frame.shape[:2]
+    keep = keep_regions(p.scores, settings.threshold, settings.min_area)
+    scores = cv2.resize(np.where(keep, p.scores, 0).astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+    labels = cv2.resize(p.labels, (w, h), interpolation=cv2.INTER_NEAREST)
+    colour = np.array([c[::-1] for c in colors_rgb], np.float64)[labels]
+    blend = frame * (1 - settings.opacity) + colour * settings.opacity
+    mask = (scores >= settings.threshold)[..., None]
+    return np.where(mask, np.round(blend), frame).astype(np.uint8)
+
+
+@pytest.mark.parametrize("model_shape", [MODEL_SHAPE, (256, 256)], ids=["scale-4", "scale-2.5x1.4"])
+def test_fill_matches_a_whole_frame_reference_rendering(model_shape):
+    """Golden-frame check: the bounding-box shortcut draws what a whole-frame blend would."""
+    frame = _frame(8)
+    mh, mw = model_shape
+    scores = np.zeros(model_shape, np.float32)
+    cv2.ellipse(scores, (mw * 3 // 8, mh * 4 // 9), (mw // 6, mh // 6), 20, 0, 360, 0.9, -1)
+    cv2.circle(scores, (mw * 13 // 16, mh * 7 // 9), mh // 9, 0.7, -1)
+    scores = cv2.GaussianBlur(scores, (0, 0), 2)  # soft edges, as a network gives
+    labels = np.zeros(model_shape, np.uint8)
+    labels[:, mw * 5 // 8:] = 1
+    p = Prediction(scores, labels, {})
+    settings = OverlaySettings(opacity=0.45, threshold=0.4, legend=False)
+    got = Overlay(CLASSES, COLORS_RGB).draw(frame, p, settings).astype(int)
+    want = _naive_fill(frame, p, settings, COLORS_RGB).astype(int)
+    differs = np.abs(got - want).max(axis=2) > 1
+    masked = _changed(want.astype(np.uint8), frame).sum()
+    assert masked > 5000
+    assert differs.sum() < 0.02 * masked  # only resampling differences along the edges
