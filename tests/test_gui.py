@@ -498,6 +498,11 @@ def test_bad_inputs_with_the_real_core_show_one_line_dialogs(qtbot, tmp_path, er
     qtbot.waitUntil(lambda: len(errors) == 2, timeout=5000)
     assert "garbage.onnx" in errors[1] and "Traceback" not in errors[1]
     qtbot.waitUntil(lambda: window.bridge.presented >= 3, timeout=5000)  # the video keeps playing
+    window.close()
+    window = open_window(qtbot, tmp_path, None, source=str(clip), model="none",
+                         record_path=tmp_path / "no-such-folder" / "out.mp4")
+    assert len(errors) == 3 and "no-such-folder" in errors[2]
+    assert window.stack.currentWidget() is window.start_page and not window.view.recording
 
 
 def test_unexpected_exception_in_a_slot_becomes_a_dialog(qtbot, tmp_path, errors, monkeypatch, capsys):
