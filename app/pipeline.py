@@ -33,6 +33,8 @@ END = None  # end-of-stream marker on the queues
 POLL_S = 0.1  # how often a waiting stage looks at the stop event
 RESULT_HISTORY = 16  # recent results kept so a lagging presenter finds one not from the future
 CATCH_UP_S = 0.5  # a paced source this late re-anchors its clock instead of rushing to catch up
+ROI_ATTEMPTS = 10  # a capture may start on black frames: look for the image area this many times...
+ROI_EVERY = 30  # ...once every this many frames, until it is found
 
 
 @dataclass
@@ -172,7 +174,7 @@ class Pipeline:
         self._epoch = 0
         self._seek_to: float | None = None
         self._roi = None
-        self._roi_done = not self.config.roi
+        self._roi_attempts = 0 if self.config.roi else ROI_ATTEMPTS
         self._results: deque[Result] = deque(maxlen=RESULT_HISTORY)
         self._slot = LatestSlot()
         self._display: queue.Queue = queue.Queue(maxsize=self.config.display_queue)
@@ -412,10 +414,15 @@ class Pipeline:
         except PolypviewError as exc:  # a capture card unplugged, an unreadable file mid-way
             self._report_error(exc)
             return None
-        if frame is not None and not self._roi_done:
-            self._roi = detect_roi(frame.image)
-            self._roi_done = True
+        if frame is not None:
+            self._find_roi(frame)
         return frame
+
+    def _find_roi(self, frame: Frame) -> None:
+        """Find the endoscope image area once (retrying now and then while frames are black)."""
+        if self._roi is None and self._roi_attempts < ROI_ATTEMPTS and frame.seq % ROI_EVERY == 0:
+            self._roi_attempts += 1
+            self._roi = detect_roi(frame.image)
 
     def _emit(self, frame: Frame, pacer: Pacer | None, sync: bool) -> None:
         if pacer is not None:

@@ -30,11 +30,13 @@ class PatternEngine:
         self.info = neopolyp_info("fake", MODEL_HW[0])
         self.delay, self.hang_after, self.fail_after = delay, hang_after, fail_after
         self.seen: list[int] = []
+        self.rois: list = []
         self.release = threading.Event()
 
     def predict(self, frame, roi=None):
         n = frame_number(frame)
         self.seen.append(n)
+        self.rois.append(roi)
         if self.hang_after is not None and len(self.seen) > self.hang_after:
             self.release.wait()  # hangs until the test ends
         if self.fail_after is not None and len(self.seen) > self.fail_after:
@@ -271,3 +273,16 @@ def test_stats_collector_latencies_and_bounded_memory(tmp_path):
     keep.write_csv(tmp_path / "m.csv")
     rows = (tmp_path / "m.csv").read_text().splitlines()
     assert rows[1].split(",")[10] == "20.000"  # video_delay_ms
+
+
+def test_endoscope_area_is_found_and_given_to_the_engine():
+    engine = PatternEngine()
+    source = open_source("demo", size=(320, 180), fps=30)
+    sink = ListSink()
+    pipeline = Pipeline(source, engine, PipelineConfig(mode="sync", max_frames=5), sink)
+    pipeline.start()
+    assert pipeline.wait(10)
+    pipeline.stop()
+    x, y, w, h = engine.rois[0]
+    assert engine.rois == [engine.rois[0]] * 5
+    assert 60 < x and x + w < 260 and w < 220  # the circular field, not the black sides
