@@ -23,7 +23,17 @@ ALL = list_models()
 PUBLISHED = [n for n in ALL if get_spec(n).published_params is not None]
 SMALL = 64  # every model accepts 64x64 (HarDNet's s32 is then 2x2)
 
-torch.set_num_threads(2)
+# Spec §10.1, copied here so that a registry edit cannot move the target with the model.
+SPEC_COUNTS = {
+    "nanonet-a": 235_425, "nanonet-b": 132_049, "nanonet-c": 36_561, "resunetpp": 4_070_385,
+    "hardnet-mseg": 17_423_837, "hardnet-mseg3": 17_424_031, "blazeneo-dha": 17_143_324,
+    "blazeneo-lsc": 17_050_780, "blazeneo-ida": 17_078_556, "blazeneo-dia": 17_087_772,
+    "neounet": 38_288_397,
+}
+
+
+def test_registry_holds_the_spec_counts():
+    assert {n: get_spec(n).published_params for n in SPEC_COUNTS} == SPEC_COUNTS
 
 
 @pytest.fixture
