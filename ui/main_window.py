@@ -4,6 +4,9 @@ The window only wires and paints: frames arrive through a SinkBridge (one-slot m
 frame wins), engines load on a worker thread and are handed to the running pipeline with
 `set_engine`, the HUD reads `pipeline.stats()` from a timer. Every error goes to
 `dialogs.show_error`.
+
+Shortcuts: Space play/pause (after the end: play again), R record, S snapshot, O open file,
+F full screen, Esc leave full screen (Esc never closes the window: too easy to hit mid-procedure).
 """
 
 from __future__ import annotations
