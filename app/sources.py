@@ -132,15 +132,14 @@ class FileSource(Source):
         self.frame_count = int(self._stream.frames) or (round(self.duration * self.fps) if self.duration else None)
         self._frames = self._decode()
         self._pending = self._first_frame()
-        h, w = self._pending[0].shape[:2]
-        self.size = (w, h)
+        self.size = (self._pending[0].width, self._pending[0].height)
 
     def _check_codec(self) -> None:
         if self._stream.codec_context is None or not self._stream.codec_context.name:
             self._container.close()
             raise InputError(f"{self.path}: unsupported video codec (FFmpeg has no decoder for it)")
 
-    def _first_frame(self) -> tuple[np.ndarray, float]:
+    def _first_frame(self):
         first = next(self._frames, None)
         if first is None:
             self._container.close()
@@ -160,9 +159,10 @@ class FileSource(Source):
                 return
             yield packet
 
-    def _decode(self) -> Iterator[tuple[np.ndarray, float]]:
-        """Decoded BGR frames; a packet that fails to decode is skipped and counted."""
+    def _decode(self) -> Iterator:
+        """(av.VideoFrame, pts seconds from the stream start); a packet that fails to decode is skipped and counted."""
         tb = float(self._stream.time_base or 0) or None
+        start = self._stream.start_time or 0
         index = 0
         for packet in self._packets():
             try:
@@ -171,36 +171,50 @@ class FileSource(Source):
                 self.errors += 1
                 continue
             for frame in frames:
-                pts = frame.pts * tb if (frame.pts is not None and tb) else index / self.fps
+                pts = (frame.pts - start) * tb if (frame.pts is not None and tb) else index / self.fps
                 index += 1
                 self._decoded += 1
-                yield frame.to_ndarray(format="bgr24"), pts
+                yield frame, pts
         self._ended = True
 
     def _next_image(self) -> tuple[np.ndarray, float] | None:
         if self._pending is not None:
             item, self._pending = self._pending, None
-            return item
-        return next(self._frames, None)
+        else:
+            item = next(self._frames, None)
+        if item is None:
+            return None
+        return item[0].to_ndarray(format="bgr24"), item[1]
 
     def seek(self, seconds: float) -> None:
-        """Seek to the keyframe before `seconds`, then decode forward to it."""
-        stream = self._stream
-        tb = float(stream.time_base)
-        start = float(stream.start_time * tb) if stream.start_time is not None else 0.0
-        target = start + max(0.0, seconds)
+        """Seek to the keyframe before `seconds`, then decode forward to it (converting only that frame).
+
+        Some containers (MPEG-TS with sparse keyframes) seek past every frame; then the search
+        restarts from the beginning of the file.
+        """
+        target = max(0.0, seconds)
+        tb = float(self._stream.time_base)
+        start = self._stream.start_time or 0
+        for offset in (int(target / tb) + start, start):
+            if self._seek_to(offset, target):
+                return
+
+    def _seek_to(self, offset: int, target: float) -> bool:
+        """Container seek to `offset` (stream time base), then decode up to `target` s; False if nothing came."""
         try:
-            self._container.seek(int(target / tb), stream=stream, backward=True, any_frame=False)
+            self._container.seek(offset, stream=self._stream, backward=True)
         except _av_errors():
-            self.errors += 1
-            return
+            return False
         self._sought = True
         self._frames = self._decode()
         self._pending = None
-        for image, pts in self._frames:
+        last = None
+        for frame, pts in self._frames:
+            last = (frame, pts)
             if pts >= target - 0.5 / self.fps:
-                self._pending = (image, pts)
-                return
+                break
+        self._pending = last  # the target frame, or the last one when seeking past the end
+        return last is not None
 
     def problem(self) -> InputError | None:
         if self.errors:

@@ -36,14 +36,19 @@ def test_file_source_reads_every_frame_in_order(tmp_path, codec, ext, size, fps)
     assert frames[0].image.dtype == np.uint8 and frames[0].image.shape == (size[1], size[0], 3)
 
 
-def test_seek_lands_on_the_requested_frame(tmp_path):
-    path = make_clip(tmp_path / "clip.mp4", frames=60, fps=30)
+@pytest.mark.parametrize("ext", ["mp4", "ts", "mkv"])
+def test_seek_lands_on_the_requested_frame(tmp_path, ext):
+    path = make_clip(tmp_path / f"clip.{ext}", frames=60, fps=30)
     with open_source(path) as source:
         source.read()
         source.seek(1.0)
         frame = source.read()
-    assert frame_number(frame.image) == 30
-    assert frame.seq == 1  # seq keeps increasing across a seek
+        assert frame_number(frame.image) == 30 and frame.pts == pytest.approx(1.0)
+        assert frame.seq == 1  # seq keeps increasing across a seek
+        source.seek(0.2)
+        assert frame_number(source.read().image) == 6
+        source.seek(99.0)  # past the end: the last frame, then the end
+        assert frame_number(source.read().image) == 59 and source.read() is None
 
 
 def test_bad_files_raise_input_error(tmp_path):
