@@ -517,3 +517,34 @@ def test_unexpected_exception_in_a_slot_becomes_a_dialog(qtbot, tmp_path, errors
         sys.excepthook(*sys.exc_info())
     assert errors == ["unexpected error: boom (details on the console)"]
     assert "Traceback" in capsys.readouterr().err
+
+
+def test_device_unplugged_mid_run_shows_the_dialog_and_keeps_the_recording(qtbot, tmp_path, errors, real_core):
+    from clips import read_frames
+    from polypview.errors import CaptureError
+    from polypview.sources import Source
+    from polypview.ui.main_window import CoreServices
+
+    class UnpluggedCapture(Source):
+        """A live capture that delivers 20 frames, then fails as an unplugged card does."""
+
+        fps, size, live, name = 30.0, (160, 120), True, "capture 7"
+
+        def _next_image(self):
+            if self._seq >= 20:
+                raise CaptureError("capture device 7 stopped delivering frames (unplugged?): reconnect it")
+            time.sleep(1 / self.fps)
+            return np.full((120, 160, 3), 90, np.uint8), self._seq / self.fps
+
+    class Services(CoreServices):
+        def open_source(self, spec, **kw):
+            return UnpluggedCapture()
+
+    window = open_window(qtbot, tmp_path, Services(), source=7, model="none")
+    window.record_action.trigger()
+    path = window.recording_path
+    qtbot.waitUntil(lambda: window._finished, timeout=8000)
+    assert errors == ["capture device 7 stopped delivering frames (unplugged?): reconnect it"]
+    assert not window.view.recording and not window.transport.slider.isVisible()
+    frames, rate = read_frames(path)
+    assert 10 <= len(frames) <= 20 and abs(rate - 30.0) < 0.01
