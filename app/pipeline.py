@@ -24,7 +24,7 @@ import numpy as np
 
 from polypview.errors import ConfigError, OutputError, PolypviewError
 from polypview.overlay import Overlay, OverlaySettings, detect_roi
-from polypview.recorder import Recorder, RecordingReport, RecordItem, check_output_path, to_i420
+from polypview.recorder import Recorder, RecordingReport, RecordItem, check_output_path
 from polypview.sources import Frame, Source
 from polypview.stats import Stats, StatsCollector, Summary
 
@@ -560,7 +560,7 @@ class Pipeline:
             self.stats_collector.drop("record", seq)
             return
         hud = stats.hud_lines() if recorder.include_hud else []
-        if not recorder.submit(RecordItem(seq, to_i420(image), hud), block=block, stop=self._stop):
+        if not recorder.submit(RecordItem(seq, recorder.convert(image), hud), block=block, stop=self._stop):
             self.stats_collector.drop("record", seq)
 
     # ------------------------------------------------------------------ the end

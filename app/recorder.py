@@ -211,6 +211,13 @@ class Recorder:
         """True once writing failed (disk full...): further frames are refused."""
         return self._failed.is_set()
 
+    def convert(self, bgr: np.ndarray) -> np.ndarray:
+        """BGR frame -> I420 of this recording's size (resized only if the video changed size mid-way)."""
+        w, h = self.size
+        if not (w <= bgr.shape[1] <= w + 1 and h <= bgr.shape[0] <= h + 1):
+            bgr = cv2.resize(bgr, (w, h))
+        return to_i420(bgr)
+
     @property
     def full(self) -> bool:
         """True when the next non-blocking submit would be dropped."""

@@ -35,6 +35,13 @@ def test_odd_sizes_are_made_even(tmp_path):
     assert frames[0].shape == (120, 160, 3)
 
 
+def test_frames_of_another_size_are_resized(tmp_path):
+    recorder = Recorder(tmp_path / "r.mp4", 30, (160, 120))
+    assert recorder.convert(np.zeros((240, 320, 3), np.uint8)).shape == (180, 160)
+    assert recorder.convert(np.zeros((121, 161, 3), np.uint8)).shape == (180, 160)
+    recorder.close()
+
+
 def test_recorder_thread_keeps_order_and_burns_hud(tmp_path):
     path = tmp_path / "rec.mp4"
     written = []
