@@ -112,6 +112,8 @@ def pipeline_config(args):
     if args.frames is not None and args.frames <= 0:
         raise ConfigError(f"--frames must be positive, got {args.frames}")
     for path, what in ((args.record, "recording"), (args.metrics, "metrics"), (args.screenshot, "screenshot")):
+        if path and args.video and Path(path).resolve() == Path(args.video).resolve():
+            raise ConfigError(f"the {what} path {path} is the input video: choose another file name")
         if path:
             check_output_path(path, what=what)
     return PipelineConfig(

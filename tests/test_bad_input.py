@@ -113,6 +113,11 @@ def test_output_folder_missing(capsys, tmp_path, clip, option):
               option, tmp_path / "no" / "such" / "out.mp4")
 
 
+def test_output_over_the_input_is_refused(capsys, clip):
+    one_error(capsys, 2, "is the input video", "--video", clip, "--headless", "--record", clip)
+    assert read_frames(clip)[0]  # untouched
+
+
 def test_output_not_writable(capsys, clip):
     one_error(capsys, OutputError.exit_code, "cannot write", "--video", clip, "--headless", "--model", "none",
               "--record", "/proc/polypview-out.mp4")
