@@ -20,7 +20,8 @@ from PyQt6.QtWidgets import QLabel  # noqa: E402
 from polypview.errors import InputError, ModelFileError, OutputError  # noqa: E402
 from polypview.ui import dialogs  # noqa: E402
 from polypview.ui.hud import format_drops, hud_lines  # noqa: E402
-from polypview.ui.main_window import MainWindow, ViewerOptions, source_spec  # noqa: E402
+from polypview.ui.main_window import MainWindow  # noqa: E402
+from polypview.ui.services import ViewerOptions, source_spec  # noqa: E402
 from polypview.ui.video_view import fit_rect  # noqa: E402
 
 from gui_fakes import FakeServices, FakeStats  # noqa: E402
@@ -523,7 +524,7 @@ def test_device_unplugged_mid_run_shows_the_dialog_and_keeps_the_recording(qtbot
     from clips import read_frames
     from polypview.errors import CaptureError
     from polypview.sources import Source
-    from polypview.ui.main_window import CoreServices
+    from polypview.ui.services import CoreServices
 
     class UnpluggedCapture(Source):
         """A live capture that delivers 20 frames, then fails as an unplugged card does."""

@@ -11,7 +11,8 @@ from PyQt6.QtCore import QTimer
 from PyQt6.QtWidgets import QApplication
 
 from polypview.ui import dialogs
-from polypview.ui.main_window import MainWindow, ViewerOptions
+from polypview.ui.main_window import MainWindow
+from polypview.ui.services import ViewerOptions
 
 SCREENSHOT_FRAMES = 45  # frames to play before the grab, so the HUD's rates have settled
 SCREENSHOT_TIMEOUT_S = 20.0
