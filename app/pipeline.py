@@ -560,7 +560,9 @@ class Pipeline:
             self.stats_collector.drop("record", seq)
             return
         hud = stats.hud_lines() if recorder.include_hud else []
-        if not recorder.submit(RecordItem(seq, recorder.convert(image), hud), block=block, stop=self._stop):
+        # sync: convert here, a stage of its own beside the encoder; live: keep the display path light
+        item = RecordItem(seq, recorder.convert(image), hud) if block else RecordItem(seq, None, hud, bgr=image)
+        if not recorder.submit(item, block=block, stop=self._stop):
             self.stats_collector.drop("record", seq)
 
     # ------------------------------------------------------------------ the end

@@ -180,11 +180,13 @@ class RecordingReport:
 
 @dataclass
 class RecordItem:
-    """One presented frame on its way to the file: I420 pixels plus the HUD text to burn in."""
+    """One presented frame on its way to the file: I420 pixels (or BGR, converted by the recorder
+    thread; it is only read) plus the HUD text to burn in."""
 
     seq: int
-    i420: np.ndarray
+    i420: np.ndarray | None
     hud: list[str] = field(default_factory=list)
+    bgr: np.ndarray | None = None
 
 
 class Recorder:
@@ -261,9 +263,10 @@ class Recorder:
 
     def _write(self, item: RecordItem) -> None:
         try:
+            i420 = item.i420 if item.i420 is not None else self.convert(item.bgr)
             if self.include_hud and item.hud:
-                burn_text_i420(item.i420, item.hud, self.size[1])
-            self._writer.write_i420(item.i420)
+                burn_text_i420(i420, item.hud, self.size[1])
+            self._writer.write_i420(i420)
         except OutputError as exc:
             self._count_drop()
             self._fail(exc)
