@@ -130,6 +130,10 @@ def test_shortcuts_trigger_their_actions(qtbot, tmp_path, errors, monkeypatch):
     qtbot.keyClick(window, Qt.Key.Key_Escape)
     qtbot.waitUntil(lambda: not window.isFullScreen(), timeout=2000)
     assert not window.panel.isHidden() and window.isVisible()  # Esc never closes the window
+    qtbot.keyClick(window, Qt.Key.Key_H)
+    assert window.hud.isHidden()
+    qtbot.keyClick(window, Qt.Key.Key_H)
+    assert not window.hud.isHidden()
     assert errors == []
 
 

@@ -6,7 +6,8 @@ frame wins), engines load on a worker thread and are handed to the running pipel
 `dialogs.show_error`.
 
 Shortcuts: Space play/pause (after the end: play again), R record, S snapshot, O open file,
-F full screen, Esc leave full screen (Esc never closes the window: too easy to hit mid-procedure).
+F full screen, Esc leave full screen (Esc never closes the window: too easy to hit mid-procedure),
+H show/hide the HUD.
 """
 
 from __future__ import annotations
@@ -91,6 +92,8 @@ class MainWindow(QMainWindow):
         self.open_action = self._action("Open file…", "O", self.open_file_dialog)
         self.fullscreen_action = self._action("Full screen", "F", self.toggle_fullscreen, checkable=True)
         self.escape_action = self._action("Leave full screen", "Esc", self.leave_fullscreen)
+        self.hud_action = self._action("HUD", "H", self.toggle_hud, checkable=True)
+        self.hud_action.setChecked(True)
 
     def _build_pages(self) -> None:
         self.start_page = StartPage()
@@ -102,7 +105,8 @@ class MainWindow(QMainWindow):
         self.hud.move(8, 8)
         self.transport = TransportBar(self.play_action)
         self.transport.seek_requested.connect(self.seek)
-        actions = [self.record_action, self.snapshot_action, self.open_action, self.fullscreen_action]
+        actions = [self.record_action, self.snapshot_action, self.open_action, self.fullscreen_action,
+                   self.hud_action]
         self.panel = ControlPanel(actions)
         self.panel.model_chosen.connect(self.choose_model)
         self.panel.overlay_changed.connect(self._overlay_changed)
@@ -411,6 +415,10 @@ class MainWindow(QMainWindow):
         self.hud.show_stats(stats, self.bridge.superseded if self.bridge else 0, self._stale)
         if self.record_action.isChecked() and not self.pipeline.recording:
             self._show_recording(False)  # the recorder stopped itself (e.g. disk full)
+
+    def toggle_hud(self) -> None:
+        """Show or hide the HUD over the video (it can cover burned-in patient data)."""
+        self.hud.setVisible(self.hud_action.isChecked())
 
     # ---- full screen
     def toggle_fullscreen(self) -> None:
