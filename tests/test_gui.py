@@ -450,11 +450,11 @@ def test_run_gui_screenshot_of_the_demo_without_torch(tmp_path, real_core, color
 def test_end_of_file_then_space_plays_it_again(qtbot, tmp_path, errors, real_core, color_model):
     clip = box_clip(tmp_path / "short.mp4", frames=12)
     window = open_window(qtbot, tmp_path, None, source=str(clip), model=str(color_model))
-    qtbot.waitUntil(lambda: window._finished, timeout=8000)
+    qtbot.waitUntil(lambda: window.finished, timeout=8000)
     assert window.play_action.text() == "Play" and window.view.frame() is not None
     first = window.pipeline
     qtbot.keyClick(window, Qt.Key.Key_Space)
-    assert window.pipeline is not first and not window._finished
+    assert window.pipeline is not first and not window.finished
     qtbot.waitUntil(lambda: window.bridge.presented >= 3, timeout=5000)
     assert errors == []
 
@@ -468,8 +468,9 @@ def test_record_option_records_from_the_first_frame(qtbot, tmp_path, errors, rea
     window = open_window(qtbot, tmp_path, None, source=str(clip), model=str(color_model), record_path=out,
                          overlay={"legend": False})
     assert window.view.recording and window.record_action.isChecked()
-    qtbot.waitUntil(lambda: window._finished, timeout=8000)
+    qtbot.waitUntil(lambda: window.finished, timeout=8000)
     assert not window.view.recording  # the pipeline finalised the file at the end of the input
+    assert window.last_recording.path == out and "recording saved" in window.statusBar().currentMessage()
     frames, rate = read_frames(out)
     presented = window.bridge.presented
     numbers = [frame_number(f) for f in frames]
@@ -548,7 +549,7 @@ def test_device_unplugged_mid_run_shows_the_dialog_and_keeps_the_recording(qtbot
     window = open_window(qtbot, tmp_path, Services(), source=7, model="none")
     window.record_action.trigger()
     path = window.recording_path
-    qtbot.waitUntil(lambda: window._finished, timeout=8000)
+    qtbot.waitUntil(lambda: window.finished, timeout=8000)
     assert errors == ["capture device 7 stopped delivering frames (unplugged?): reconnect it"]
     assert not window.view.recording and not window.transport.slider.isVisible()
     frames, rate = read_frames(path)

@@ -56,7 +56,7 @@ class ScreenshotTaker:
         return p.overlay_seq is not None and not p.stale
 
     def _poll(self) -> None:
-        if self.ready() or self.window._finished:
+        if self.ready() or self.window.finished:
             self.grab()
 
     def grab(self) -> None:

@@ -57,7 +57,9 @@ class MainWindow(QMainWindow):
         self._requested: dict[int, str | None] = {}  # engine request -> the model asked for
         self._model_files: dict[str, str] = {}  # engine name shown in the model box -> model argument
         self._current_spec: Any = None
-        self._finished = False
+        self.finished = False  # the input ended (Space plays it again)
+        self.recording_path: Path | None = None
+        self.last_recording = None  # RecordingReport of the last recording stopped from the GUI
         self._stale = False
         self._closed = False
         self.last_presented = None
@@ -168,10 +170,12 @@ class MainWindow(QMainWindow):
         bridge.finished.connect(partial(self._pipeline_finished, bridge))
         pipeline = self.services.make_pipeline(source, self.engine, self.options, bridge)
         pipeline.set_overlay(self.overlay)
-        self.source, self.pipeline, self._finished = source, pipeline, False
+        self.source, self.pipeline, self.finished = source, pipeline, False
         self._show_player(source)
         pipeline.start()
-        self._show_recording(self.options.record_path is not None)  # the config records from frame 1
+        if self.options.record_path is not None:  # the config records from frame 1
+            self.recording_path = self.options.record_path
+            self._show_recording(True)
         self.options.record_path = None  # --record applies to the first input only
         self.hud_timer.start()
 
@@ -250,18 +254,22 @@ class MainWindow(QMainWindow):
     def _pipeline_finished(self, bridge: SinkBridge, summary: Any) -> None:
         if bridge is not self.bridge:
             return
-        self._finished = True
+        self.finished = True
         self.play_action.setText("Play")
+        saved = self.view.recording and getattr(summary, "recording", None)
         self._show_recording(False)
         self.refresh_hud()
-        self.statusBar().showMessage("End of input — press Space to play again", 0)
+        if saved:
+            self.last_recording = saved
+        note = f"; recording saved to {getattr(saved, 'path', '')}" if saved else ""
+        self.statusBar().showMessage(f"End of input — press Space to play again{note}", 0)
 
     # ---- transport
     def toggle_play(self) -> None:
         """Pause/resume; after the end of a file, play it again from the start."""
         if self.pipeline is None:
             return
-        if self._finished:
+        if self.finished:
             self.open_input(self._current_spec)
         elif self.pipeline.paused:
             self.pipeline.resume()
