@@ -38,6 +38,7 @@ from typing import Callable
 import numpy as np
 
 from polypview.benchclips import ClipSpec, default_data_dir, make_clip, parse_fps, parse_list, parse_size
+from polypview.benchreport import DISC_FRACTION, STAGES, evaluate_targets, format_report
 from polypview.errors import ConfigError, OutputError
 
 DEFAULT_SIZES = "720p,1080p"
@@ -46,21 +47,8 @@ DEFAULT_SECONDS = 10.0
 STAGE_FRAMES = 90  # frames of the per-stage pass (held in memory: 90 1080p frames are ~560 MB)
 QUICK = {"sizes": "360p", "fps": "30", "seconds": 1.0, "stage_frames": 15}
 GUI_TIMEOUT_S = 60.0
-DISC_FRACTION = 0.04  # the synthetic polyp mask covers this share of the frame
 
-# Stage name -> what is timed (the table's wording).
-STAGES = {
-    "decode": "decode (PyAV, threads auto)",
-    "colour": "colour conversion YUV->BGR (to_ndarray)",
-    "preprocess": "pre-processing (ROI crop, resize, blob)",
-    "inference": "inference (the model alone)",
-    "postprocess": "post-processing (scores, labels)",
-    "overlay": "overlay, the model's mask",
-    "overlay_disc": f"overlay, a polyp mask ({DISC_FRACTION:.0%} of frame)",
-    "display": "display conversion (contiguous array)",
-    "i420": "BGR->I420 (OpenCV)",
-    "encode": "encode (libx264, I420 in)",
-}
+
 
 
 # ------------------------------------------------------------------------------------ arguments
@@ -379,6 +367,11 @@ def ratios(clip: dict) -> dict:
             "sync_over_naive": sync / naive if sync and naive else None}
 
 
+def _load() -> float | None:
+    """The 1-minute load average (other processes share the cores: read the figures with it)."""
+    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+
+
 def bench_clip(context: BenchContext, runs: list[str], log: Callable[[str], None]) -> dict:
     """Every requested run on one clip."""
     clip = {"label": context.spec.label, "path": str(context.path), "size": list(context.spec.size),
@@ -387,6 +380,7 @@ def bench_clip(context: BenchContext, runs: list[str], log: Callable[[str], None
         log(f"  {context.spec.label}: {name} ...")
         t0 = time.perf_counter()
         clip[name] = RUNS[name](context)
+        clip[name]["load_average"] = _load()
         log(f"  {context.spec.label}: {name} done in {time.perf_counter() - t0:.1f} s")
     clip["ratios"] = ratios(clip)
     return clip
@@ -520,196 +514,6 @@ def _default_threads(engine) -> int | None:
     from polypview.inference.backend_ort import default_threads
 
     return default_threads()
-
-
-# ------------------------------------------------------------------------------------- targets
-
-
-@dataclass(frozen=True)
-class Target:
-    """One of issue 4's goals: a figure taken from a clip's results, compared with a bound."""
-
-    key: str
-    text: str
-    applies: Callable[[dict], bool]  # to which clip (by its results)
-    value: Callable[[dict], float | None]
-    op: str  # "<=" | ">=" | "=="
-    bound: float
-
-    def check(self, clip: dict) -> bool | None:
-        value = self.value(clip)
-        if value is None:
-            return None
-        return {"<=": value <= self.bound, ">=": value >= self.bound, "==": value == self.bound}[self.op]
-
-
-def _is(label_size: tuple[int, int], fps: float | None = None) -> Callable[[dict], bool]:
-    return lambda c: tuple(c["size"]) == label_size and (fps is None or abs(c["fps"] - fps) < 0.5)
-
-
-def _get(*keys) -> Callable[[dict], float | None]:
-    def value(clip: dict):
-        node = clip
-        for key in keys:
-            if not isinstance(node, dict) or node.get(key) is None:
-                return None
-            node = node[key]
-        return node
-    return value
-
-
-HD = (1920, 1080)
-TARGETS = (
-    Target("live_drops", "live 1080p30: display drops = 0", _is(HD, 30), _get("live", "display_drops"), "==", 0),
-    Target("live_mask", "live 1080p30: mask on >= 95 % of shown frames", _is(HD, 30),
-           lambda c: None if _get("live", "mask_share")(c) is None else 100 * c["live"]["mask_share"], ">=", 95),
-    Target("live_p50", "live 1080p30: annotation delay p50 <= 40 ms", _is(HD, 30),
-           _get("live", "annotation_delay_ms", "p50"), "<=", 40),
-    Target("live_p99", "live 1080p30: annotation delay p99 <= 80 ms", _is(HD, 30),
-           _get("live", "annotation_delay_ms", "p99"), "<=", 80),
-    Target("live_rec_lost", "live 1080p30 + recording: no recorded frame lost", _is(HD, 30),
-           _get("live_record", "recorded_lost"), "==", 0),
-    Target("sync_floor", "sync 1080p + recording: >= 0.9x the I/O floor", _is(HD),
-           _get("ratios", "sync_over_io_floor"), ">=", 0.9),
-    Target("sync_naive", "sync 1080p + recording: >= 1.5x the naive loop", _is(HD),
-           _get("ratios", "sync_over_naive"), ">=", 1.5),
-)
-GUI_TARGET_S = 1.5
-
-
-def evaluate_targets(clips: list[dict], gui: dict | None) -> list[dict]:
-    """Every target on every clip it applies to, plus the window's first frame."""
-    out = []
-    for target in TARGETS:
-        for clip in clips:
-            if target.applies(clip):
-                out.append({"target": target.key, "text": target.text, "clip": clip["label"],
-                            "value": target.value(clip), "passed": target.check(clip)})
-    if gui is not None:
-        first = gui.get("first_frame_s")
-        passed = None if first is None else (first <= GUI_TARGET_S and not gui.get("torch_imported"))
-        out.append({"target": "gui_first_frame", "text": f"window: first frame <= {GUI_TARGET_S} s, no torch",
-                    "clip": "demo", "value": first, "passed": passed})
-    return out
-
-
-# ---------------------------------------------------------------------------------------- table
-
-
-def _ms(v) -> str:
-    return "-" if v is None else f"{v:.1f}"
-
-
-def _mark(passed: bool | None) -> str:
-    return {True: "pass", False: "FAIL", None: "n/a"}[passed]
-
-
-def _delays(p: dict) -> str:
-    if not p or not p.get("count"):
-        return "n/a"
-    return f"{p['p50']:.0f} / {p['p95']:.0f} / {p['p99']:.0f} / {p['max']:.0f} ms"
-
-
-def header_lines(info: dict, gui: dict | None) -> list[str]:
-    load = info.get("load_average_start")
-    v = info["versions"]
-    lines = [
-        f"polypview bench  {info['date']}  {info['cpu']}, {info['cores']} cores"
-        + (f", load average {load[0]:.1f} at start" if load else ""),
-        f"model {info['model']} ({info['architecture']}, {'x'.join(map(str, info['input_size']))}) on "
-        f"{info['backend']} {info['provider']}, {info['intra_op_threads']} intra-op thread(s); encoder {info['encoder']}",
-        f"python {info['python']}, onnxruntime {v['onnxruntime']}, av {v['av']} (libavcodec {info['ffmpeg_libavcodec']}),"
-        f" opencv {v['cv2']}, numpy {v['numpy']}; commit {info.get('commit') or '?'}",
-    ]
-    return lines
-
-
-def stage_lines(result: dict) -> list[str]:
-    stages = result.get("stages") or {}
-    lines = [f"  {'stage, per frame, one at a time':44s} {'median':>7s} {'p95':>7s} {'cpu':>7s}  ms"]
-    for name, text in STAGES.items():
-        s = stages.get(name)
-        if s:
-            lines.append(f"  {text:44s} {_ms(s['median_ms']):>7s} {_ms(s['p95_ms']):>7s} {_ms(s['cpu_ms']):>7s}")
-    dec, enc = result.get("decode_alone") or {}, result.get("encode_alone") or {}
-    if dec and enc:
-        lines.append(f"  decode alone {dec['fps']:.0f} fps ({dec['cpu_cores']:.2f} cores); "
-                     f"encode alone {enc['fps']:.0f} fps ({enc['cpu_cores']:.2f} cores)")
-    return lines
-
-
-def run_rows(clip: dict, checks: dict[str, dict]) -> list[tuple[str, str, str, str]]:
-    """(run, figure, target, mark) rows for one clip."""
-    rows = []
-
-    def mark(key: str) -> tuple[str, str]:
-        check = checks.get(key)
-        target = next(t for t in TARGETS if t.key == key)
-        return (f"{target.op} {target.bound:g}", _mark(check["passed"])) if check else ("", "")
-
-    for name, title in (("live", "live, display only"), ("live_record", "live + recording")):
-        r = clip.get(name)
-        if not r:
-            continue
-        prefix = "live" if name == "live" else "live_rec"
-        rows.append((title, f"display {r['display_fps']:.1f} fps, {r['frames_shown']} of {r['frames_read']} shown", "", ""))
-        rows.append(("", f"display drops {r['display_drops']}", *(mark("live_drops") if name == "live" else ("", ""))))
-        rows.append(("", f"frames shown with a mask {100 * r['mask_share']:.1f} %", *(mark("live_mask") if name == "live" else ("", ""))))
-        rows.append(("", f"annotation delay p50/p95/p99/max {_delays(r['annotation_delay_ms'])}", "", ""))
-        if name == "live":
-            rows.append(("", "  annotation delay p50", *mark("live_p50")))
-            rows.append(("", "  annotation delay p99", *mark("live_p99")))
-        rows.append(("", f"video delay p50/p95/p99/max {_delays(r['video_delay_ms'])}", "", ""))
-        if name == "live_record":
-            rows.append(("", f"recorded {r['frames_in_file']} of {r['frames_shown']} shown "
-                             f"(lost {r['recorded_lost']}, recorder drops {r['record_dropped']})", *mark(f"{prefix}_lost")))
-    for name, title in (("sync_record", "every-frame (sync) + recording"), ("io_floor", "I/O floor (no model, same threads)"),
-                        ("naive", "naive single loop")):
-        r = clip.get(name)
-        if r:
-            rows.append((title, f"throughput {r['throughput_fps']:.1f} fps ({r['cpu_cores']:.2f} cores)", "", ""))
-    ratio = clip.get("ratios") or {}
-    if ratio.get("sync_over_io_floor") is not None:
-        rows.append(("ratios", f"sync / I/O floor {ratio['sync_over_io_floor']:.2f}x", *mark("sync_floor")))
-    if ratio.get("sync_over_naive") is not None:
-        rows.append(("", f"sync / naive {ratio['sync_over_naive']:.2f}x", *mark("sync_naive")))
-    return rows
-
-
-def clip_lines(clip: dict, checks: dict[str, dict]) -> list[str]:
-    lines = [f"clip {clip['label']}: {clip.get('kind', '')} {clip['size'][0]}x{clip['size'][1]} "
-             f"@ {clip['fps']:g} fps, {clip['frames']} frames"]
-    if clip.get("stages"):
-        lines += stage_lines(clip["stages"])
-    rows = run_rows(clip, checks)
-    if rows:
-        lines.append(f"  {'run':34s} {'figure':66s} {'target':>8s}  mark")
-        lines += [f"  {run:34s} {fig:66s} {tgt:>8s}  {mk}" for run, fig, tgt, mk in rows]
-    return lines
-
-
-def format_report(report: dict) -> str:
-    """The table printed at the end of the bench."""
-    lines = header_lines(report["machine"], report.get("gui"))
-    for clip in report["clips"]:
-        checks = {t["target"]: t for t in report["targets"] if t["clip"] == clip["label"]}
-        lines += [""] + clip_lines(clip, checks)
-    gui = report.get("gui")
-    if gui:
-        lines.append("")
-        if gui.get("error"):
-            lines.append(f"window first frame: {gui['error']}")
-        else:
-            lines.append(f"window first frame {gui['first_frame_s']:.2f} s (python {gui['python_start_s']:.2f} s, imports "
-                         f"{gui['imports_s']:.2f} s, window {gui['window_s']:.2f} s); paint {_ms(gui['paint_ms'])} ms at "
-                         f"{gui['view_size'][0]}x{gui['view_size'][1]}; torch imported: {gui['torch_imported']}")
-    lines += ["", "targets (issue 4)"]
-    if not report["targets"]:
-        lines.append("  none measured (the targets are defined at 1080p30 and 1080p)")
-    for t in report["targets"]:
-        value = "-" if t["value"] is None else f"{t['value']:.3g}"
-        lines.append(f"  {_mark(t['passed']):4s}  {t['text']:52s} [{t['clip']}] {value}")
-    return "\n".join(lines)
 
 
 # ------------------------------------------------------------------------------------------ run
