@@ -393,9 +393,10 @@ class Pipeline:
     def _apply_seek(self, pacer: Pacer | None) -> None:
         with self._lock:
             target, self._seek_to = self._seek_to, None
-            if target is None:
-                return
-            self.source.seek(target)
+        if target is None:
+            return
+        self.source.seek(target)  # outside the lock: decoding up to the target must not stall the display
+        with self._lock:
             self._new_epoch()
             self._smoother = None
         self._slot.clear()
