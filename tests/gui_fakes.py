@@ -38,6 +38,12 @@ class FakePresented:
 
 
 @dataclass
+class FakeSummary:
+    frames: int
+    errors: list
+
+
+@dataclass
 class FakeReport:
     path: Path
     frames_written: int = 0
@@ -66,6 +72,7 @@ class FakePipeline:
         self.paused = False
         self.recording = False
         self.stopped_with: float | None = None
+        self.stop_errors: list = []  # errors the summary reports (e.g. a recording that failed to finalise)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._seq = 0
@@ -89,7 +96,7 @@ class FakePipeline:
         self._stop.set()
         self._thread.join(timeout)
         self.recording = False
-        return {"frames": self._seq}
+        return FakeSummary(self._seq, list(self.stop_errors))
 
     def wait(self, timeout=None):
         return self._stop.wait(timeout)

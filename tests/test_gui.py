@@ -260,6 +260,7 @@ def test_closing_stops_the_pipeline_with_its_timeout(qtbot, tmp_path, errors):
     window.close()
     assert time.monotonic() - t0 < 2.0 + 1.0
     assert pipeline.stopped_with == 2.0 and not pipeline._thread.is_alive() and not pipeline.recording
+    assert errors == []
     assert services.sources[-1].closed and services.loaded[-1].closed
 
 
@@ -554,3 +555,16 @@ def test_device_unplugged_mid_run_shows_the_dialog_and_keeps_the_recording(qtbot
     assert not window.view.recording and not window.transport.slider.isVisible()
     frames, rate = read_frames(path)
     assert 10 <= len(frames) <= 20 and abs(rate - 30.0) < 0.01
+
+
+def test_errors_raised_while_stopping_still_reach_the_dialog(qtbot, tmp_path, errors):
+    services = FakeServices()
+    window = open_window(qtbot, tmp_path, services)
+    wait_frames(qtbot, window)
+    pipeline = services.pipelines[-1]
+    shown_during_run = OutputError("disk almost full")
+    pipeline.sink.on_error(shown_during_run)
+    qtbot.waitUntil(lambda: bool(errors), timeout=2000)
+    pipeline.stop_errors = [shown_during_run, OutputError("cannot finalise x.mp4: disk full")]
+    window.close()
+    assert errors == ["disk almost full", "cannot finalise x.mp4: disk full"]  # each once

@@ -64,6 +64,7 @@ class MainWindow(QMainWindow):
         self._closed = False
         self.last_presented = None
         self._errors_shown: set[str] = set()  # messages whose dialog is open right now
+        self._errors_reported: set[int] = set()  # pipeline errors already shown (ids; the summary repeats them)
         self.overlay = self.services.overlay_settings(**self.options.overlay)
         self.loader = BackgroundCall(self)
         self.loader.done.connect(self._engine_loaded)
@@ -193,10 +194,10 @@ class MainWindow(QMainWindow):
             self.bridge.close()
         pipeline, self.pipeline, self.bridge = self.pipeline, None, None
         if pipeline is not None:
-            try:
-                pipeline.stop(self.options.stop_timeout_s)
-            except PolypviewError as exc:
-                self.show_error(str(exc))
+            summary = pipeline.stop(self.options.stop_timeout_s)
+            for error in getattr(summary, "errors", None) or []:  # e.g. the recording failed to finalise
+                if id(error) not in self._errors_reported:
+                    self.show_error(str(error))
         self._show_recording(False)
         if self.source is not None:
             _close_quietly(self.source)
@@ -249,6 +250,7 @@ class MainWindow(QMainWindow):
 
     def _pipeline_error(self, bridge: SinkBridge, error: Exception) -> None:
         if bridge is self.bridge:
+            self._errors_reported.add(id(error))
             self.show_error(str(error))
 
     def _pipeline_finished(self, bridge: SinkBridge, summary: Any) -> None:
