@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -214,7 +215,7 @@ def _report(summary, sink: HeadlessSink, args, interrupted: bool) -> int:
     """Print the summary (stdout) and one line per error (stderr); pick the exit code."""
     if args.screenshot and sink.last is not None:
         _save_png(Path(args.screenshot), sink.last.image)
-    print(summary.text(), flush=True)
+    _print_summary(summary.text())
     for error in summary.errors:
         print(f"polypview: error: {error}", file=sys.stderr)
     if interrupted:
@@ -222,6 +223,15 @@ def _report(summary, sink: HeadlessSink, args, interrupted: bool) -> int:
               file=sys.stderr)
         return INTERRUPTED_EXIT
     return summary.errors[0].exit_code if summary.errors else 0
+
+
+def _print_summary(text: str) -> None:
+    """Print to stdout; a closed pipe (`| head`) is not an error worth a traceback."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so that the interpreter's final flush stays quiet
 
 
 def _save_png(path: Path, image) -> None:
