@@ -95,3 +95,22 @@ def test_realistic_clip_drifts_over_neopolyp_images(tmp_path, neopolyp_dir):
     assert len(frames) == 10 and frames[0].shape == (120, 160, 3)
     assert frames[0].mean() > 20  # an image, not the black border
     assert abs(frames[0].astype(int) - frames[-1].astype(int)).mean() > 1  # the view moves
+
+
+def _stage(ms, cpu=None):
+    return {"count": 10, "median_ms": ms, "p95_ms": ms, "mean_ms": ms, "cpu_ms": ms if cpu is None else cpu}
+
+
+def test_holdback_names_the_thread_and_stage_with_its_cost():
+    from polypview.benchreport import holdback
+
+    stages = {"decode": _stage(2), "colour": _stage(1), "preprocess": _stage(1), "inference": _stage(50),
+              "postprocess": _stage(1), "overlay": _stage(3), "display": _stage(0), "i420": _stage(1), "encode": _stage(9)}
+    clip = {"fps": 30.0, "stages": {"stages": stages, "encode_alone": {"fps": 100.0}}}
+    live = holdback("live_p50", clip)
+    assert live["thread"] == "inference worker" and live["stage"] == "inference" and live["stage_wall_ms"] == 50
+    assert holdback("live_rec_lost", clip)["stage"] == "encode"
+    assert holdback("live_drops", clip)["thread"] == "presenter"  # 4 ms against the source thread's 3 ms
+    sync = holdback("sync_floor", clip)
+    assert sync["stage"] == "inference" and "recorder 9.0 ms" in sync["text"]
+    assert holdback("sync_naive", {"fps": 30.0}) is None  # no stage costs measured: nothing to blame
