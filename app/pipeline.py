@@ -439,10 +439,21 @@ class Pipeline:
         dropped = self._slot.put(frame)
         if dropped is not None:
             self.stats_collector.drop("inference", dropped.seq)
-        try:
-            self._display.put_nowait(frame)
-        except queue.Full:
-            self.stats_collector.drop("display", frame.seq)
+        self._show(frame)
+
+    def _show(self, frame: Frame) -> None:
+        """Queue a frame for display; when the display lags, its oldest frame is dropped (counted), so it catches up."""
+        while True:
+            try:
+                self._display.put_nowait(frame)
+                return
+            except queue.Full:
+                pass
+            try:
+                old = self._display.get_nowait()
+            except queue.Empty:
+                continue
+            self.stats_collector.drop("display", old.seq)
 
     # ------------------------------------------------------------------ inference worker
 

@@ -286,3 +286,19 @@ def test_endoscope_area_is_found_and_given_to_the_engine():
     x, y, w, h = engine.rois[0]
     assert engine.rois == [engine.rois[0]] * 5
     assert 60 < x and x + w < 260 and w < 220  # the circular field, not the black sides
+
+
+def test_a_lagging_display_drops_its_oldest_frames_and_catches_up(clip):
+    class SlowSink(ListSink):
+        def on_frame(self, p):
+            time.sleep(0.06)  # a display at half the clip's rate
+            super().on_frame(p)
+
+    sink = SlowSink()
+    pipeline = Pipeline(open_source(clip), None, PipelineConfig(mode="live", roi=False), sink)
+    pipeline.start()
+    assert pipeline.wait(20)
+    summary = pipeline.stop()
+    numbers = [f.number for f in sink.frames]
+    assert numbers == sorted(set(numbers)) and numbers[-1] == 59  # in order, and the newest frame is shown
+    assert summary.drops["display"] > 10 and len(numbers) + summary.drops["display"] == 60
