@@ -1,0 +1,297 @@
+"""`polypview eval`: Dice/IoU on the test split, FPS, parameters and GMACs, as BlazeNeo's Table 4.
+
+Every model is evaluated as the app runs it: through its ONNX model file (a checkpoint is
+first exported to a temporary fp32 file), with the runtime's pre-processing, on each test
+image at its stored resolution. The predicted label map (argmax for softmax models, as the
+papers decide) is brought back to the mask's resolution with nearest resize, and TP/FP/FN
+are summed over the whole test set (micro Dice/IoU, models.md §9).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from polypview.errors import ConfigError, DataError, ModelFileError
+
+# BlazeNeo Table 4 figures that models.md states (§3.2, §10): parameters and GMACs at 352².
+# models.md does not give the paper's Dice/IoU, so none are printed ("paper: n/a").
+PAPER = {
+    "blazeneo-dha": {"params": 17_143_324, "gmacs": 11.06},
+    "hardnet-mseg3": {"params": 17_424_031, "gmacs": 11.38},
+    "neounet": {"params": 38_288_397, "gmacs": 39.88},
+}
+GMAC_SIZE = 352
+FPS_WARMUP, FPS_MIN_RUNS, FPS_MIN_SECONDS = 3, 10, 2.0
+TABLE_CLASSES = (("polyp", "Polyp"), ("neoplastic", "Neo"), ("non_neoplastic", "Non-neo"))
+
+
+def add_arguments(parser) -> None:
+    """Command-line options of `polypview eval`."""
+    parser.add_argument("models", nargs="+", type=Path, help="checkpoints (.pt) or model files (.onnx)")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="NeoPolyp-Small folder (default: $POLYPVIEW_DATA or ../shared/data/neopolyp_small)")
+    parser.add_argument("--split", default="test",
+                        help="test | val | train (the packaged split), all (every pair), or a file of names")
+    parser.add_argument("--json", type=Path, default=Path("runs/eval.json"), help="where to write the results")
+    parser.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads (default: its own)")
+    parser.add_argument("--no-fps", dest="fps", action="store_false", help="skip the speed measurement")
+    parser.add_argument("--no-progress", dest="progress", action="store_false")
+
+
+def run(args) -> int:
+    """Entry point of `polypview eval`."""
+    from polypview.inference.train import default_data_dir
+
+    data = args.data or default_data_dir()
+    pairs = eval_pairs(data, args.split)
+    results = [evaluate_path(p, pairs, threads=args.threads, fps=args.fps, progress=args.progress)
+               for p in args.models]
+    print(format_table(results))
+    write_json(args.json, results, data, args.split)
+    print(f"wrote {args.json}")
+    return 0
+
+
+# ---------------------------------------------------------------- data
+
+
+def eval_pairs(data: Path, split: str) -> list[tuple[Path, Path]]:
+    """(image, mask) pairs of the evaluation split."""
+    from polypview.inference.data import SPLIT_PARTS, folder_pairs, load_split, neopolyp_pairs
+
+    data = Path(data)
+    if not data.is_dir():
+        raise DataError(f"dataset folder not found: {data} (pass --data or set POLYPVIEW_DATA)")
+    if split == "all":
+        return folder_pairs(data)
+    if split in SPLIT_PARTS:
+        return neopolyp_pairs(data, load_split(split))
+    names_file = Path(split)
+    if not names_file.is_file():
+        raise ConfigError(f"--split {split!r} is neither test/val/train/all nor a file of names")
+    names = [n.strip() for n in names_file.read_text().splitlines() if n.strip()]
+    return neopolyp_pairs(data, names)
+
+
+# ---------------------------------------------------------------- predictors
+
+
+class OnnxPredictor:
+    """A model file run as the app runs it: runtime pre-processing, ONNX Runtime on the CPU."""
+
+    def __init__(self, path: Path, threads: int | None = None):
+        self.path = Path(path)
+        self.session, self.info = _open(self.path, threads)
+        self.preprocess = _preprocessor(self.info)
+
+    def probs(self, image_bgr: np.ndarray) -> np.ndarray:
+        """(K, h, w) foreground probabilities at model resolution."""
+        return self.run(self.preprocess(image_bgr))[0]
+
+    def run(self, blob: np.ndarray) -> np.ndarray:
+        """Raw model call on a normalised blob (N, 3, h, w)."""
+        return self.session(blob)
+
+    def __call__(self, image_bgr: np.ndarray) -> np.ndarray:
+        """uint8 label map at model resolution (metrics.labels_from_probs)."""
+        from polypview.inference.metrics import labels_from_probs
+
+        return labels_from_probs(self.probs(image_bgr), self.info.activation)
+
+
+def _open(path: Path, threads: int | None):
+    """(blob -> probs callable, ModelInfo): through polypview's runtime backend when available."""
+    from polypview.inference.modelfile import INPUT_NAME, OUTPUT_NAME, ModelInfo
+
+    if not path.is_file():
+        raise ModelFileError(f"model file not found: {path}")
+    try:
+        from polypview.inference.runtime import backend_module, check_io
+    except ImportError:  # runtime not available: plain ONNX Runtime on the CPU
+        from polypview.inference.export import ort_session
+
+        session = ort_session(path, threads)
+        props = session.get_modelmeta().custom_metadata_map
+        info = ModelInfo.from_metadata(props, source=f"model file {path}")
+        return (lambda blob: session.run([OUTPUT_NAME], {INPUT_NAME: blob})[0]), info
+    backend = backend_module("ort").open_backend(path, threads=threads, provider="cpu")
+    info = ModelInfo.from_metadata(backend.metadata, source=f"model file {path}")
+    check_io(info, backend.inputs, backend.outputs, f"model file {path}")
+    return backend.run, info
+
+
+def _preprocessor(info) -> Callable[[np.ndarray], np.ndarray]:
+    """BGR frame -> (1, 3, h, w) blob, the runtime's own pre-processing when available."""
+    try:
+        from polypview.inference.runtime import Preprocess
+    except ImportError:
+        Preprocess = None
+    if Preprocess is not None:
+        return Preprocess(info)
+    from polypview.inference.data import normalise, resize_image
+
+    def preprocess(image_bgr: np.ndarray) -> np.ndarray:
+        rgb = resize_image(image_bgr[..., ::-1], tuple(info.input_size))
+        return normalise(rgb, info.mean, info.std, info.color_order)[None]
+
+    return preprocess
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+@dataclass
+class EvalResult:
+    """One model's row of the table."""
+
+    model: str
+    architecture: str
+    input_size: tuple[int, int]
+    micro: dict
+    macro: dict
+    images: int
+    fps: float | None = None
+    latency_ms: float | None = None
+    params: int | None = None
+    gmacs: float | None = None
+    paper: dict = field(default_factory=dict)
+    provider: str = "CPUExecutionProvider"
+
+
+def evaluate_predictor(predict: Callable[[np.ndarray], np.ndarray], pairs, progress: bool = False):
+    """Micro/macro counts of `predict(BGR image) -> label map` over (image, mask) pairs."""
+    import cv2
+    from tqdm import tqdm
+
+    from polypview.inference.data import read_neopolyp_mask, resize_labels
+    from polypview.inference.metrics import ConfusionCounter
+
+    counter = ConfusionCounter()
+    for image_path, mask_path in tqdm(pairs, desc="eval", disable=not progress, mininterval=5.0):
+        image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise DataError(f"cannot decode image {image_path}")
+        truth = read_neopolyp_mask(mask_path)
+        counter.update(resize_labels(predict(image), truth.shape[:2]), truth)
+    return counter
+
+
+def measure_fps(run: Callable[[np.ndarray], np.ndarray], input_size) -> tuple[float, float]:
+    """(frames per second, median ms) of the bare model call at batch 1."""
+    blob = np.random.default_rng(0).standard_normal((1, 3, *input_size)).astype(np.float32)
+    for _ in range(FPS_WARMUP):
+        run(blob)
+    times, start = [], time.perf_counter()
+    while len(times) < FPS_MIN_RUNS or time.perf_counter() - start < FPS_MIN_SECONDS:
+        t = time.perf_counter()
+        run(blob)
+        times.append(time.perf_counter() - t)
+    median = float(np.median(times))
+    return 1.0 / median, median * 1e3
+
+
+def complexity(architecture: str) -> tuple[int | None, float | None]:
+    """(inference parameters, GMACs at 352²) of a registered architecture; (None, None) otherwise."""
+    from polypview.inference.models import create_model, inference_params, list_models
+    from polypview.inference.models.flops import count_macs
+
+    if architecture not in list_models():
+        return None, None
+    model = create_model(architecture)
+    return inference_params(model), count_macs(model, GMAC_SIZE) / 1e9
+
+
+def evaluate_path(path: Path, pairs, threads: int | None = None, fps: bool = True,
+                  progress: bool = False) -> EvalResult:
+    """Evaluate a checkpoint or a model file on `pairs`."""
+    path = Path(path)
+    if path.suffix.lower() == ".onnx":
+        return evaluate_model_file(path, pairs, threads, fps, progress)
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_path = _export_checkpoint(path, Path(tmp))
+        result = evaluate_model_file(onnx_path, pairs, threads, fps, progress)
+    result.model = str(path)
+    return result
+
+
+def _export_checkpoint(path: Path, folder: Path) -> Path:
+    from polypview.inference.export import export_model, info_from_checkpoint
+    from polypview.inference.train import load_checkpoint, model_from_checkpoint
+
+    ckpt = load_checkpoint(path)
+    info = info_from_checkpoint(ckpt, int(ckpt.get("input_size") or 0) or None)
+    target = folder / "model.onnx"
+    export_model(model_from_checkpoint(ckpt), ckpt["model"], target, info=info)
+    return target
+
+
+def evaluate_model_file(path: Path, pairs, threads: int | None = None, fps: bool = True,
+                        progress: bool = False) -> EvalResult:
+    """Evaluate one ONNX model file."""
+    predictor = OnnxPredictor(path, threads)
+    counter = evaluate_predictor(predictor, pairs, progress)
+    summary = counter.as_dict()
+    arch = predictor.info.architecture
+    params, gmacs = complexity(arch)
+    speed = measure_fps(predictor.run, predictor.info.input_size) if fps else (None, None)
+    return EvalResult(
+        model=str(path), architecture=arch, input_size=tuple(predictor.info.input_size),
+        micro=summary["micro"], macro=summary["macro"], images=summary["images"],
+        fps=speed[0], latency_ms=speed[1], params=params, gmacs=gmacs, paper=PAPER.get(arch, {}),
+    )
+
+
+# ---------------------------------------------------------------- output
+
+
+def _pct(value) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.1f}"
+
+
+def format_table(results: list[EvalResult]) -> str:
+    """A text table shaped like BlazeNeo's Table 4 (Dice/IoU in %), a paper row under each model."""
+    head = ["Model", "Size"] + [f"{label} {m}" for _, label in TABLE_CLASSES for m in ("Dice", "IoU")]
+    head += ["FPS", "Params (M)", "GMACs@352"]
+    rows = [head]
+    for r in results:
+        rows.append(_row(r))
+        rows.append(_paper_row(r))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    n = results[0].images if results else 0
+    return "\n".join(lines) + f"\n(micro-averaged over {n} test images at mask resolution; FPS: ONNX Runtime CPU, batch 1)"
+
+
+def _row(r: EvalResult) -> list[str]:
+    cells = [r.architecture, f"{r.input_size[0]}"]
+    for key, _ in TABLE_CLASSES:
+        cells += [_pct(r.micro[key]["dice"]), _pct(r.micro[key]["iou"])]
+    cells += ["n/a" if r.fps is None else f"{r.fps:.1f}",
+              "n/a" if r.params is None else f"{r.params / 1e6:.3f}",
+              "n/a" if r.gmacs is None else f"{r.gmacs:.2f}"]
+    return cells
+
+
+def _paper_row(r: EvalResult) -> list[str]:
+    cells = ["  paper", ""] + ["n/a"] * (2 * len(TABLE_CLASSES)) + ["n/a"]
+    params, gmacs = r.paper.get("params"), r.paper.get("gmacs")
+    cells += ["n/a" if params is None else f"{params / 1e6:.3f}", "n/a" if gmacs is None else f"{gmacs:.2f}"]
+    return cells
+
+
+def write_json(path: Path, results: list[EvalResult], data: Path, split: str) -> None:
+    """Write the results (and what they were measured on) as JSON."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"data": str(data), "split": split, "gmac_size": GMAC_SIZE,
+               "results": [asdict(r) for r in results]}
+    path.write_text(json.dumps(payload, indent=1))

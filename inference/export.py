@@ -1,0 +1,254 @@
+"""`polypview export`: a training checkpoint -> one ONNX model file the app can run.
+
+The graph maps ``image`` (N, 3, H, W, normalised) to ``probs`` = the foreground-class
+probabilities of the model-file contract (``polypview.inference.modelfile``), with a dynamic
+batch axis and the ``ModelInfo`` metadata. ``--fp16`` stores the weights as float16 with a
+Cast back to float32 in front of each use, so the file halves while CPU inference stays fp32.
+Every export is checked: ONNX Runtime must agree with PyTorch on random inputs, else the
+file is removed and ModelFileError says by how much they differ.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from polypview.errors import ModelFileError, OutputError
+from polypview.inference.modelfile import INPUT_NAME, OUTPUT_NAME
+
+TOLERANCE = {"fp32": 1e-3, "fp16": 1e-2}  # max |probs_ort - probs_torch|
+PARITY_BATCH = 2  # exercise the dynamic batch axis
+PARITY_TRIALS = 2
+
+
+def add_arguments(parser) -> None:
+    """Command-line options of `polypview export`."""
+    parser.add_argument("checkpoint", type=Path, help="training checkpoint (best.pt / last.pt)")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="ONNX file to write")
+    parser.add_argument("--fp16", action="store_true", help="store weights as float16 (inference still fp32)")
+    parser.add_argument("--opset", type=int, default=17)
+    parser.add_argument("--size", type=int, default=None, help="input size (default: the training size)")
+    parser.add_argument("--version", default=None, help="model version string (default: package version + epoch)")
+
+
+def run(args) -> int:
+    """Entry point of `polypview export`."""
+    from polypview.inference.train import load_checkpoint, model_from_checkpoint
+
+    ckpt = load_checkpoint(args.checkpoint)
+    model = model_from_checkpoint(ckpt)
+    size = args.size or int(ckpt.get("input_size") or 0) or None
+    info = info_from_checkpoint(ckpt, size, args.version)
+    report = export_model(model, ckpt["model"], args.output, info=info, fp16=args.fp16, opset=args.opset)
+    print(f"wrote {args.output} ({report.size_bytes / 1e6:.2f} MB, {report.precision}, "
+          f"parity max |diff| {report.max_abs_diff:.2e} <= {report.tolerance:g})")
+    return 0
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """What an export wrote and how well ONNX Runtime agreed with PyTorch."""
+
+    path: Path
+    size_bytes: int
+    precision: str
+    max_abs_diff: float
+    tolerance: float
+
+
+def package_version() -> str:
+    """The installed polypview version."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("polypview")
+    except PackageNotFoundError:
+        return "0"
+
+
+def info_from_checkpoint(ckpt: dict, size: int | None = None, version: str | None = None):
+    """ModelInfo for a checkpoint: the registry's fields plus training data, metrics and version."""
+    from polypview.inference.models import model_info
+
+    overrides = dict(
+        version=version or f"{package_version()}+{ckpt['model']}.e{ckpt.get('epoch', 0)}",
+        training_data=ckpt.get("training_data", ""),
+        metrics=_plain(ckpt.get("eval", {})),
+    )
+    if size:
+        overrides["input_size"] = (size, size)
+    return model_info(ckpt["model"], **overrides)
+
+
+def _plain(value):
+    """JSON-safe copy (tensors and numpy scalars become floats)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item"):
+        return value.item()
+    return value
+
+
+class ProbsGraph:
+    """Factory for the exported module: image -> foreground_probs(head, model(image))."""
+
+    def __new__(cls, model, head: str):
+        from torch import nn
+
+        from polypview.inference.models import foreground_probs
+
+        class _Probs(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.model = model
+
+            def forward(self, image):
+                return foreground_probs(head, self.model(image))
+
+        return _Probs().eval()
+
+
+def export_model(model, name: str, path: str | Path, info=None, fp16: bool = False, opset: int = 17,
+                 size: int | None = None, tolerance: float | None = None) -> ExportReport:
+    """Export `model` (registered as `name`) to `path`, check parity, return a report."""
+    from polypview.inference.models import get_spec, model_info
+
+    spec = get_spec(name)
+    info = info or model_info(name, **({"input_size": (size, size)} if size else {}))
+    height, width = (size, size) if size else info.input_size
+    path = Path(path)
+    _check_writable(path)
+    graph = ProbsGraph(model.eval(), spec.head)
+    proto = _to_onnx(graph, (height, width), opset)
+    if fp16:
+        proto = weights_to_fp16(proto)
+    _set_metadata(proto, info.to_metadata())
+    _save(proto, path)
+    precision = "fp16" if fp16 else "fp32"
+    tol = TOLERANCE[precision] if tolerance is None else tolerance
+    try:
+        diff = check_parity(graph, path, (height, width), tol)
+    except ModelFileError:
+        path.unlink(missing_ok=True)
+        raise
+    return ExportReport(path, path.stat().st_size, precision, diff, tol)
+
+
+def _check_writable(path: Path) -> None:
+    if not path.parent.is_dir():
+        raise OutputError(f"output folder does not exist: {path.parent}")
+    if not os.access(path.parent, os.W_OK):
+        raise OutputError(f"cannot write to {path.parent} (no permission)")
+
+
+def _to_onnx(graph, hw: tuple[int, int], opset: int):
+    """Trace `graph` to an in-memory ONNX ModelProto (TorchScript exporter, dynamic batch)."""
+    import warnings
+
+    import onnx
+    import torch
+
+    dummy = torch.randn(1, 3, *hw)
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings about python control flow on shapes
+        target = Path(tmp) / "model.onnx"
+        torch.onnx.export(
+            graph, (dummy,), str(target), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            opset_version=opset, do_constant_folding=True, dynamo=False,
+        )
+        return onnx.load(str(target))
+
+
+def weights_to_fp16(proto):
+    """Store every float32 initializer as float16, cast back to float32 by a node at the graph start."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = proto.graph
+    casts, keep = [], []
+    for init in graph.initializer:
+        if init.data_type != TensorProto.FLOAT:
+            keep.append(init)
+            continue
+        half = numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), init.name + "_fp16")
+        keep.append(half)
+        casts.append(helper.make_node("Cast", [half.name], [init.name], to=TensorProto.FLOAT,
+                                      name=init.name + "_cast"))
+    del graph.initializer[:]
+    graph.initializer.extend(keep)
+    nodes = casts + list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    onnx.checker.check_model(proto)
+    return proto
+
+
+def _set_metadata(proto, props: dict[str, str]) -> None:
+    del proto.metadata_props[:]
+    for key, value in props.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+
+
+def _save(proto, path: Path) -> None:
+    import onnx
+
+    try:
+        onnx.save(proto, str(path))
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def ort_session(path: str | Path, threads: int | None = None):
+    """A CPU ONNX Runtime session (the CPU provider is the one the parity check trusts)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ORT raises its own exception types for bad files
+        raise ModelFileError(f"ONNX Runtime cannot load {path}: {exc}") from None
+
+
+def max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
+    """Largest absolute difference of two equally shaped arrays (inf when shapes differ)."""
+    if a.shape != b.shape:
+        return float("inf")
+    return float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64)))) if a.size else 0.0
+
+
+def compare_outputs(reference: np.ndarray, candidate: np.ndarray, tolerance: float, what: str) -> float:
+    """Max |diff|; ModelFileError when it exceeds `tolerance` or the shapes differ."""
+    diff = max_abs_diff(reference, candidate)
+    if not diff <= tolerance:
+        raise ModelFileError(
+            f"{what}: ONNX Runtime differs from PyTorch (max |diff| {diff:.3g} > {tolerance:g}; "
+            f"shapes {reference.shape} vs {candidate.shape}); the export is not usable"
+        )
+    return diff
+
+
+def check_parity(graph, path: Path, hw: tuple[int, int], tolerance: float, seed: int = 0) -> float:
+    """Run PyTorch and ONNX Runtime on random inputs; return the max |diff| (raise above tolerance)."""
+    import torch
+
+    session = ort_session(path)
+    rng = np.random.default_rng(seed)
+    worst = 0.0
+    for _ in range(PARITY_TRIALS):
+        x = rng.standard_normal((PARITY_BATCH, 3, *hw)).astype(np.float32)
+        with torch.no_grad():
+            reference = graph(torch.from_numpy(x)).numpy()
+        candidate = session.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
+        worst = max(worst, compare_outputs(reference, candidate, tolerance, str(path)))
+    return worst

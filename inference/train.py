@@ -1,0 +1,573 @@
+"""`polypview train`: train a zoo model on NeoPolyp-Small with a family recipe.
+
+Writes to ``--out``: ``last.pt`` (every epoch), ``best.pt`` (best validation score: mean of
+polyp and neoplastic Dice), ``history.json`` (loss parts, learning rate, validation Dice/IoU
+per class and per epoch), ``curves.png`` and ``recipe.json``. ``--resume`` continues from
+``last.pt`` exactly: every epoch reseeds the sampler and the augmentation from (seed, epoch),
+so a resumed run draws the same batches as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shlex
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from polypview.errors import ConfigError, DataError
+from polypview.inference.recipes import RECIPES, Recipe, resolve_recipe
+
+REPO = Path(__file__).resolve().parents[1]
+CHECKPOINT_FORMAT = 1
+# How each head's model-file probabilities combine (polypview.inference.models' heads).
+HEAD_ACTIVATIONS = {"trinary": "softmax", "binary": "sigmoid", "multilabel": "sigmoid"}
+# Flags that override recipe fields (flag name -> recipe field).
+RECIPE_FLAGS = ("epochs", "batch", "lr", "size", "multiscale", "oversample", "optimizer", "schedule",
+                "warmup_epochs", "augment", "loss", "weight_decay")
+
+
+def default_data_dir() -> Path:
+    """NeoPolyp-Small: $POLYPVIEW_DATA (the shared data folder or the dataset itself), else ../shared/data."""
+    env = os.environ.get("POLYPVIEW_DATA")
+    if env:
+        root = Path(env)
+        return root / "neopolyp_small" if (root / "neopolyp_small").is_dir() else root
+    return REPO.parent / "shared" / "data" / "neopolyp_small"
+
+
+def add_arguments(parser) -> None:
+    """Command-line options of `polypview train`."""
+    parser.add_argument("--model", required=True, help="registered model name (e.g. nanonet-a-neo)")
+    parser.add_argument("--config", help="JSON recipe: {\"recipe\": FAMILY, field: value, ...}")
+    parser.add_argument("--recipes", action="store_true", help="print the family recipes and exit")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="NeoPolyp-Small folder (default: $POLYPVIEW_DATA or ../shared/data/neopolyp_small)")
+    parser.add_argument("--split", type=Path, default=None,
+                        help="folder with train.txt and val.txt name lists (default: the packaged fixed split)")
+    parser.add_argument("--out", type=Path, default=None, help="run folder (default runs/MODEL)")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--batch", type=int)
+    parser.add_argument("--lr", type=float)
+    parser.add_argument("--weight-decay", dest="weight_decay", type=float)
+    parser.add_argument("--size", type=int, help="training/validation input size (multiple of 32)")
+    parser.add_argument("--multiscale", type=_rates, help="comma-separated rates, e.g. 0.75,1.25,1; 'off' disables")
+    parser.add_argument("--oversample", type=int, help="repeat images with non-neoplastic polyps N times")
+    parser.add_argument("--optimizer", choices=("sgd", "adam", "adamw"))
+    parser.add_argument("--schedule", choices=("warmup_cosine", "plateau", "constant"))
+    parser.add_argument("--warmup-epochs", dest="warmup_epochs", type=float)
+    parser.add_argument("--augment", help="augmentation pipeline name (default, blazeneo, none)")
+    parser.add_argument("--loss", help="loss name (default: the model head's loss)")
+    parser.add_argument("--workers", type=int, default=1, help="DataLoader worker processes")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--limit", type=int, default=None, help="use only the first N train and val images (smoke runs)")
+    parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no tqdm bar")
+
+
+def _rates(text: str) -> tuple[float, ...]:
+    if text.strip().lower() in ("off", "none", ""):
+        return ()
+    try:
+        return tuple(float(t) for t in text.split(","))
+    except ValueError:
+        raise ConfigError(f"--multiscale wants comma-separated rates like 0.75,1.25,1, got {text!r}") from None
+
+
+def run(args) -> int:
+    """Entry point of `polypview train`."""
+    if args.recipes:
+        for name, recipe in RECIPES.items():
+            print(name, json.dumps(recipe.to_dict()))
+        return 0
+    flags = {k: getattr(args, k, None) for k in RECIPE_FLAGS}
+    recipe = resolve_recipe(args.model, args.config, flags)
+    options = TrainOptions(
+        model=args.model, recipe=recipe, data=args.data or default_data_dir(), split=args.split,
+        out=args.out or Path("runs") / args.model, resume=args.resume, workers=args.workers,
+        threads=args.threads, seed=args.seed, limit=args.limit, device=args.device,
+        progress=args.progress, command=_command_line(),
+    )
+    result = train(options)
+    best = result.get("best_score")
+    print(f"done: {result['epochs']} epochs, best validation score {best:.4f} at epoch {result['best_epoch']}"
+          f" -> {options.out / 'best.pt'}")
+    return 0
+
+
+def _command_line() -> str:
+    return "polypview train " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 1 else ""
+
+
+@dataclass
+class TrainOptions:
+    """Everything one training run needs besides the recipe's hyper-parameters."""
+
+    model: str
+    recipe: Recipe
+    data: Path
+    out: Path
+    split: Path | None = None
+    resume: bool = False
+    workers: int = 1
+    threads: int | None = None
+    seed: int = 0
+    limit: int | None = None
+    device: str | None = None
+    progress: bool = True
+    plot_every: int = 1  # epochs between curve plots (the last epoch always plots)
+    command: str = ""
+    model_kwargs: dict = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- data
+
+
+def split_names(part: str, split_dir: Path | None) -> list[str]:
+    """Names of split `part`: from SPLIT_DIR/part.txt when given, else the packaged fixed split."""
+    from polypview.inference.data import load_split
+
+    if split_dir is None:
+        return load_split(part)
+    path = Path(split_dir) / f"{part}.txt"
+    if not path.is_file():
+        raise DataError(f"split list not found: {path} (the --split folder needs train.txt and val.txt)")
+    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+
+
+def non_neoplastic_counts(data: Path, pairs, names) -> dict[str, int]:
+    """name -> non-neoplastic pixels, from manifest.csv when present, else counted in the masks."""
+    from polypview.inference.data import dataset_folder, read_manifest, read_neopolyp_mask
+    from polypview.inference.labels import NON_NEOPLASTIC
+
+    manifest = dataset_folder(data) / "manifest.csv"
+    if manifest.is_file():
+        rows = read_manifest(manifest)
+        if all(n in rows for n in names):
+            return {n: rows[n].non_neoplastic_px for n in names}
+    return {n: int((read_neopolyp_mask(m) == NON_NEOPLASTIC).sum()) for n, (_, m) in zip(names, pairs)}
+
+
+class IndexedView:
+    """A dataset seen through a list of indices (oversampling without caching images twice)."""
+
+    def __init__(self, base, indices: list[int]):
+        self.base, self.indices = base, list(indices)
+
+    @property
+    def augment(self):
+        """The base dataset's augmentation (DataLoader workers reseed it)."""
+        return self.base.augment
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int):
+        return self.base[self.indices[i]]
+
+
+def build_datasets(opts: TrainOptions, spec):
+    """(train view with oversampling, validation dataset), images decoded once and cached."""
+    from polypview.inference.augment import create_augment
+    from polypview.inference.data import SegmentationDataset, neopolyp_pairs, oversample_non_neoplastic
+
+    recipe = opts.recipe
+    if not Path(opts.data).is_dir():
+        raise DataError(f"dataset folder not found: {opts.data} (pass --data or set POLYPVIEW_DATA)")
+    names = {p: split_names(p, opts.split)[: opts.limit] for p in ("train", "val")}
+    pairs = {p: neopolyp_pairs(opts.data, names[p]) for p in names}
+    norm = dict(mean=spec.mean, std=spec.std, color_order=spec.color_order)
+    train = SegmentationDataset(pairs["train"], recipe.size, create_augment(recipe.augment, opts.seed), **norm)
+    val = SegmentationDataset(pairs["val"], recipe.size, None, **norm)
+    order = names["train"]
+    if recipe.oversample > 1:
+        counts = non_neoplastic_counts(opts.data, pairs["train"], order)
+        order = oversample_non_neoplastic(order, counts, recipe.oversample)
+    position = {n: i for i, n in enumerate(names["train"])}
+    return IndexedView(train, [position[n] for n in order]), val
+
+
+# ---------------------------------------------------------------- optimisation
+
+
+def make_optimizer(recipe: Recipe, params):
+    """The recipe's optimizer."""
+    import torch
+
+    if recipe.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum,
+                               weight_decay=recipe.weight_decay, nesterov=recipe.nesterov)
+    cls = torch.optim.AdamW if recipe.optimizer == "adamw" else torch.optim.Adam
+    return cls(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+
+
+def lr_factor(recipe: Recipe, epoch_float: float) -> float:
+    """Multiplier of the base lr at a (fractional) epoch: linear warm-up, then cosine to min_lr."""
+    if recipe.schedule != "warmup_cosine":
+        return 1.0
+    warm = recipe.warmup_epochs
+    if warm > 0 and epoch_float < warm:
+        return max(epoch_float, 1e-3) / warm
+    span = max(recipe.epochs - warm, 1e-9)
+    progress = min(max((epoch_float - warm) / span, 0.0), 1.0)
+    floor = recipe.min_lr / recipe.lr
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def make_scheduler(recipe: Recipe, optimizer, steps_per_epoch: int):
+    """Per-step LambdaLR for warm-up/cosine/constant; ReduceLROnPlateau (per epoch) for plateau."""
+    import torch
+
+    if recipe.schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, factor=recipe.plateau_factor, patience=recipe.plateau_patience, min_lr=recipe.min_lr)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(recipe, step / steps_per_epoch))
+
+
+def resize_batch(images, labels, size: int):
+    """Resize a batch to size x size: images bilinear, labels nearest (no invented labels)."""
+    import torch.nn.functional as F
+
+    if images.shape[-1] == size and images.shape[-2] == size:
+        return images, labels
+    images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
+    labels = F.interpolate(labels[:, None].float(), size=(size, size), mode="nearest")[:, 0].long()
+    return images, labels
+
+
+class Stepper:
+    """One training batch: forward at each scale, loss, backward, step (per the recipe's mode)."""
+
+    def __init__(self, model, optimizer, loss_fn, recipe: Recipe):
+        self.model, self.optimizer, self.loss_fn, self.recipe = model, optimizer, loss_fn, recipe
+
+    def _loss(self, images, labels, size):
+        images, labels = resize_batch(images, labels, size)
+        return self.loss_fn(self.model.forward_train(images), labels)
+
+    def _step(self, loss) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.recipe.grad_clip > 0:
+            for p in self.model.parameters():
+                if p.grad is not None:
+                    p.grad.clamp_(-self.recipe.grad_clip, self.recipe.grad_clip)
+        self.optimizer.step()
+
+    def __call__(self, images, labels) -> tuple[float, dict]:
+        scales = self.recipe.scales()
+        results = []
+        if self.recipe.multiscale_mode == "average" and len(scales) > 1:
+            losses = [self._loss(images, labels, s) for s in scales]
+            self._step(sum(loss for loss, _ in losses) / len(losses))
+            results = [(float(loss.detach()), parts) for loss, parts in losses]
+        else:
+            for size in scales:
+                loss, parts = self._loss(images, labels, size)
+                self._step(loss)
+                results.append((float(loss.detach()), parts))
+        return _mean_parts(results)
+
+
+def _mean_parts(results: list[tuple[float, dict]]) -> tuple[float, dict]:
+    total = sum(r[0] for r in results) / len(results)
+    keys = results[0][1].keys()
+    return total, {k: sum(float(r[1][k]) for r in results) / len(results) for k in keys}
+
+
+# ---------------------------------------------------------------- validation
+
+
+def labels_from_logits(head: str, logits):
+    """Main logits -> uint8 label maps (N, H, W) with the model-file decision rule."""
+    import numpy as np
+
+    from polypview.inference.metrics import labels_from_probs
+    from polypview.inference.models import foreground_probs
+
+    probs = foreground_probs(head, logits).float().cpu().numpy()
+    activation = HEAD_ACTIVATIONS[head]
+    return np.stack([labels_from_probs(p, activation) for p in probs])
+
+
+def validate(model, head: str, loader, loss_fn, device) -> dict:
+    """Validation loss and micro Dice/IoU per class at the training resolution."""
+    import torch
+
+    from polypview.inference.metrics import ConfusionCounter
+
+    counter, losses = ConfusionCounter(), []
+    model.eval()
+    with torch.no_grad():
+        for images, labels in loader:
+            images, labels = images.to(device), labels.to(device)
+            logits = model(images)
+            losses.append(float(loss_fn({"main": logits}, labels)[0]))
+            for pred, truth in zip(labels_from_logits(head, logits), labels.cpu().numpy()):
+                counter.update(pred, truth.astype("uint8"))
+    model.train()
+    result = counter.as_dict()["micro"]
+    result["loss"] = sum(losses) / max(len(losses), 1)
+    return result
+
+
+def score_of(val: dict) -> float:
+    """Selection score: mean of polyp and neoplastic Dice (polyp only for binary models)."""
+    values = [val[c]["dice"] for c in ("polyp", "neoplastic") if val.get(c, {}).get("dice") is not None]
+    return sum(values) / len(values) if values else 0.0
+
+
+# ---------------------------------------------------------------- checkpoints, history
+
+
+def rng_state() -> dict:
+    """Python, numpy and torch RNG states (stored in checkpoints for the record and for resume)."""
+    import random
+
+    import numpy as np
+    import torch
+
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore what `rng_state` saved."""
+    import random
+
+    import numpy as np
+    import torch
+
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+
+
+def save_checkpoint(path: Path, payload: dict) -> None:
+    """Write atomically (a killed run never leaves a half-written last.pt)."""
+    import torch
+
+    tmp = path.with_suffix(".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Read a training checkpoint; anything unreadable is a ConfigError saying so."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # torch raises many types for a corrupt file
+        raise ConfigError(f"cannot read checkpoint {path}: {exc}") from None
+    if not isinstance(ckpt, dict) or "model" not in ckpt or "state_dict" not in ckpt:
+        raise ConfigError(f"{path} is not a polypview training checkpoint (no model/state_dict)")
+    return ckpt
+
+
+def model_from_checkpoint(ckpt: dict):
+    """Rebuild the trained torch model (eval mode) from a checkpoint dict."""
+    from polypview.inference.models import create_model
+
+    model = create_model(ckpt["model"], **ckpt.get("model_kwargs", {}))
+    model.load_state_dict(ckpt["state_dict"])
+    return model.eval()
+
+
+def plot_history(history: list[dict], path: Path) -> None:
+    """Training curves: loss parts per epoch (left), validation Dice/IoU per class (right)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(11, 4))
+    for key in history[0]["train"]:
+        ax_loss.plot(epochs, [h["train"][key] for h in history], label=key)
+    ax_loss.plot(epochs, [h["val"]["loss"] for h in history], "k--", label="val loss")
+    ax_loss.set(xlabel="epoch", ylabel="loss", title="training loss")
+    ax_loss.legend(fontsize=7)
+    for cls, color in (("polyp", "tab:blue"), ("neoplastic", "tab:red"), ("non_neoplastic", "tab:green")):
+        dice = [h["val"][cls]["dice"] for h in history]
+        iou = [h["val"][cls]["iou"] for h in history]
+        ax_val.plot(epochs, [math.nan if d is None else d for d in dice], color=color, label=f"{cls} Dice")
+        ax_val.plot(epochs, [math.nan if v is None else v for v in iou], color=color, ls=":", label=f"{cls} IoU")
+    ax_val.set(xlabel="epoch", ylim=(0, 1), title="validation (micro)")
+    ax_val.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------- the loop
+
+
+def _seed_epoch(loader_gen, view, seed: int, epoch: int) -> None:
+    """Sampler order, worker seeds and augmentation all follow from (seed, epoch)."""
+    import torch
+
+    torch.manual_seed(seed * 100_003 + epoch)
+    loader_gen.manual_seed(seed * 100_003 + epoch)
+    if view.augment is not None and hasattr(view.augment, "reseed"):
+        view.augment.reseed([seed, epoch])
+
+
+def _device(name: str | None):
+    import torch
+
+    if name:
+        if name.startswith("cuda") and not torch.cuda.is_available():
+            raise ConfigError("--device cuda asked for, but no CUDA GPU is available")
+        return torch.device(name)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _data_description(opts: TrainOptions, train_len: int, val_len: int) -> str:
+    split = str(opts.split) if opts.split else "packaged fixed split inference/splits/neopolyp_{train,val,test}.txt"
+    return (f"NeoPolyp-Small ({Path(opts.data).name}), {split}; train {train_len} samples/epoch "
+            f"(oversample x{opts.recipe.oversample}), val {val_len} images")
+
+
+def train(opts: TrainOptions) -> dict:
+    """Run (or resume) a training; returns a summary dict."""
+    import torch
+
+    from polypview.inference.data import seed_worker
+    from polypview.inference.losses import create_loss, loss_for_head
+    from polypview.inference.models import get_spec
+
+    recipe, spec = opts.recipe, get_spec(opts.model)
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+    device = _device(opts.device)
+    out = Path(opts.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    train_view, val_set = build_datasets(opts, spec)
+    train_view.base.preload(threads=max(1, torch.get_num_threads()))
+    val_set.preload(threads=max(1, torch.get_num_threads()))
+    gen = torch.Generator()
+    loader = torch.utils.data.DataLoader(
+        train_view, batch_size=recipe.batch, shuffle=True, drop_last=len(train_view) > recipe.batch,
+        num_workers=opts.workers, worker_init_fn=seed_worker, generator=gen,
+        pin_memory=device.type == "cuda")
+    val_loader = torch.utils.data.DataLoader(val_set, batch_size=recipe.batch, num_workers=0)
+
+    torch.manual_seed(opts.seed)
+    model = _build_model(opts, spec).to(device)
+    loss_fn = create_loss(recipe.loss) if recipe.loss else loss_for_head(spec.head)
+    optimizer = make_optimizer(recipe, model.parameters())
+    scheduler = make_scheduler(recipe, optimizer, len(loader))
+    state = {"epoch": 0, "history": [], "best_score": -1.0, "best_epoch": 0}
+    if opts.resume:
+        state = _resume(out / "last.pt", opts, model, optimizer, scheduler)
+    (out / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=2))
+    data_text = _data_description(opts, len(train_view), len(val_set))
+    stepper = Stepper(model, optimizer, loss_fn, recipe)
+
+    for epoch in range(state["epoch"], recipe.epochs):
+        _seed_epoch(gen, train_view, opts.seed, epoch)
+        t0 = time.time()
+        train_parts = _train_epoch(stepper, loader, scheduler, device, epoch, recipe, opts.progress)
+        val = validate(model, spec.head, val_loader, loss_fn, device)
+        if recipe.schedule == "plateau":
+            scheduler.step(val["loss"])
+        record = {"epoch": epoch + 1, "train": train_parts, "val": val,
+                  "lr": optimizer.param_groups[0]["lr"], "seconds": round(time.time() - t0, 1)}
+        state["history"].append(record)
+        score = score_of(val)
+        improved = score > state["best_score"]
+        if improved:
+            state["best_score"], state["best_epoch"] = score, epoch + 1
+        state["epoch"] = epoch + 1
+        payload = _payload(opts, model, optimizer, scheduler, state, record, data_text)
+        save_checkpoint(out / "last.pt", payload)
+        if improved:
+            save_checkpoint(out / "best.pt", payload)
+        _write_history(out, state["history"], plot=(epoch + 1) % opts.plot_every == 0 or epoch + 1 == recipe.epochs)
+        _log_epoch(record, score, improved)
+    return {"epochs": state["epoch"], "best_score": state["best_score"], "best_epoch": state["best_epoch"],
+            "history": state["history"]}
+
+
+def _build_model(opts: TrainOptions, spec):
+    from polypview.inference.models import create_model
+
+    return create_model(opts.model, **opts.model_kwargs).train()
+
+
+def _train_epoch(stepper, loader, scheduler, device, epoch, recipe, progress) -> dict:
+    """One pass over the training loader; returns the mean loss parts."""
+    from tqdm import tqdm
+
+    sums, count = {}, 0
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{recipe.epochs}", disable=not progress,
+               dynamic_ncols=True, mininterval=5.0, file=sys.stderr)
+    for images, labels in bar:
+        total, parts = stepper(images.to(device, non_blocking=True), labels.to(device, non_blocking=True))
+        if recipe.schedule != "plateau":
+            scheduler.step()
+        count += 1
+        for k, v in {"total": total, **parts}.items():
+            sums[k] = sums.get(k, 0.0) + v
+        bar.set_postfix(loss=f"{total:.4f}", lr=f"{stepper.optimizer.param_groups[0]['lr']:.2e}")
+    return {k: v / max(count, 1) for k, v in sums.items()}
+
+
+def _payload(opts, model, optimizer, scheduler, state, record, data_text) -> dict:
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "model": opts.model,
+        "model_kwargs": opts.model_kwargs,
+        "state_dict": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "epoch": state["epoch"],
+        "history": state["history"],
+        "best_score": state["best_score"],
+        "best_epoch": state["best_epoch"],
+        "rng": rng_state(),
+        "recipe": opts.recipe.to_dict(),
+        "seed": opts.seed,
+        "command": opts.command,
+        "training_data": data_text,
+        "input_size": opts.recipe.size,
+        "eval": {"split": "val", "size": opts.recipe.size, **record["val"]},
+    }
+
+
+def _resume(path: Path, opts, model, optimizer, scheduler) -> dict:
+    """Restore model, optimizer, scheduler, RNG and curves from last.pt."""
+    ckpt = load_checkpoint(path)
+    if ckpt["model"] != opts.model:
+        raise ConfigError(f"{path} holds a {ckpt['model']} run, not {opts.model}; use another --out")
+    model.load_state_dict(ckpt["state_dict"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    scheduler.load_state_dict(ckpt["scheduler"])
+    set_rng_state(ckpt["rng"])
+    if ckpt["epoch"] >= opts.recipe.epochs:
+        print(f"{path}: already trained {ckpt['epoch']} of {opts.recipe.epochs} epochs", file=sys.stderr)
+    return {k: ckpt[k] for k in ("epoch", "history", "best_score", "best_epoch")}
+
+
+def _write_history(out: Path, history: list[dict], plot: bool = True) -> None:
+    (out / "history.json").write_text(json.dumps(history, indent=1))
+    if plot:
+        plot_history(history, out / "curves.png")
+
+
+def _log_epoch(record: dict, score: float, improved: bool) -> None:
+    val = record["val"]
+    fmt = lambda c: "n/a" if val[c]["dice"] is None else f"{val[c]['dice']:.3f}"  # noqa: E731
+    print(f"epoch {record['epoch']}: loss {record['train']['total']:.4f} val loss {val['loss']:.4f} "
+          f"Dice polyp {fmt('polyp')} neo {fmt('neoplastic')} non {fmt('non_neoplastic')} "
+          f"score {score:.4f}{' (best)' if improved else ''} lr {record['lr']:.2e} {record['seconds']}s",
+          file=sys.stderr, flush=True)

@@ -1,0 +1,122 @@
+"""`polypview train`: a tiny model overfits four synthetic images, resumes exactly, fails clearly."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from polypview.cli import main
+from polypview.errors import ConfigError, DataError
+from polypview.inference.recipes import RECIPES, Recipe, apply_overrides, recipe_for, resolve_recipe
+from polypview.inference.train import TrainOptions, lr_factor, train
+
+SIZE = 64
+NEO_RGB, NON_RGB = (255, 0, 0), (0, 255, 0)
+
+
+def _synthetic(root, n=4, seed=0):
+    """n image/mask pairs: mucosa-pink background, one dark-red (neo) or pale-green (non) disk each."""
+    rng = np.random.default_rng(seed)
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    names = []
+    for i in range(n):
+        image = np.empty((SIZE, SIZE, 3), np.uint8)
+        image[:] = (200, 120, 110)
+        image = np.clip(image + rng.normal(0, 8, image.shape), 0, 255).astype(np.uint8)
+        mask = np.zeros_like(image)
+        cx, cy, r = (int(v) for v in rng.integers((20, 20, 10), (44, 44, 18)))
+        neo = i % 2 == 0
+        cv2.circle(image, (cx, cy), r, (120, 30, 40) if neo else (170, 200, 150), -1)
+        cv2.circle(mask, (cx, cy), r, NEO_RGB if neo else NON_RGB, -1)
+        name = f"img{i}"
+        cv2.imwrite(str(root / "images" / f"{name}.png"), image[..., ::-1])
+        cv2.imwrite(str(root / "masks" / f"{name}.png"), mask[..., ::-1])
+        names.append(name)
+    for part in ("train", "val"):
+        (root / f"{part}.txt").write_text("\n".join(names))
+    return root
+
+
+def _options(data, out, epochs, **recipe):
+    base = Recipe(family="test", optimizer="adam", lr=1e-2, schedule="constant", warmup_epochs=0,
+                  epochs=epochs, batch=4, size=SIZE, augment="none", loss="blazeneo")
+    return TrainOptions(model="nanonet-c-neo", recipe=apply_overrides(base, recipe), data=data,
+                        split=data, out=out, workers=0, threads=1, seed=0, progress=False, plot_every=10)
+
+
+@pytest.fixture
+def data(tmp_path):
+    return _synthetic(tmp_path / "data")
+
+
+def test_overfits_four_images(data, tmp_path):
+    result = train(_options(data, tmp_path / "run", epochs=16, batch=2))  # 32 steps
+    history = result["history"]
+    first, last = history[0], history[-1]
+    assert last["train"]["total"] < 0.6 * first["train"]["total"]
+    best_polyp = max(h["val"]["polyp"]["dice"] for h in history)
+    assert best_polyp > 0.8 > first["val"]["polyp"]["dice"]
+    out = tmp_path / "run"
+    for name in ("last.pt", "best.pt", "history.json", "curves.png", "recipe.json"):
+        assert (out / name).is_file(), name
+    assert len(json.loads((out / "history.json").read_text())) == 16
+    best = torch.load(out / "best.pt", weights_only=False)
+    assert best["epoch"] == result["best_epoch"] and best["eval"]["polyp"]["dice"] == pytest.approx(best_polyp, abs=0.2)
+
+
+def test_resume_continues_exactly(data, tmp_path):
+    full = train(_options(data, tmp_path / "full", epochs=3, augment="default", oversample=2))
+    train(_options(data, tmp_path / "part", epochs=2, augment="default", oversample=2))
+    resumed_opts = _options(data, tmp_path / "part", epochs=3, augment="default", oversample=2)
+    resumed_opts.resume = True
+    resumed = train(resumed_opts)
+    assert [h["train"]["total"] for h in resumed["history"]] == pytest.approx(
+        [h["train"]["total"] for h in full["history"]], rel=1e-5)
+    a = torch.load(tmp_path / "full" / "last.pt", weights_only=False)["state_dict"]
+    b = torch.load(tmp_path / "part" / "last.pt", weights_only=False)["state_dict"]
+    for key in a:
+        assert torch.allclose(a[key].float(), b[key].float(), atol=1e-6), key
+
+
+def test_cli_missing_data_is_one_line_data_error(tmp_path, capsys):
+    code = main(["train", "--model", "nanonet-c-neo", "--data", str(tmp_path / "absent"),
+                 "--out", str(tmp_path / "run"), "--no-progress"])
+    assert code == DataError.exit_code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "absent" in err[0]
+
+
+def test_cli_trains_and_eval_reads_the_checkpoint(data, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--model", "nanonet-c-neo", "--data", str(data), "--split", str(data),
+                 "--epochs", "1", "--batch", "2", "--size", "64", "--augment", "none", "--oversample", "1",
+                 "--workers", "0", "--out", str(out), "--no-progress"]) == 0
+    assert main(["eval", str(out / "best.pt"), "--data", str(data), "--split", "all", "--no-fps",
+                 "--json", str(tmp_path / "e.json"), "--no-progress"]) == 0
+    result = json.loads((tmp_path / "e.json").read_text())["results"][0]
+    assert result["architecture"] == "nanonet-c-neo" and result["images"] == 4
+
+
+def test_recipes():
+    blazeneo = recipe_for("blazeneo-dha")
+    assert (blazeneo.optimizer, blazeneo.lr, blazeneo.weight_decay, blazeneo.batch) == ("sgd", 1e-3, 1e-4, 16)
+    assert sorted(blazeneo.scales()) == [256, 352, 448] and blazeneo.oversample == 5
+    assert recipe_for("nanonet-a-neo").family == "nanonet-neo"
+    for name in ("neounet", "resunetpp", "hardnet-mseg", "hardnet-mseg3", "nanonet-a"):
+        assert recipe_for(name).family in RECIPES
+    with pytest.raises(ConfigError, match="valid"):
+        resolve_recipe("nanonet-a", flags={"bogus": 1})
+    assert resolve_recipe("nanonet-a", flags={"epochs": 7, "lr": None}).epochs == 7
+
+
+def test_recipe_config_file_and_schedule(tmp_path):
+    cfg = tmp_path / "r.json"
+    cfg.write_text(json.dumps({"recipe": "blazeneo", "epochs": 20, "warmup_epochs": 5}))
+    recipe = resolve_recipe("nanonet-a-neo", cfg, {"batch": 4})
+    assert (recipe.family, recipe.epochs, recipe.batch) == ("blazeneo", 20, 4)
+    assert lr_factor(recipe, 2.5) == pytest.approx(0.5)  # half-way through the warm-up
+    assert lr_factor(recipe, 5) == pytest.approx(1.0)
+    assert lr_factor(recipe, 20) == pytest.approx(0.0, abs=1e-9)  # cosine to min_lr = 0
