@@ -84,12 +84,12 @@ def clip(tmp_path_factory):
     return make_clip(tmp_path_factory.mktemp("clips") / "clip.mp4", frames=60, size=(160, 120), fps=30)
 
 
-def run_pipeline(source, engine, timeout=20.0, **config):
+def run_pipeline(source, engine, timeout=20.0, stop_timeout=5.0, **config):
     sink = ListSink()
     pipeline = Pipeline(source, engine, PipelineConfig(roi=False, **config), sink)
     pipeline.start()
     assert pipeline.wait(timeout)
-    summary = pipeline.stop()
+    summary = pipeline.stop(stop_timeout)
     return sink, summary
 
 
@@ -171,7 +171,7 @@ def test_stop_returns_in_time_when_the_engine_hangs(clip, tmp_path):
 
 def test_live_video_keeps_playing_when_the_engine_hangs(clip):
     engine = PatternEngine(hang_after=2)
-    sink, summary = run_pipeline(open_source(clip), engine, mode="live")
+    sink, summary = run_pipeline(open_source(clip), engine, mode="live", stop_timeout=1.0)
     engine.close()
     assert len(sink.frames) + summary.drops.get("display", 0) == 60
     assert sink.frames[-1].stale and sink.frames[-1].overlay_seq is None
