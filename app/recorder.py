@@ -61,6 +61,14 @@ def to_i420(bgr: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(bgr[: h - h % 2, : w - w % 2], cv2.COLOR_BGR2YUV_I420)
 
 
+def fit_i420(bgr: np.ndarray, size) -> np.ndarray:
+    """BGR -> I420 of the even `size`; resized only when the frame is not that size (odd edges are cropped)."""
+    w, h = size
+    if not (w <= bgr.shape[1] <= w + 1 and h <= bgr.shape[0] <= h + 1):
+        bgr = cv2.resize(bgr, (w, h))
+    return to_i420(bgr)
+
+
 def burn_text_i420(i420: np.ndarray, lines: list[str], height: int) -> None:
     """Draw text lines into the luma plane of an I420 image (white on a dark outline), in place."""
     luma = i420[:height]
@@ -112,10 +120,7 @@ class VideoWriter:
 
     def write(self, bgr: np.ndarray) -> None:
         """Encode one BGR frame (resized if its size differs from the stream's)."""
-        w, h = self.size
-        if bgr.shape[1] < w or bgr.shape[0] < h or bgr.shape[1] > w + 1 or bgr.shape[0] > h + 1:
-            bgr = cv2.resize(bgr, (w, h))
-        self.write_i420(to_i420(bgr))
+        self.write_i420(fit_i420(bgr, self.size))
 
     def write_i420(self, i420: np.ndarray) -> None:
         """Encode one planar I420 frame of this writer's size; OSError -> OutputError."""
@@ -145,10 +150,14 @@ class VideoWriter:
         try:
             self._mux(lambda: self._stream.encode(None))
         finally:
-            try:
-                self._container.close()
-            except (OSError, self._av.error.FFmpegError) as exc:
-                raise _output_error(self.path, exc, self.frames) from None
+            if not self._broken:
+                self._close_container()
+
+    def _close_container(self) -> None:
+        try:
+            self._container.close()
+        except (OSError, self._av.error.FFmpegError) as exc:
+            raise _output_error(self.path, exc, self.frames) from None
 
     def __enter__(self) -> "VideoWriter":
         return self
@@ -215,10 +224,7 @@ class Recorder:
 
     def convert(self, bgr: np.ndarray) -> np.ndarray:
         """BGR frame -> I420 of this recording's size (resized only if the video changed size mid-way)."""
-        w, h = self.size
-        if not (w <= bgr.shape[1] <= w + 1 and h <= bgr.shape[0] <= h + 1):
-            bgr = cv2.resize(bgr, (w, h))
-        return to_i420(bgr)
+        return fit_i420(bgr, self.size)
 
     @property
     def full(self) -> bool:
