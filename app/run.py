@@ -171,11 +171,13 @@ def run_headless(args, engine=None) -> int:
     own_engine = engine is None
     try:
         engine = load_model(args) if own_engine else engine
-        total = min(v for v in (source.frame_count, args.frames) if v) if (source.frame_count or args.frames) else None
-        sink = HeadlessSink(total, keep_last=bool(args.screenshot))
-        pipeline = Pipeline(source, engine, config, sink)
-        pipeline.set_overlay(settings)
-        summary, interrupted = _drive(pipeline, sink)
+        sink = HeadlessSink(_expected_frames(source, args.frames), keep_last=bool(args.screenshot))
+        try:
+            pipeline = Pipeline(source, engine, config, sink)
+            pipeline.set_overlay(settings)
+            summary, interrupted = _drive(pipeline, sink)
+        finally:
+            sink.close()
     finally:
         source.close()
         if own_engine and engine is not None:
@@ -195,8 +197,13 @@ def _drive(pipeline, sink: HeadlessSink):
         interrupted = True
     with _sigint_ignored():  # a second Ctrl-C must not cut the recording's finalisation short
         summary = pipeline.stop()
-    sink.close()
     return summary, interrupted
+
+
+def _expected_frames(source, limit: int | None) -> int | None:
+    """Frames the progress bar expects: the file's count, capped by --frames (None: unknown)."""
+    known = [n for n in (source.frame_count, limit) if n]
+    return min(known) if known else None
 
 
 @contextmanager
