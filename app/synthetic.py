@@ -174,3 +174,58 @@ def write_demo_video(path, frames: int = 300, size=(1920, 1080), fps: float = 30
     with VideoWriter(path, fps=fps, size=size) as writer:
         for i in range(frames):
             writer.write(clip.frame(i / fps))
+
+
+class ImageClip:
+    """Still endoscopy images played as a drifting endoscope: each shown `seconds` with a slow pan and zoom.
+
+    For realistic benchmark clips assembled at run time from a dataset (never committed).
+    """
+
+    def __init__(self, images, size=(1920, 1080), seconds: float = 2.0, zoom: float = 0.2):
+        if not images:
+            raise ValueError("ImageClip needs at least one image")
+        self.images = list(images)
+        self.size = (int(size[0]), int(size[1]))
+        self.seconds, self.zoom = float(seconds), float(zoom)
+        self._cache: dict[int, np.ndarray] = {}
+
+    def _image(self, index: int) -> np.ndarray:
+        if index not in self._cache:
+            item = self.images[index]
+            image = item if isinstance(item, np.ndarray) else cv2.imread(str(item), cv2.IMREAD_COLOR)
+            if image is None:
+                raise ValueError(f"cannot read image {item}")
+            self._cache = {index: image}  # one image at a time: a dataset does not fit in memory
+        return self._cache[index]
+
+    def frame(self, t: float) -> np.ndarray:
+        """The frame at time t seconds: a crop of the current image, resized to the clip size."""
+        index = int(t // self.seconds) % len(self.images)
+        u = (t % self.seconds) / self.seconds  # progress through this image, 0..1
+        image = self._image(index)
+        x, y, w, h = self._window(image.shape[1], image.shape[0], u, index)
+        return cv2.resize(image[y:y + h, x:x + w], self.size, interpolation=cv2.INTER_LINEAR)
+
+    def _window(self, iw: int, ih: int, u: float, index: int) -> tuple[int, int, int, int]:
+        """The crop: the clip's aspect ratio, shrinking by `zoom` over the image's time, drifting sideways."""
+        aspect = self.size[0] / self.size[1]
+        w0, h0 = (iw, iw / aspect) if iw / ih < aspect else (ih * aspect, ih)
+        scale = 1.0 - self.zoom * u
+        w, h = max(2, int(w0 * scale)), max(2, int(h0 * scale))
+        direction = 1 if index % 2 == 0 else -1
+        cx = iw / 2 + direction * (iw - w) / 2 * (u - 0.5)
+        cy = ih / 2 + (ih - h) / 2 * 0.5 * math.sin(2 * math.pi * u)
+        x = int(min(max(cx - w / 2, 0), iw - w))
+        y = int(min(max(cy - h / 2, 0), ih - h))
+        return x, y, w, h
+
+
+def write_image_clip(path, images, frames: int = 300, size=(1920, 1080), fps: float = 30.0, seconds: float = 2.0) -> None:
+    """Write an ImageClip of `images` as an H.264 MP4 (realistic benchmark input, made at run time)."""
+    from polypview.recorder import VideoWriter
+
+    clip = ImageClip(images, size=size, seconds=seconds)
+    with VideoWriter(path, fps=fps, size=size) as writer:
+        for i in range(frames):
+            writer.write(clip.frame(i / fps))

@@ -146,3 +146,32 @@ def test_unplugged_device_raises_capture_error():
         source.read()
     source.close()
     assert cap.released
+
+
+def test_image_clip_pans_and_zooms_over_still_images():
+    from polypview.synthetic import ImageClip
+
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (300, 400, 3), dtype=np.uint8) for _ in range(2)]
+    images = [cv2_blur(im) for im in images]
+    clip = ImageClip(images, size=(160, 90), seconds=1.0)
+    a, b, c = clip.frame(0.0), clip.frame(1 / 30), clip.frame(1.2)
+    assert a.shape == (90, 160, 3)
+    assert np.abs(a.astype(int) - b).mean() < np.abs(a.astype(int) - c).mean()  # slow drift, then the next image
+    assert not np.array_equal(a, b)
+
+
+def cv2_blur(image):
+    import cv2
+
+    return cv2.GaussianBlur(image, (0, 0), 8)
+
+
+def test_image_clip_from_the_dataset(neopolyp_dir, tmp_path):
+    from polypview.synthetic import write_image_clip
+
+    images = sorted((neopolyp_dir / "train" / "images").glob("*"))[:2]
+    write_image_clip(tmp_path / "real.mp4", images, frames=12, size=(320, 180), fps=6)
+    with open_source(tmp_path / "real.mp4") as source:
+        frames = read_all(source)
+    assert len(frames) == 12 and frames[0].image.shape == (180, 320, 3)
