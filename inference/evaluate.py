@@ -54,7 +54,7 @@ def run(args) -> int:
     pairs = eval_pairs(data, args.split)
     results = [evaluate_path(p, pairs, threads=args.threads, fps=args.fps, progress=args.progress)
                for p in args.models]
-    print(format_table(results))
+    print(format_table(results, args.split))
     write_json(args.json, results, data, args.split)
     print(f"wrote {args.json}")
     return 0
@@ -256,7 +256,7 @@ def _pct(value) -> str:
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.1f}"
 
 
-def format_table(results: list[EvalResult]) -> str:
+def format_table(results: list[EvalResult], split: str = "test") -> str:
     """A text table shaped like BlazeNeo's Table 4 (Dice/IoU in %), a paper row under each model."""
     head = ["Model", "Size"] + [f"{label} {m}" for _, label in TABLE_CLASSES for m in ("Dice", "IoU")]
     head += ["FPS", "Params (M)", "GMACs@352"]
@@ -268,7 +268,7 @@ def format_table(results: list[EvalResult]) -> str:
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     n = results[0].images if results else 0
-    return "\n".join(lines) + f"\n(micro-averaged over {n} test images at mask resolution; FPS: ONNX Runtime CPU, batch 1)"
+    return "\n".join(lines) + f"\n(micro-averaged over {n} images of split {split!r} at mask resolution; FPS: ONNX Runtime CPU, batch 1)"
 
 
 def _row(r: EvalResult) -> list[str]:

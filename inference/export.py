@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from polypview.errors import ModelFileError, OutputError
+from polypview.errors import ConfigError, ModelFileError, OutputError
 from polypview.inference.modelfile import INPUT_NAME, OUTPUT_NAME
 
 TOLERANCE = {"fp32": 1e-3, "fp16": 1e-2}  # max |probs_ort - probs_torch|
@@ -33,6 +33,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--opset", type=int, default=17)
     parser.add_argument("--size", type=int, default=None, help="input size (default: the training size)")
     parser.add_argument("--version", default=None, help="model version string (default: package version + epoch)")
+    parser.add_argument("--card", type=Path, default=None, metavar="EVAL_JSON",
+                        help="also write a model card (OUTPUT with .md) with the test results of `polypview eval`")
 
 
 def run(args) -> int:
@@ -42,11 +44,28 @@ def run(args) -> int:
     ckpt = load_checkpoint(args.checkpoint)
     model = model_from_checkpoint(ckpt)
     size = args.size or int(ckpt.get("input_size") or 0) or None
-    info = info_from_checkpoint(ckpt, size, args.version)
+    evaluation = read_eval(args.card) if args.card else None
+    info = info_from_checkpoint(ckpt, size, args.version, evaluation)
     report = export_model(model, ckpt["model"], args.output, info=info, fp16=args.fp16, opset=args.opset)
     print(f"wrote {args.output} ({report.size_bytes / 1e6:.2f} MB, {report.precision}, "
           f"parity max |diff| {report.max_abs_diff:.2e} <= {report.tolerance:g})")
+    if evaluation is not None:
+        from polypview.inference.modelcard import write_card
+
+        card = write_card(args.output.with_suffix(".md"), ckpt, info, report, evaluation)
+        print(f"wrote {card}")
     return 0
+
+
+def read_eval(path: Path) -> dict:
+    """The first result of a `polypview eval` JSON file (plus the data/split it was measured on)."""
+    import json
+
+    try:
+        payload = json.loads(Path(path).read_text())
+        return {**payload["results"][0], "data": payload.get("data"), "split": payload.get("split")}
+    except (OSError, ValueError, KeyError, IndexError) as exc:
+        raise ConfigError(f"--card {path}: not a `polypview eval` JSON file ({exc})") from None
 
 
 @dataclass(frozen=True)
@@ -70,14 +89,23 @@ def package_version() -> str:
         return "0"
 
 
-def info_from_checkpoint(ckpt: dict, size: int | None = None, version: str | None = None):
-    """ModelInfo for a checkpoint: the registry's fields plus training data, metrics and version."""
+def info_from_checkpoint(ckpt: dict, size: int | None = None, version: str | None = None,
+                         evaluation: dict | None = None):
+    """ModelInfo for a checkpoint: the registry's fields plus training data, metrics and version.
+
+    metrics = the checkpoint's stored validation eval, plus the test-split micro scores of a
+    `polypview eval` result when given.
+    """
     from polypview.inference.models import model_info
 
+    metrics = _plain(ckpt.get("eval", {}))
+    if evaluation is not None:
+        metrics = {"val": metrics, "test": {"split": evaluation.get("split"), "images": evaluation.get("images"),
+                                            **_plain(evaluation.get("micro", {}))}}
     overrides = dict(
         version=version or f"{package_version()}+{ckpt['model']}.e{ckpt.get('epoch', 0)}",
         training_data=ckpt.get("training_data", ""),
-        metrics=_plain(ckpt.get("eval", {})),
+        metrics=metrics,
     )
     if size:
         overrides["input_size"] = (size, size)

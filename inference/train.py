@@ -91,7 +91,7 @@ def run(args) -> int:
         model=args.model, recipe=recipe, data=args.data or default_data_dir(), split=args.split,
         out=args.out or Path("runs") / args.model, resume=args.resume, workers=args.workers,
         threads=args.threads, seed=args.seed, limit=args.limit, device=args.device,
-        progress=args.progress, command=_command_line(),
+        progress=args.progress, command=command_from_args(args),
     )
     result = train(options)
     best = result.get("best_score")
@@ -100,8 +100,22 @@ def run(args) -> int:
     return 0
 
 
-def _command_line() -> str:
-    return "polypview train " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 1 else ""
+def command_from_args(args) -> str:
+    """The `polypview train` command equivalent to `args` (recorded in checkpoints and model cards)."""
+    words = ["polypview", "train"]
+    for key, value in vars(args).items():
+        flag = "--" + key.replace("_", "-")
+        if key == "progress":
+            words += [] if value else ["--no-progress"]
+        elif value is True:
+            words.append(flag)
+        elif value is None or value is False or (key == "workers" and value == 1):
+            continue
+        elif key == "multiscale":
+            words += [flag, ",".join(str(r) for r in value) or "off"]
+        else:
+            words += [flag, str(value)]
+    return " ".join(shlex.quote(w) for w in words)
 
 
 @dataclass
@@ -466,9 +480,10 @@ def train(opts: TrainOptions) -> dict:
     loss_fn = create_loss(recipe.loss) if recipe.loss else loss_for_head(spec.head)
     optimizer = make_optimizer(recipe, model.parameters())
     scheduler = make_scheduler(recipe, optimizer, len(loader))
-    state = {"epoch": 0, "history": [], "best_score": -1.0, "best_epoch": 0}
+    state = {"epoch": 0, "history": [], "best_score": -1.0, "best_epoch": 0, "commands": []}
     if opts.resume:
         state = _resume(out / "last.pt", opts, model, optimizer, scheduler)
+    state["commands"] = [*state["commands"], opts.command]
     (out / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=2))
     data_text = _data_description(opts, len(train_view), len(val_set))
     stepper = Stepper(model, optimizer, loss_fn, recipe)
@@ -538,6 +553,7 @@ def _payload(opts, model, optimizer, scheduler, state, record, data_text) -> dic
         "recipe": opts.recipe.to_dict(),
         "seed": opts.seed,
         "command": opts.command,
+        "commands": state["commands"],  # every invocation that built this run (first, then resumes)
         "training_data": data_text,
         "input_size": opts.recipe.size,
         "eval": {"split": "val", "size": opts.recipe.size, **record["val"]},
@@ -555,7 +571,9 @@ def _resume(path: Path, opts, model, optimizer, scheduler) -> dict:
     set_rng_state(ckpt["rng"])
     if ckpt["epoch"] >= opts.recipe.epochs:
         print(f"{path}: already trained {ckpt['epoch']} of {opts.recipe.epochs} epochs", file=sys.stderr)
-    return {k: ckpt[k] for k in ("epoch", "history", "best_score", "best_epoch")}
+    state = {k: ckpt[k] for k in ("epoch", "history", "best_score", "best_epoch")}
+    state["commands"] = list(ckpt.get("commands") or [ckpt.get("command", "")])
+    return state
 
 
 def _write_history(out: Path, history: list[dict], plot: bool = True) -> None:

@@ -98,6 +98,11 @@ def test_cli_trains_and_eval_reads_the_checkpoint(data, tmp_path, capsys):
                  "--json", str(tmp_path / "e.json"), "--no-progress"]) == 0
     result = json.loads((tmp_path / "e.json").read_text())["results"][0]
     assert result["architecture"] == "nanonet-c-neo" and result["images"] == 4
+    model_file = tmp_path / "m.onnx"
+    assert main(["export", str(out / "best.pt"), "-o", str(model_file), "--card", str(tmp_path / "e.json")]) == 0
+    card = model_file.with_suffix(".md").read_text()
+    polyp_dice = result["micro"]["polyp"]["dice"]
+    assert f"| polyp | {100 * polyp_dice:.1f} |" in card and "--epochs 1" in card
 
 
 def test_recipes():
