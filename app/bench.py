@@ -262,7 +262,22 @@ def run_pipeline(path: Path, engine, mode: str, record: Path | None, settings, t
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     finally:
         source.close()
-    return _pipeline_result(summary, sink, wall, cpu, finished, record)
+    result = _pipeline_result(summary, sink, wall, cpu, finished, record)
+    result["annotation_parts_ms"] = annotation_parts(pipeline.stats_collector.records())
+    return result
+
+
+def annotation_parts(records) -> dict:
+    """The annotation delay of each drawn mask, split: waiting for the worker, inference, waiting to be shown."""
+    from polypview.stats import Percentiles
+
+    drawn = [r for r in records if r.t_annotated is not None and r.t_infer_start is not None]
+    parts = {
+        "wait_for_worker": [r.t_infer_start - r.t_enter for r in drawn],
+        "inference_worker": [r.t_infer_end - r.t_infer_start for r in drawn],
+        "wait_for_display": [r.t_annotated - r.t_infer_end for r in drawn],
+    }
+    return {name: _percentiles(Percentiles.of(values)) for name, values in parts.items()}
 
 
 def _pipeline_result(summary, sink: CountingSink, wall: float, cpu: float, finished: bool, record: Path | None) -> dict:

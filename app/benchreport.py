@@ -232,6 +232,10 @@ def run_rows(clip: dict, checks: dict[str, dict]) -> list[tuple[str, str, str, s
         rows.append(("", f"display drops {r['display_drops']}", *(mark("live_drops") if name == "live" else ("", ""))))
         rows.append(("", f"frames shown with a mask {100 * r['mask_share']:.1f} %", *(mark("live_mask") if name == "live" else ("", ""))))
         rows.append(("", f"annotation delay p50/p95/p99/max {_delays(r['annotation_delay_ms'])}", "", ""))
+        parts = r.get("annotation_parts_ms") or {}
+        if parts.get("inference_worker", {}).get("count"):
+            rows.append(("", "  = wait for worker + worker + wait for display, p50: " + " + ".join(
+                f"{parts[k]['p50']:.0f}" for k in ("wait_for_worker", "inference_worker", "wait_for_display")) + " ms", "", ""))
         if name == "live":
             rows.append(("", "  annotation delay p50", *mark("live_p50")))
             rows.append(("", "  annotation delay p99", *mark("live_p99")))
