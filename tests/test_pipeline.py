@@ -228,7 +228,7 @@ def test_set_engine_while_running(clip):
     pipeline.set_engine(PatternEngine())
     assert pipeline.wait(5)
     pipeline.stop()
-    assert sink.frames[0].overlay_seq is None and sink.frames[-1].overlay_seq is not None
+    assert sink.frames[0].overlay_seq is None and any(f.overlay_seq is not None for f in sink.frames[-10:])
 
 
 def test_latest_slot_and_pacer():
