@@ -10,8 +10,8 @@ file is removed and ModelFileError says by how much they differ.
 
 from __future__ import annotations
 
+import io
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -183,15 +183,15 @@ def _to_onnx(graph, hw: tuple[int, int], opset: int):
     import torch
 
     dummy = torch.randn(1, 3, *hw)
-    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer warnings about python control flow on shapes
-        target = Path(tmp) / "model.onnx"
         torch.onnx.export(
-            graph, (dummy,), str(target), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+            graph, (dummy,), buffer, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
             dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
             opset_version=opset, do_constant_folding=True, dynamo=False,
         )
-        return onnx.load(str(target))
+    return onnx.load_from_string(buffer.getvalue())
 
 
 def weights_to_fp16(proto):

@@ -150,9 +150,11 @@ RECIPES: dict[str, Recipe] = {
     "resunetpp": RESUNETPP,
 }
 
-# The GPU run that produces the shipped BlazeNeo-DHA (needs a CUDA GPU: about 1 h on one H100).
+# The GPU run for BlazeNeo-DHA with the recipe above (not run here: this task had no GPU), then
+# `polypview eval runs/blazeneo-dha/best.pt` and
+# `polypview export runs/blazeneo-dha/best.pt -o assets/blazeneo-dha.onnx --fp16 --card runs/eval.json`.
 BLAZENEO_GPU_COMMAND = (
-    "polypview train --model blazeneo-dha --out runs/blazeneo-dha --workers 8"
+    "polypview train --model blazeneo-dha --device cuda --workers 8 --threads 8 --out runs/blazeneo-dha"
 )
 
 

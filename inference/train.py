@@ -196,7 +196,9 @@ def build_datasets(opts: TrainOptions, spec):
     names = {p: split_names(p, opts.split)[: opts.limit] for p in ("train", "val")}
     pairs = {p: neopolyp_pairs(opts.data, names[p]) for p in names}
     norm = dict(mean=spec.mean, std=spec.std, color_order=spec.color_order)
-    train = SegmentationDataset(pairs["train"], recipe.size, create_augment(recipe.augment, opts.seed), **norm)
+    # Multi-scale batches are resized down from the largest scale, never up from a smaller one.
+    train_size = max(recipe.scales())
+    train = SegmentationDataset(pairs["train"], train_size, create_augment(recipe.augment, opts.seed), **norm)
     val = SegmentationDataset(pairs["val"], recipe.size, None, **norm)
     order = names["train"]
     if recipe.oversample > 1:

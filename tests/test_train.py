@@ -81,6 +81,14 @@ def test_resume_continues_exactly(data, tmp_path):
         assert torch.allclose(a[key].float(), b[key].float(), atol=1e-6), key
 
 
+@pytest.mark.parametrize("mode", ["step", "average"])
+def test_multiscale_modes_train(data, tmp_path, mode):
+    opts = _options(data, tmp_path / mode, epochs=1, batch=2, multiscale=(0.5, 1.0), multiscale_mode=mode)
+    assert opts.recipe.scales() == [32, 64]
+    history = train(opts)["history"]
+    assert np.isfinite(history[0]["train"]["total"]) and history[0]["val"]["polyp"]["dice"] is not None
+
+
 def test_cli_missing_data_is_one_line_data_error(tmp_path, capsys):
     code = main(["train", "--model", "nanonet-c-neo", "--data", str(tmp_path / "absent"),
                  "--out", str(tmp_path / "run"), "--no-progress"])
