@@ -33,6 +33,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--opset", type=int, default=17)
     parser.add_argument("--size", type=int, default=None, help="input size (default: the training size)")
     parser.add_argument("--version", default=None, help="model version string (default: package version + epoch)")
+    parser.add_argument("--pt", action="store_true",
+                        help="also write OUTPUT with .pt: fp16 inference weights for the torch backend")
     parser.add_argument("--card", type=Path, default=None, metavar="EVAL_JSON",
                         help="also write a model card (OUTPUT with .md) with the test results of `polypview eval`")
 
@@ -49,6 +51,9 @@ def run(args) -> int:
     report = export_model(model, ckpt["model"], args.output, info=info, fp16=args.fp16, opset=args.opset)
     print(f"wrote {args.output} ({report.size_bytes / 1e6:.2f} MB, {report.precision}, "
           f"parity max |diff| {report.max_abs_diff:.2e} <= {report.tolerance:g})")
+    if args.pt:
+        weights = write_torch_weights(args.output.with_suffix(".pt"), ckpt)
+        print(f"wrote {weights} ({weights.stat().st_size / 1e6:.2f} MB)")
     if evaluation is not None:
         from polypview.inference.modelcard import write_card
 
@@ -66,6 +71,20 @@ def read_eval(path: Path) -> dict:
         return {**payload["results"][0], "data": payload.get("data"), "split": payload.get("split")}
     except (OSError, ValueError, KeyError, IndexError) as exc:
         raise ConfigError(f"--card {path}: not a `polypview eval` JSON file ({exc})") from None
+
+
+def write_torch_weights(path: Path, ckpt: dict) -> Path:
+    """fp16 inference weights (no training-only aux branch) for the torch backend, beside the .onnx."""
+    import torch
+
+    state = {k: (v.half() if v.is_floating_point() else v) for k, v in ckpt["state_dict"].items()
+             if not (k == "aux" or k.startswith("aux."))}
+    options = {k: v for k, v in ckpt.get("model_kwargs", {}).items() if k != "aux"}
+    try:
+        torch.save({"architecture": ckpt["model"], "state_dict": state, "model_options": options}, path)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return path
 
 
 @dataclass(frozen=True)

@@ -102,6 +102,22 @@ def test_export_cli_writes_metadata_with_metrics(tmp_path, capsys):
     assert "parity" in capsys.readouterr().out
 
 
+def test_torch_weights_run_in_the_torch_backend(tmp_path):
+    import numpy as np
+
+    out = tmp_path / "m.onnx"
+    assert main(["export", str(_checkpoint(tmp_path)), "-o", str(out), "--pt"]) == 0
+    state = torch.load(out.with_suffix(".pt"), weights_only=True)["state_dict"]
+    assert all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())
+    assert not any(k.startswith("aux.") for k in state)
+    from polypview.inference.runtime import load_engine
+
+    frame = np.random.default_rng(0).integers(0, 255, (80, 100, 3), dtype=np.uint8)
+    ort_scores = load_engine(out, backend="ort").predict(frame).scores
+    torch_scores = load_engine(out, backend="torch").predict(frame).scores
+    assert np.abs(ort_scores - torch_scores).max() < 1e-2  # fp16-rounded weights, fp32 compute
+
+
 def test_export_cli_bad_checkpoint_is_one_line(tmp_path, capsys):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
