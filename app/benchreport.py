@@ -124,6 +124,23 @@ def thread_costs(stages: dict, threads: dict = THREADS) -> dict[str, dict]:
     return out
 
 
+def cpu_budget(stages: dict, cores: int) -> dict | None:
+    """A projection from the stages' CPU costs (not a measurement): what idle cores would allow.
+
+    Every-frame mode is capped by its busiest thread and by all cores' CPU; the naive loop pays
+    the sum of the stages in one thread.
+    """
+    threads = thread_costs(stages)
+    total = sum(c["cpu_ms"] for c in threads.values())
+    if not threads or total <= 0:
+        return None
+    busiest = max(threads, key=lambda t: threads[t]["cpu_ms"])
+    sync = min(1000.0 * cores / total, 1000.0 / threads[busiest]["cpu_ms"])
+    naive = 1000.0 / total
+    return {"cpu_ms_per_frame": total, "busiest_thread": busiest, "busiest_cpu_ms": threads[busiest]["cpu_ms"],
+            "cores": cores, "sync_ceiling_fps": sync, "naive_fps": naive, "ratio_ceiling": sync / naive}
+
+
 def _cost(thread: str, c: dict) -> str:
     return (f"{thread} {c['wall_ms']:.1f} ms/frame (CPU {c['cpu_ms']:.1f}), mostly {c['stage']} "
             f"{c['stage_wall_ms']:.1f} ms (CPU {c['stage_cpu_ms'] or 0:.1f})")
@@ -191,7 +208,7 @@ def header_lines(info: dict, gui: dict | None) -> list[str]:
     return lines
 
 
-def stage_lines(result: dict) -> list[str]:
+def stage_lines(result: dict, cores: int = 2) -> list[str]:
     stages = result.get("stages") or {}
     lines = [f"  {'stage, per frame, one at a time':44s} {'median':>7s} {'p95':>7s} {'cpu':>7s}  ms"]
     for name, text in STAGES.items():
@@ -202,6 +219,11 @@ def stage_lines(result: dict) -> list[str]:
     if threads:
         lines.append("  per thread, wall (CPU) ms/frame: " + ", ".join(
             f"{name} {c['wall_ms']:.1f} ({c['cpu_ms']:.1f})" for name, c in threads.items()))
+    budget = cpu_budget(stages, cores)
+    if budget:
+        lines.append(f"  CPU budget {budget['cpu_ms_per_frame']:.1f} ms/frame; on {cores} idle cores every-frame mode could "
+                     f"reach {budget['sync_ceiling_fps']:.0f} fps ({budget['busiest_thread']} {budget['busiest_cpu_ms']:.1f} ms),"
+                     f" the naive loop {budget['naive_fps']:.0f} fps: ratio <= {budget['ratio_ceiling']:.2f} (projection)")
     dec, enc = result.get("decode_alone") or {}, result.get("encode_alone") or {}
     if dec and enc:
         lines.append(f"  decode alone {dec['fps']:.0f} fps ({dec['cpu_cores']:.2f} cores); "
@@ -256,11 +278,11 @@ def run_rows(clip: dict, checks: dict[str, dict]) -> list[tuple[str, str, str, s
     return rows
 
 
-def clip_lines(clip: dict, checks: dict[str, dict]) -> list[str]:
+def clip_lines(clip: dict, checks: dict[str, dict], cores: int = 2) -> list[str]:
     lines = [f"clip {clip['label']}: {clip.get('kind', '')} {clip['size'][0]}x{clip['size'][1]} "
              f"@ {clip['fps']:g} fps, {clip['frames']} frames"]
     if clip.get("stages"):
-        lines += stage_lines(clip["stages"])
+        lines += stage_lines(clip["stages"], cores)
     rows = run_rows(clip, checks)
     if rows:
         lines.append(f"  {'run [1-min load average at its end]':46s} {'figure':66s} {'target':>8s}  mark")
@@ -273,7 +295,7 @@ def format_report(report: dict) -> str:
     lines = header_lines(report["machine"], report.get("gui"))
     for clip in report["clips"]:
         checks = {t["target"]: t for t in report["targets"] if t["clip"] == clip["label"]}
-        lines += [""] + clip_lines(clip, checks)
+        lines += [""] + clip_lines(clip, checks, report["machine"].get("cores") or 1)
     gui = report.get("gui")
     if gui:
         lines.append("")
