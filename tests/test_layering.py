@@ -1,0 +1,48 @@
+"""Layering is checked, not hoped for: the core imports no Qt or torch, inference no Qt, the GUI no torch."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+FORBIDDEN = {
+    "app": {"PyQt6", "torch"},
+    "inference": {"PyQt6"},
+    "ui": {"torch"},
+}
+
+
+def _imported_roots(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    roots = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            roots.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+@pytest.mark.parametrize("folder", sorted(FORBIDDEN))
+def test_folder_never_imports_forbidden_packages(folder):
+    offenders = []
+    for path in sorted((REPO / folder).rglob("*.py")):
+        bad = _imported_roots(path) & FORBIDDEN[folder]
+        if bad:
+            offenders.append(f"{path.relative_to(REPO)} imports {sorted(bad)}")
+    assert not offenders, "\n".join(offenders)
+
+
+def test_viewer_runtime_path_does_not_import_torch():
+    """Starting the viewer with the ONNX backend must not pay torch's 2.5 s import."""
+    code = (
+        "import sys, polypview.cli, polypview.run, polypview.inference.runtime, polypview.overlay\n"
+        "import polypview.pipeline, polypview.sources, polypview.recorder\n"
+        "print('torch' in sys.modules, 'PyQt6' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "False"]
