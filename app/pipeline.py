@@ -12,6 +12,7 @@ Each stage only waits with timeouts on a shared stop event, so `stop()` never ha
 
 from __future__ import annotations
 
+import itertools
 import queue
 import threading
 import time
@@ -50,6 +51,9 @@ class PipelineConfig:
     max_frames: int | None = None  # stop after this many frames
     display_queue: int = 4
     sync_queue: int = 4
+    # every-frame mode: inference workers running side by side (results are put back in order). One worker
+    # with one ORT thread leaves the second core of a 2-core machine half idle; two fill it.
+    sync_workers: int = 2
     record_queue: int = 32
     roi: bool = True  # detect the endoscope image area on the first frame
 
@@ -180,6 +184,8 @@ class Pipeline:
         self._display: queue.Queue = queue.Queue(maxsize=self.config.display_queue)
         self._infer_q: queue.Queue = queue.Queue(maxsize=self.config.sync_queue)
         self._present_q: queue.Queue = queue.Queue(maxsize=self.config.sync_queue)
+        self._sync_order = itertools.count()  # sync mode: the order frames enter, restored by the presenter
+        self._failed_engines: set[int] = set()
         self._recorder: Recorder | None = None
         self._recording_reports: list[RecordingReport] = []
         self._errors: list[PolypviewError] = []
@@ -203,17 +209,22 @@ class Pipeline:
         if self._threads:
             raise ConfigError("the pipeline is already started")
         sync = self.config.mode == "sync"
-        targets = {
-            "source": self._source_loop,
-            "inference": self._sync_infer_loop if sync else self._live_infer_loop,
-            "presenter": self._sync_present_loop if sync else self._live_present_loop,
-        }
+        targets = {"source": self._source_loop}
+        if sync:
+            for i in range(self._workers()):
+                targets[f"inference-{i}" if i else "inference"] = self._sync_infer_loop
+        else:
+            targets["inference"] = self._live_infer_loop
+        targets["presenter"] = self._sync_present_loop if sync else self._live_present_loop
         for name, target in targets.items():
             thread = threading.Thread(target=self._guard(target), name=f"polypview-{name}", daemon=True)
             self._threads.append(thread)
         self.stats_collector.t_start = time.monotonic()
         for thread in self._threads:
             thread.start()
+
+    def _workers(self) -> int:
+        return max(1, int(self.config.sync_workers))
 
     def wait(self, timeout: float | None = None) -> bool:
         """True once the input ended (or the pipeline was stopped) and everything is finalised."""
@@ -434,7 +445,7 @@ class Pipeline:
         self._frames_read += 1
         self.stats_collector.entered(frame.seq, frame.pts, frame.t_enter)
         if sync:
-            self._put(self._infer_q, frame)
+            self._put(self._infer_q, (next(self._sync_order), frame))
             return
         dropped = self._slot.put(frame)
         if dropped is not None:
@@ -457,7 +468,7 @@ class Pipeline:
 
     # ------------------------------------------------------------------ inference worker
 
-    def _infer(self, frame: Frame) -> Result | None:
+    def _infer(self, frame: Frame, smooth: bool = True) -> Result | None:
         """Run the engine on a frame; None without an engine or when it failed (reported once)."""
         with self._lock:
             engine, overlay, epoch = self._engine, self._overlay, self._epoch
@@ -473,7 +484,8 @@ class Pipeline:
         t1 = time.monotonic()
         timings = getattr(prediction, "timings", None) or {}
         self.stats_collector.inferred(frame.seq, t0, t1, timings.get("inference"))
-        prediction = self._smooth(prediction, settings)
+        if smooth:
+            prediction = self._smooth(prediction, settings)
         return Result(frame.seq, frame.t_enter, prediction, overlay, epoch)
 
     def _smooth(self, prediction, settings: OverlaySettings):
@@ -488,6 +500,9 @@ class Pipeline:
     def _engine_failed(self, engine, exc: Exception) -> None:
         """Report a failing model once and carry on showing video without it."""
         with self._lock:
+            if id(engine) in self._failed_engines:  # sync workers running side by side may both fail
+                return
+            self._failed_engines.add(id(engine))
             if self._engine is engine:
                 self._engine = None
         error = exc if isinstance(exc, PolypviewError) else PolypviewError(
@@ -509,10 +524,13 @@ class Pipeline:
 
     def _sync_infer_loop(self) -> None:
         while True:
-            frame = self._get(self._infer_q)
-            if frame is END:
+            item = self._get(self._infer_q)
+            if item is END:
+                self._put_end(self._infer_q)  # the other workers stop too
                 break
-            if not self._put(self._present_q, (frame, self._infer(frame))):
+            order, frame = item
+            # smoothing needs the frames in order: the presenter applies it
+            if not self._put(self._present_q, (order, frame, self._infer(frame, smooth=False))):
                 break
         self._put_end(self._present_q)
 
@@ -527,12 +545,24 @@ class Pipeline:
             self._present(frame, result, stale)
 
     def _sync_present_loop(self) -> None:
-        while True:
+        waiting: dict[int, tuple] = {}  # results that overtook an earlier frame, by entry order
+        next_order, ended = 0, 0
+        while ended < self._workers():
             item = self._get(self._present_q)
             if item is END:
-                return
-            frame, result = item
-            self._present(frame, result, stale=result is None and self._engine is not None, block=True)
+                ended += 1
+                if self._stop.is_set():
+                    return
+                continue
+            waiting[item[0]] = item[1:]
+            while next_order in waiting:
+                frame, result = waiting.pop(next_order)
+                next_order += 1
+                if result is not None:
+                    with self._lock:
+                        settings = self._settings
+                    result.prediction = self._smooth(result.prediction, settings)
+                self._present(frame, result, stale=result is None and self._engine is not None, block=True)
 
     def _pick_result(self, frame: Frame) -> tuple[Result | None, bool]:
         """Newest result from this epoch with seq <= frame.seq, if its frame entered within the staleness limit."""
