@@ -304,3 +304,12 @@ def test_summary_table(capsys):
     assert main(["nanonet-c", "nanonet-c-neo"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 4 and "36,561" in lines[2] and "nanonet-c-neo" in lines[3]
+
+
+def test_package_import_is_torch_free():
+    import subprocess
+    import sys
+
+    code = "import sys, polypview.inference.models; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
