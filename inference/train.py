@@ -41,7 +41,7 @@ def default_data_dir() -> Path:
 
 def add_arguments(parser) -> None:
     """Command-line options of `polypview train`."""
-    parser.add_argument("--model", required=True, help="registered model name (e.g. nanonet-a-neo)")
+    parser.add_argument("--model", help="registered model name (e.g. nanonet-a-neo)")
     parser.add_argument("--config", help="JSON recipe: {\"recipe\": FAMILY, field: value, ...}")
     parser.add_argument("--recipes", action="store_true", help="print the family recipes and exit")
     parser.add_argument("--data", type=Path, default=None,
@@ -85,6 +85,10 @@ def run(args) -> int:
         for name, recipe in RECIPES.items():
             print(name, json.dumps(recipe.to_dict()))
         return 0
+    if not args.model:
+        from polypview.inference.models import list_models
+
+        raise ConfigError(f"--model is required; valid names: {', '.join(list_models())}")
     flags = {k: getattr(args, k, None) for k in RECIPE_FLAGS}
     recipe = resolve_recipe(args.model, args.config, flags)
     options = TrainOptions(
