@@ -525,8 +525,16 @@ def machine_info(engine, threads: int | None) -> dict:
         "backend": getattr(engine, "backend", None),
         "provider": getattr(engine, "provider", None),
         "intra_op_threads": threads if threads is not None else _default_threads(engine),
+        "sync_workers": _sync_workers(),
         "commit": git_commit(),
     }
+
+
+def _sync_workers() -> int:
+    """Inference workers of every-frame mode (the pipeline's default)."""
+    from polypview.pipeline import PipelineConfig
+
+    return int(getattr(PipelineConfig(), "sync_workers", 1))
 
 
 def _default_threads(engine) -> int | None:
