@@ -50,6 +50,8 @@ def add_arguments(parser) -> None:
                         help="folder with train.txt and val.txt name lists (default: the packaged fixed split)")
     parser.add_argument("--out", type=Path, default=None, help="run folder (default runs/MODEL)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    parser.add_argument("--init", type=Path, default=None,
+                        help="start from the weights of this checkpoint (new optimizer and schedule: fine-tuning)")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--batch", type=int)
     parser.add_argument("--lr", type=float)
@@ -93,7 +95,7 @@ def run(args) -> int:
     recipe = resolve_recipe(args.model, args.config, flags)
     options = TrainOptions(
         model=args.model, recipe=recipe, data=args.data or default_data_dir(), split=args.split,
-        out=args.out or Path("runs") / args.model, resume=args.resume, workers=args.workers,
+        out=args.out or Path("runs") / args.model, resume=args.resume, init=args.init, workers=args.workers,
         threads=args.threads, seed=args.seed, limit=args.limit, device=args.device,
         progress=args.progress, command=command_from_args(args),
     )
@@ -132,6 +134,7 @@ class TrainOptions:
     out: Path
     split: Path | None = None
     resume: bool = False
+    init: Path | None = None  # checkpoint whose weights start this run (fine-tuning)
     workers: int = 1
     threads: int | None = None
     seed: int = 0
@@ -489,6 +492,8 @@ def train(opts: TrainOptions) -> dict:
     state = {"epoch": 0, "history": [], "best_score": -1.0, "best_epoch": 0, "commands": []}
     if opts.resume:
         state = _resume(out / "last.pt", opts, model, optimizer, scheduler)
+    elif opts.init:
+        state["commands"] = _init_weights(opts.init, opts.model, model)
     state["commands"] = [*state["commands"], opts.command]
     (out / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=2))
     data_text = _data_description(opts, len(train_view), len(val_set))
@@ -559,7 +564,8 @@ def _payload(opts, model, optimizer, scheduler, state, record, data_text) -> dic
         "recipe": opts.recipe.to_dict(),
         "seed": opts.seed,
         "command": opts.command,
-        "commands": state["commands"],  # every invocation that built this run (first, then resumes)
+        "commands": state["commands"],  # every invocation that built these weights (init runs, resumes)
+        "init": str(opts.init) if opts.init else None,
         "training_data": data_text,
         "input_size": opts.recipe.size,
         "eval": {"split": "val", "size": opts.recipe.size, **record["val"]},
@@ -580,6 +586,15 @@ def _resume(path: Path, opts, model, optimizer, scheduler) -> dict:
     state = {k: ckpt[k] for k in ("epoch", "history", "best_score", "best_epoch")}
     state["commands"] = list(ckpt.get("commands") or [ckpt.get("command", "")])
     return state
+
+
+def _init_weights(path: Path, name: str, model) -> list[str]:
+    """Load another run's weights into `model`; returns the commands that trained them."""
+    ckpt = load_checkpoint(path)
+    if ckpt["model"] != name:
+        raise ConfigError(f"--init {path} holds a {ckpt['model']} model, not {name}")
+    model.load_state_dict(ckpt["state_dict"])
+    return list(ckpt.get("commands") or [ckpt.get("command", "")])
 
 
 def _write_history(out: Path, history: list[dict], plot: bool = True) -> None:

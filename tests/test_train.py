@@ -89,6 +89,18 @@ def test_multiscale_modes_train(data, tmp_path, mode):
     assert np.isfinite(history[0]["train"]["total"]) and history[0]["val"]["polyp"]["dice"] is not None
 
 
+def test_init_starts_from_other_weights(data, tmp_path):
+    train(_options(data, tmp_path / "a", epochs=2, batch=2))
+    opts = _options(data, tmp_path / "b", epochs=1, batch=2, lr=1e-9)
+    opts.init = tmp_path / "a" / "last.pt"
+    train(opts)
+    a = torch.load(tmp_path / "a" / "last.pt", weights_only=False)
+    b = torch.load(tmp_path / "b" / "last.pt", weights_only=False)
+    conv = next(k for k in a["state_dict"] if k.endswith("weight") and a["state_dict"][k].dim() == 4)
+    assert torch.allclose(a["state_dict"][conv], b["state_dict"][conv], atol=1e-6)  # lr ~0: weights kept
+    assert b["init"] == str(opts.init) and b["epoch"] == 1
+
+
 def test_cli_missing_data_is_one_line_data_error(tmp_path, capsys):
     code = main(["train", "--model", "nanonet-c-neo", "--data", str(tmp_path / "absent"),
                  "--out", str(tmp_path / "run"), "--no-progress"])
