@@ -170,8 +170,15 @@ def holdback(key: str, clip: dict) -> dict | None:
         floor = thread_costs(stages, FLOOR_THREADS)
         slowest = max(floor, key=lambda t: floor[t]["cpu_ms"]) if floor else None
         total = sum(t["cpu_ms"] for t in threads.values())
-        why = (f"the I/O floor's slowest: {slowest} {floor[slowest]['cpu_ms']:.1f} ms CPU" if key == "sync_floor" and slowest
-               else f"the naive loop pays every stage in turn, {total:.1f} ms CPU/frame")
+        if key == "sync_floor" and slowest:
+            floor_total = sum(t["cpu_ms"] for t in floor.values())
+            why = (f"the I/O floor needs {floor_total:.1f} ms CPU/frame in all (its slowest thread: {slowest} "
+                   f"{floor[slowest]['cpu_ms']:.1f} ms)")
+        else:
+            why = f"the naive loop pays every stage in turn, {total:.1f} ms CPU/frame"
+        cores = {run: (clip.get(run) or {}).get("cpu_cores") for run in ("sync_record", "naive")}
+        if all(cores.values()):
+            why += f"; cores obtained: sync {cores['sync_record']:.2f}, naive {cores['naive']:.2f}"
     if name not in threads:
         return None
     c = threads[name]
