@@ -11,7 +11,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from polypview.errors import ConfigError, DataError
@@ -19,7 +18,6 @@ from polypview.errors import ConfigError, DataError
 # Named frame sizes (w, h); anything else is given as WxH.
 SIZES = {"360p": (640, 360), "480p": (854, 480), "720p": (1280, 720), "1080p": (1920, 1080), "1440p": (2560, 1440)}
 REALISTIC_SECONDS_PER_IMAGE = 2.5  # each NeoPolyp image stays on screen this long while the view drifts
-REALISTIC_FADE_S = 0.4  # cross-fade between two images, like the scope moving on
 
 
 @dataclass(frozen=True)
@@ -102,55 +100,19 @@ def neopolyp_images(data_dir: Path, count: int, seed: int = 0) -> list[Path]:
     return [images[i] for i in sorted(picks)]
 
 
-class DriftingView:
-    """Frame t of a slow pan and zoom over one still image, like a drifting endoscope."""
-
-    def __init__(self, image: np.ndarray, size: tuple[int, int], phase: float):
-        self.image, self.size, self.phase = image, size, phase
-        h, w = image.shape[:2]
-        # Scale that covers the output frame at the widest zoom, so no border enters the view.
-        self.base = max(size[0] / w, size[1] / h) * 1.08
-
-    def __call__(self, t: float) -> np.ndarray:
-        w, h = self.size
-        zoom = self.base * (1.0 + 0.10 * (1 - math.cos(0.9 * t + self.phase)))
-        ih, iw = self.image.shape[:2]
-        slack_x, slack_y = max(0.0, iw * zoom - w) / 2, max(0.0, ih * zoom - h) / 2
-        cx = iw * zoom / 2 + slack_x * 0.8 * math.sin(0.5 * t + self.phase)
-        cy = ih * zoom / 2 + slack_y * 0.8 * math.sin(0.37 * t + 2 * self.phase)
-        m = np.float32([[zoom, 0, w / 2 - cx], [0, zoom, h / 2 - cy]])
-        return cv2.warpAffine(self.image, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-
-
 def realistic_clip(spec: ClipSpec, folder: Path, data_dir: Path | None = None) -> Path:
-    """NeoPolyp images, each drifting for a few seconds, cross-faded, as H.264 MP4 (in `folder`)."""
-    from polypview.recorder import VideoWriter
+    """NeoPolyp images drifting like an endoscope (synthetic.ImageClip), as H.264 MP4 in `folder`."""
+    from polypview.synthetic import write_image_clip
 
     count = max(1, math.ceil(spec.seconds / REALISTIC_SECONDS_PER_IMAGE))
     paths = neopolyp_images(data_dir or default_data_dir(), count)
-    views = [DriftingView(_read_image(p), spec.size, phase=1.3 * i) for i, p in enumerate(paths)]
     path = Path(folder) / f"neopolyp-{spec.label}.mp4"
-    with VideoWriter(path, fps=spec.fps, size=spec.size) as writer:
-        for i in range(spec.frames):
-            writer.write(_realistic_frame(views, i / spec.fps))
+    try:
+        write_image_clip(path, paths, frames=spec.frames, size=spec.size, fps=spec.fps,
+                         seconds=REALISTIC_SECONDS_PER_IMAGE)
+    except ValueError as exc:  # an unreadable image in the dataset
+        raise DataError(f"{exc}: check the dataset in {Path(paths[0]).parent}") from None
     return path
-
-
-def _realistic_frame(views: list[DriftingView], t: float) -> np.ndarray:
-    index = min(int(t // REALISTIC_SECONDS_PER_IMAGE), len(views) - 1)
-    frame = views[index](t)
-    into_next = t - (index + 1) * REALISTIC_SECONDS_PER_IMAGE + REALISTIC_FADE_S
-    if index + 1 < len(views) and into_next > 0:
-        alpha = into_next / REALISTIC_FADE_S
-        frame = cv2.addWeighted(frame, 1 - alpha, views[index + 1](t), alpha, 0)
-    return frame
-
-
-def _read_image(path: Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise DataError(f"cannot read image {path} (corrupt or not an image)")
-    return image
 
 
 CLIP_KINDS = {"demo": demo_clip, "realistic": realistic_clip}
