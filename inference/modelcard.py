@@ -38,7 +38,7 @@ def _history_table(history: list[dict]) -> list[str]:
     return lines
 
 
-def card_text(name: str, ckpt: dict, info, report, evaluation: dict) -> str:
+def card_text(name: str, ckpt: dict, info, report, evaluation: dict, curves: str | None = None) -> str:
     """The Markdown text of a model card."""
     history = ckpt.get("history", [])
     commands = ckpt.get("commands") or [ckpt.get("command", "")]
@@ -91,11 +91,15 @@ def card_text(name: str, ckpt: dict, info, report, evaluation: dict) -> str:
         *_history_table(history),
         "",
     ]
+    if curves:
+        lines += [f"Whole training (all commands above, epochs numbered across runs): ![curves]({curves})", ""]
     return "\n".join(lines)
 
 
 def write_card(path: Path, ckpt: dict, info, report, evaluation: dict) -> Path:
     """Write the card next to the model file; returns its path."""
     path = Path(path)
-    path.write_text(card_text(info.architecture, ckpt, info, report, evaluation))
+    curves = path.with_name(f"{path.stem}-curves.png")  # optional figure shipped beside the card
+    text = card_text(info.architecture, ckpt, info, report, evaluation, curves.name if curves.is_file() else None)
+    path.write_text(text)
     return path
