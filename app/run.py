@@ -126,7 +126,7 @@ def pipeline_config(args):
 
 def load_model(args):
     """The engine for --model/--backend, or None for `--model none`."""
-    if str(args.model).lower() == "none":
+    if args.model is not None and str(args.model).lower() == "none":
         return None
     from polypview.inference.runtime import load_engine
 

@@ -98,3 +98,16 @@ def test_ctrl_c_finalises_the_recording_and_exits_130(tmp_path):
     assert "interrupted" in stderr and "Traceback" not in stderr and "(interrupted)" in stdout
     frames, rate = read_frames(out)
     assert len(frames) >= 10 and rate == pytest.approx(30)
+
+
+def test_without_model_option_the_shipped_default_runs(clip, capsys):
+    """No --model means the shipped CPU default, not 'video only' (str(None) once read as 'none')."""
+    from polypview.inference.runtime import find_models
+
+    if not find_models():
+        pytest.skip("no model is shipped in assets/")
+    code = main(["--video", str(clip), "--headless", "--sync", "--frames", "5"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "none (video only)" not in out
+    assert "5 frames inferred" in out
