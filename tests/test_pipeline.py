@@ -98,7 +98,8 @@ def test_sync_mode_draws_every_frame_with_its_own_mask(clip, tmp_path):
     sink, summary = run_pipeline(open_source(clip), engine, mode="sync", record_path=tmp_path / "out.mp4",
                                  metrics_path=tmp_path / "m.csv")
     assert [f.number for f in sink.frames] == list(range(60)) == [f.seq for f in sink.frames]
-    assert engine.seen == list(range(60))
+    # every frame inferred exactly once; two sync workers may call the engine out of order (results are re-ordered)
+    assert sorted(engine.seen) == list(range(60))
     assert all(f.overlay_seq == f.seq and f.changed and not f.stale for f in sink.frames)
     assert [f.mask for f in sink.frames] == [mask_columns(n) for n in range(60)]  # its own mask, from the pixels
     assert summary.drops == {} and summary.frames_shown == summary.masks_shown == 60
