@@ -77,7 +77,17 @@ def run(args: argparse.Namespace) -> int:
     return run_headless(args)
 
 
+def _check_display() -> None:
+    """Qt aborts the process (no exception) when it finds no display: say so in one line instead."""
+    if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
+        return
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise ConfigError("no display to open the window on (DISPLAY and WAYLAND_DISPLAY are unset): "
+                          "run inside a desktop session, or use --headless")
+
+
 def _run_gui(args) -> int:
+    _check_display()
     try:
         from polypview.ui.app import run_gui
     except ImportError as exc:
