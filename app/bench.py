@@ -37,9 +37,10 @@ from typing import Callable
 
 import numpy as np
 
-from polypview.benchclips import ClipSpec, default_data_dir, make_clip, parse_fps, parse_list, parse_size
+from polypview.benchclips import ClipSpec, make_clip, parse_fps, parse_list, parse_size
 from polypview.benchreport import DISC_FRACTION, STAGES, evaluate_targets, format_report
 from polypview.errors import ConfigError, OutputError
+from polypview.inference.data import shared_data_dir
 
 DEFAULT_SIZES = "720p,1080p"
 DEFAULT_FPS = "30"
@@ -586,7 +587,7 @@ def prepare_clips(args, folder: Path, log) -> list[tuple[Path, ClipSpec, str]]:
         spec, kind = given_clip(Path(args.clip))
         return [(Path(args.clip), spec, kind)]
     kind = "realistic" if args.realistic else "demo"
-    options = {"data_dir": args.data or default_data_dir()} if args.realistic else {}
+    options = {"data_dir": args.data or shared_data_dir()} if args.realistic else {}
     clips = []
     for spec in clip_specs(args):
         log(f"making the {kind} clip {spec.label} ({spec.frames} frames) ...")

@@ -7,13 +7,13 @@ the dataset are never written inside the repository.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from polypview.errors import ConfigError, DataError
+from polypview.inference.data import shared_data_dir
 
 # Named frame sizes (w, h); anything else is given as WxH.
 SIZES = {"360p": (640, 360), "480p": (854, 480), "720p": (1280, 720), "1080p": (1920, 1080), "1440p": (2560, 1440)}
@@ -83,12 +83,6 @@ def demo_clip(spec: ClipSpec, folder: Path) -> Path:
     return path
 
 
-def default_data_dir() -> Path:
-    """$POLYPVIEW_DATA, else ../shared/data beside the repository."""
-    env = os.environ.get("POLYPVIEW_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
 def neopolyp_images(data_dir: Path, count: int, seed: int = 0) -> list[Path]:
     """`count` NeoPolyp training images (seeded choice); DataError when the dataset is absent."""
     folder = Path(data_dir) / "neopolyp_small" / "train" / "images"
@@ -105,7 +99,7 @@ def realistic_clip(spec: ClipSpec, folder: Path, data_dir: Path | None = None) -
     from polypview.synthetic import write_image_clip
 
     count = max(1, math.ceil(spec.seconds / REALISTIC_SECONDS_PER_IMAGE))
-    paths = neopolyp_images(data_dir or default_data_dir(), count)
+    paths = neopolyp_images(data_dir or shared_data_dir(), count)
     path = Path(folder) / f"neopolyp-{spec.label}.mp4"
     try:
         write_image_clip(path, paths, frames=spec.frames, size=spec.size, fps=spec.fps,

@@ -8,7 +8,6 @@ so a process killed mid-recording leaves a file playable up to its last complete
 from __future__ import annotations
 
 import errno
-import os
 import queue
 import threading
 import time

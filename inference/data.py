@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
@@ -29,6 +30,20 @@ IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png", ".bmp", ".tif", ".tiff")
 CHANNEL_THRESHOLD = 127  # "on" means > 127: survives JPEG noise at mask edges
 
 Pair = tuple[Path, Path]
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> Path:
+    """The shared data folder: $POLYPVIEW_DATA, else ../shared/data beside the repository."""
+    env = os.environ.get("POLYPVIEW_DATA")
+    return Path(env) if env else REPO.parent / "shared" / "data"
+
+
+def neopolyp_dir() -> Path:
+    """NeoPolyp-Small in the shared data folder ($POLYPVIEW_DATA may also name the dataset itself)."""
+    root = shared_data_dir()
+    nested = root / "neopolyp_small"
+    return nested if nested.is_dir() or not os.environ.get("POLYPVIEW_DATA") else root
 
 
 # ---------------------------------------------------------------- readers

@@ -48,9 +48,9 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     """Entry point of `polypview eval`."""
-    from polypview.inference.train import default_data_dir
+    from polypview.inference.data import neopolyp_dir
 
-    data = args.data or default_data_dir()
+    data = args.data or neopolyp_dir()
     pairs = eval_pairs(data, args.split)
     results = [evaluate_path(p, pairs, threads=args.threads, fps=args.fps, progress=args.progress)
                for p in args.models]

@@ -19,24 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from polypview.errors import ConfigError, DataError
+from polypview.inference.data import neopolyp_dir
 from polypview.inference.recipes import RECIPES, Recipe, resolve_recipe
 
-REPO = Path(__file__).resolve().parents[1]
 CHECKPOINT_FORMAT = 1
 # How each head's model-file probabilities combine (polypview.inference.models' heads).
 HEAD_ACTIVATIONS = {"trinary": "softmax", "binary": "sigmoid", "multilabel": "sigmoid"}
 # Flags that override recipe fields (flag name -> recipe field).
 RECIPE_FLAGS = ("epochs", "batch", "lr", "size", "multiscale", "oversample", "optimizer", "schedule",
                 "warmup_epochs", "augment", "loss", "weight_decay")
-
-
-def default_data_dir() -> Path:
-    """NeoPolyp-Small: $POLYPVIEW_DATA (the shared data folder or the dataset itself), else ../shared/data."""
-    env = os.environ.get("POLYPVIEW_DATA")
-    if env:
-        root = Path(env)
-        return root / "neopolyp_small" if (root / "neopolyp_small").is_dir() else root
-    return REPO.parent / "shared" / "data" / "neopolyp_small"
 
 
 def add_arguments(parser) -> None:
@@ -94,7 +85,7 @@ def run(args) -> int:
     flags = {k: getattr(args, k, None) for k in RECIPE_FLAGS}
     recipe = resolve_recipe(args.model, args.config, flags)
     options = TrainOptions(
-        model=args.model, recipe=recipe, data=args.data or default_data_dir(), split=args.split,
+        model=args.model, recipe=recipe, data=args.data or neopolyp_dir(), split=args.split,
         out=args.out or Path("runs") / args.model, resume=args.resume, init=args.init, workers=args.workers,
         threads=args.threads, seed=args.seed, limit=args.limit, device=args.device,
         progress=args.progress, command=command_from_args(args),
