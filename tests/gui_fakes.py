@@ -4,26 +4,23 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from polypview.stats import Stats
 
-@dataclass
-class FakeStats:
-    display_fps: float = 30.0
-    inference_fps: float = 25.0
-    inference_ms: float = 7.5
-    annotation_delay_p50_ms: float = 40.0
-    annotation_delay_p95_ms: float = 65.0
-    drops: dict = field(default_factory=lambda: {"inference": 3})
-    frames_shown: int = 0
-    masks_shown: int = 0
-    model: str = "fake-model"
-    backend: str = "onnxruntime"
-    provider: str = "CPUExecutionProvider"
-    recording: bool = False
+
+# Plausible HUD values; the fake builds the real Stats so it cannot drift from what the HUD reads.
+TEST_STATS = dict(display_fps=30.0, inference_fps=25.0, inference_ms=7.5, annotation_delay_p50_ms=40.0,
+                  annotation_delay_p95_ms=65.0, model="fake-model", backend="onnxruntime",
+                  provider="CPUExecutionProvider")
+
+
+def fake_stats(**overrides) -> Stats:
+    """polypview.stats.Stats with the test values above (and `drops` = 3 inference drops)."""
+    return Stats(**{**TEST_STATS, "drops": {"inference": 3}, **overrides})
 
 
 @dataclass
@@ -33,7 +30,7 @@ class FakePresented:
     raw: np.ndarray
     overlay_seq: int | None
     stale: bool
-    stats: FakeStats
+    stats: Stats
     pts: float
 
 
@@ -86,7 +83,7 @@ class FakePipeline:
                 continue
             image = np.full((120, 160, 3), (40, 90, 200), np.uint8)
             image[:, :8] = self._seq % 256
-            stats = FakeStats(frames_shown=self._seq + 1, recording=self.recording)
+            stats = fake_stats(frames_shown=self._seq + 1, recording=self.recording)
             self.sink.on_frame(FakePresented(self._seq, image, image, self._seq, False, stats, self._seq / 30))
             self._seq += 1
 
@@ -125,7 +122,7 @@ class FakePipeline:
         return FakeReport(self.recording_path)
 
     def stats(self):
-        return FakeStats(frames_shown=self._seq, recording=self.recording)
+        return fake_stats(frames_shown=self._seq, recording=self.recording)
 
 
 class FakeEngine:

@@ -24,7 +24,7 @@ from polypview.ui.main_window import MainWindow  # noqa: E402
 from polypview.ui.services import ViewerOptions, source_spec  # noqa: E402
 from polypview.ui.video_view import fit_rect  # noqa: E402
 
-from gui_fakes import FakeServices, FakeStats  # noqa: E402
+from gui_fakes import FakeServices, fake_stats  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -57,12 +57,12 @@ def wait_frames(qtbot, window, n: int = 3, timeout: int = 5000) -> None:
 
 
 def test_hud_lines_show_every_readout():
-    text = "\n".join(hud_lines(FakeStats(drops={"inference": 3, "display": 0}), gui_superseded=2, stale=True))
+    text = "\n".join(hud_lines(fake_stats(drops={"inference": 3, "display": 0}), gui_superseded=2, stale=True))
     for expected in ("30.0 fps", "25.0 fps", "7.5 ms", "p50 40 ms", "p95 65 ms", "5 (gui 2, inference 3)",
                      "fake-model", "onnxruntime", "CPUExecutionProvider", "mask too old"):
         assert expected in text
     assert format_drops({}, 0) == "0"
-    assert "–" in "\n".join(hud_lines(FakeStats(inference_fps=float("nan"), inference_ms=None)))
+    assert "–" in "\n".join(hud_lines(fake_stats(inference_fps=float("nan"), inference_ms=None)))
 
 
 def test_fit_rect_keeps_aspect_ratio_and_centres():
