@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from polypview.errors import ConfigError
+from polypview.inference.labels import one_class_per_region
 from polypview.roi import detect_roi
 
 if TYPE_CHECKING:  # only the type is needed: drawing must not depend on the runtime module
@@ -37,6 +38,7 @@ class OverlaySettings:
     min_area: float = 0.0005  # fraction of the image (ROI) area; smaller regions are not drawn
     smoothing: int = 0  # frames of TemporalSmoother
     legend: bool = True
+    one_class_per_region: bool = True  # a polyp has one histology: each region takes its majority class
 
     def __post_init__(self) -> None:
         if self.style not in STYLES:
@@ -91,7 +93,7 @@ def _crop_rects(box, model_shape, target: Rect) -> tuple[tuple[int, int, int, in
     return (x0, y0, x1, y1), (target[0] + fx0, target[1] + fy0, fx1 - fx0, fy1 - fy0)
 
 
-def _upscale(p: Prediction, keep: np.ndarray, crop, rect: Rect, threshold: float):
+def _upscale(p: Prediction, keep: np.ndarray, labels: np.ndarray, crop, rect: Rect, threshold: float):
     """uint8 mask (0/255) and labels of frame rectangle `rect`, resized from the model crop only."""
     x0, y0, x1, y1 = crop
     size = (rect[2], rect[3])
@@ -99,7 +101,7 @@ def _upscale(p: Prediction, keep: np.ndarray, crop, rect: Rect, threshold: float
     scores = np.where(keep[y0:y1, x0:x1], p.scores[y0:y1, x0:x1], 0).astype(np.float32)
     up = cv2.resize(scores, size, interpolation=cv2.INTER_LINEAR)
     mask = cv2.compare(up, max(threshold, 1e-6), cv2.CMP_GE)
-    labels = cv2.resize(np.ascontiguousarray(p.labels[y0:y1, x0:x1]), size, interpolation=cv2.INTER_NEAREST)
+    labels = cv2.resize(np.ascontiguousarray(labels[y0:y1, x0:x1]), size, interpolation=cv2.INTER_NEAREST)
     return mask, labels
 
 
@@ -140,7 +142,8 @@ class Overlay:
         crop, rect = _crop_rects(box, keep.shape, target)
         if rect[2] <= 0 or rect[3] <= 0:
             return
-        mask, labels = _upscale(p, keep, crop, rect, s.threshold)
+        labels = one_class_per_region(p.labels, keep, len(self.class_names)) if s.one_class_per_region else p.labels
+        mask, labels = _upscale(p, keep, labels, crop, rect, s.threshold)
         if s.style == "fill":
             self._fill(out, rect, mask, labels, s.opacity, limit)
         else:

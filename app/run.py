@@ -67,6 +67,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ov.add_argument("--threshold", type=float, help="confidence threshold 0..1 (default 0.5)")
     ov.add_argument("--min-area", type=float, help="smallest region drawn, fraction of the image (default 0.0005)")
     ov.add_argument("--smoothing", type=int, help="average scores over N frames (default off)")
+    ov.add_argument("--per-pixel-class", action="store_true",
+                    help="colour each pixel by its own class (default: each polyp region takes its majority class)")
     ov.add_argument("--no-overlay", action="store_true", help="start with the overlay off")
 
 
@@ -112,6 +114,8 @@ def overlay_settings(args):
 
     names = {"style": "style", "opacity": "opacity", "threshold": "threshold", "min_area": "min_area", "smoothing": "smoothing"}
     values = {field: getattr(args, arg) for arg, field in names.items() if getattr(args, arg, None) is not None}
+    if getattr(args, "per_pixel_class", False):
+        values["one_class_per_region"] = False
     return OverlaySettings(enabled=not args.no_overlay, **values)
 
 

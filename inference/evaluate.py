@@ -4,7 +4,9 @@ Every model is evaluated as the app runs it: through its ONNX model file (a chec
 first exported to a temporary fp32 file), with the runtime's pre-processing, on each test
 image at its stored resolution. The predicted label map (argmax for softmax models, as the
 papers decide) is brought back to the mask's resolution with nearest resize, and TP/FP/FN
-are summed over the whole test set (micro Dice/IoU, models.md §9).
+are summed over the whole test set (micro Dice/IoU, models.md §9). The same pass also scores
+the app's default display, where each connected polyp region takes its majority class
+(`labels.one_class_per_region`); the table prints it as a second row ("one class/polyp").
 """
 
 from __future__ import annotations
@@ -164,14 +166,21 @@ class EvalResult:
     gmacs: float | None = None
     paper: dict = field(default_factory=dict)
     provider: str = "CPUExecutionProvider"
+    micro_region: dict | None = None  # micro Dice/IoU with one class per connected polyp region
 
 
-def evaluate_predictor(predict: Callable[[np.ndarray], np.ndarray], pairs, progress: bool = False):
-    """Micro/macro counts of `predict(BGR image) -> label map` over (image, mask) pairs."""
+def evaluate_predictor(predict: Callable[[np.ndarray], np.ndarray], pairs, progress: bool = False,
+                       region_counter=None):
+    """Micro/macro counts of `predict(BGR image) -> label map` over (image, mask) pairs.
+
+    With `region_counter` (a ConfusionCounter), also count the same predictions with one class
+    per connected polyp region.
+    """
     import cv2
     from tqdm import tqdm
 
     from polypview.inference.data import read_neopolyp_mask, resize_labels
+    from polypview.inference.labels import one_class_per_region, polyp_mask
     from polypview.inference.metrics import ConfusionCounter
 
     counter = ConfusionCounter()
@@ -180,7 +189,11 @@ def evaluate_predictor(predict: Callable[[np.ndarray], np.ndarray], pairs, progr
         if image is None:
             raise DataError(f"cannot decode image {image_path}")
         truth = read_neopolyp_mask(mask_path)
-        counter.update(resize_labels(predict(image), truth.shape[:2]), truth)
+        labels = predict(image)
+        counter.update(resize_labels(labels, truth.shape[:2]), truth)
+        if region_counter is not None:
+            voted = one_class_per_region(labels, polyp_mask(labels))
+            region_counter.update(resize_labels(voted, truth.shape[:2]), truth)
     return counter
 
 
@@ -236,8 +249,11 @@ def _export_checkpoint(path: Path, folder: Path) -> Path:
 def evaluate_model_file(path: Path, pairs, threads: int | None = None, fps: bool = True,
                         progress: bool = False) -> EvalResult:
     """Evaluate one ONNX model file."""
+    from polypview.inference.metrics import ConfusionCounter
+
     predictor = OnnxPredictor(path, threads)
-    counter = evaluate_predictor(predictor, pairs, progress)
+    regions = ConfusionCounter()
+    counter = evaluate_predictor(predictor, pairs, progress, region_counter=regions)
     summary = counter.as_dict()
     arch = predictor.info.architecture
     params, gmacs = complexity(arch)
@@ -246,6 +262,7 @@ def evaluate_model_file(path: Path, pairs, threads: int | None = None, fps: bool
         model=str(path), architecture=arch, input_size=tuple(predictor.info.input_size),
         micro=summary["micro"], macro=summary["macro"], images=summary["images"],
         fps=speed[0], latency_ms=speed[1], params=params, gmacs=gmacs, paper=PAPER.get(arch, {}),
+        micro_region=regions.as_dict()["micro"],
     )
 
 
@@ -263,12 +280,17 @@ def format_table(results: list[EvalResult], split: str = "test") -> str:
     rows = [head]
     for r in results:
         rows.append(_row(r))
+        if r.micro_region is not None:
+            rows.append(_region_row(r))
         rows.append(_paper_row(r))
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     n = results[0].images if results else 0
-    return "\n".join(lines) + f"\n(micro-averaged over {n} images of split {split!r} at mask resolution; FPS: ONNX Runtime CPU, batch 1)"
+    return "\n".join(lines) + (
+        f"\n(micro-averaged over {n} images of split {split!r} at mask resolution, per-pixel argmax as the papers; "
+        "'one class/polyp': each connected polyp region takes its majority class, as the app shows it; "
+        "FPS: ONNX Runtime CPU, batch 1)")
 
 
 def _row(r: EvalResult) -> list[str]:
@@ -279,6 +301,13 @@ def _row(r: EvalResult) -> list[str]:
               "n/a" if r.params is None else f"{r.params / 1e6:.3f}",
               "n/a" if r.gmacs is None else f"{r.gmacs:.2f}"]
     return cells
+
+
+def _region_row(r: EvalResult) -> list[str]:
+    cells = ["  one class/polyp", ""]
+    for key, _ in TABLE_CLASSES:
+        cells += [_pct(r.micro_region[key]["dice"]), _pct(r.micro_region[key]["iou"])]
+    return cells + [""] * 3
 
 
 def _paper_row(r: EvalResult) -> list[str]:

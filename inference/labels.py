@@ -15,10 +15,15 @@ id    name              meaning
 Class losses and class metrics ignore ``UNDEFINED``; anything about "polyp" counts it as
 polyp (polyp = label != BACKGROUND). The 3-channel heads use the channel order
 [neoplastic, non-neoplastic, background], so channel index = label id.
+
+A polyp has one histology, so the app (and `polypview eval`, beside the papers' per-pixel
+figures) can give every connected polyp region the class most of its pixels have
+(`one_class_per_region`).
 """
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 NEOPLASTIC = 0
@@ -40,3 +45,30 @@ def polyp_mask(labels: np.ndarray) -> np.ndarray:
 def labels_to_rgb(labels: np.ndarray) -> np.ndarray:
     """Colour a label map with the NeoPolyp code (uint8 RGB)."""
     return LABEL_COLORS[labels]
+
+
+def one_class_per_region(labels: np.ndarray, region: np.ndarray, classes: int = 2) -> np.ndarray:
+    """Labels where each 8-connected region of `region` takes its most frequent class.
+
+    Only pixels labelled 0..classes-1 vote (ties go to the lower id: neoplastic, the safer
+    call); a region without such pixels, and everything outside `region`, keeps its labels.
+    Returns a new uint8 array.
+    """
+    labels = np.asarray(labels, dtype=np.uint8)
+    mask = np.asarray(region, dtype=bool)
+    if labels.shape != mask.shape:
+        raise ValueError(f"labels {labels.shape} and region {mask.shape} differ in shape")
+    out = labels.copy()
+    if classes < 2 or not mask.any():
+        return out
+    count, components = cv2.connectedComponents(mask.view(np.uint8), connectivity=8)
+    inside, votes = components[mask], labels[mask]
+    voters = votes < classes
+    histogram = np.bincount(inside[voters] * classes + votes[voters],
+                            minlength=count * classes).reshape(count, classes)
+    winner = histogram.argmax(axis=1).astype(np.uint8)  # argmax takes the first of equal counts
+    decided = histogram.sum(axis=1) > 0
+    relabel = decided[inside]
+    votes[relabel] = winner[inside[relabel]]
+    out[mask] = votes
+    return out

@@ -27,6 +27,17 @@ def _metrics_table(evaluation: dict) -> list[str]:
     return lines
 
 
+def _region_lines(evaluation: dict) -> list[str]:
+    """The scores as the app shows masks by default: one class per connected polyp region."""
+    region = evaluation.get("micro_region")
+    if not region:
+        return []
+    dice = ", ".join(f"{label} {_pct(region[key]['dice'])}" for key, label in CLASS_ROWS)
+    iou = ", ".join(f"{label} {_pct(region[key]['iou'])}" for key, label in CLASS_ROWS)
+    return ["As the app colours masks by default (each connected polyp region takes its majority class): "
+            f"micro Dice {dice}; micro IoU {iou}.", ""]
+
+
 def _history_table(history: list[dict]) -> list[str]:
     lines = ["| epoch | train loss | val loss | val Dice polyp | val Dice neo | val Dice non | lr | s |",
              "|---|---|---|---|---|---|---|---|"]
@@ -83,6 +94,7 @@ def card_text(name: str, ckpt: dict, info, report, evaluation: dict, curves: str
         "Label decision: argmax over (neoplastic, non-neoplastic, background) for softmax models; "
         "prediction resized to the mask with nearest neighbour (BlazeNeo's evaluation).",
         "",
+        *_region_lines(evaluation),
         "## Speed on the development machine",
         f"- {speed}; {platform.machine()} {platform.processor() or ''}, 2 CPU cores shared with other jobs "
         "while measured (figures are indicative)",

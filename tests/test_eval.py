@@ -108,3 +108,24 @@ def test_eval_missing_data_is_a_clear_error(tmp_path, capsys):
     assert code == DataError.exit_code
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "nowhere" in err[0]
+
+
+def test_eval_also_scores_one_class_per_polyp_region(tmp_path, capsys):
+    """A true neoplastic polyp predicted 10 columns red + 6 green: per pixel it splits, voted it is all red."""
+    root = tmp_path / "data"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    _write_pair(root, "c", [(RED, 8, 24, 8, 18), (GREEN, 8, 24, 18, 24)], [(RED, 8, 24, 8, 24)])
+    _write_pair(root, "d", [(GREEN, 0, 8, 32, 48)], [(GREEN, 0, 8, 32, 48)])  # a separate region keeps its class
+    model = _channel_model(tmp_path / "channels.onnx")
+    out = tmp_path / "eval.json"
+    assert main(["eval", str(model), "--data", str(root), "--split", "all",
+                 "--json", str(out), "--no-fps", "--no-progress"]) == 0
+    result = json.loads(out.read_text())["results"][0]
+    pixel, region = result["micro"], result["micro_region"]
+    assert (pixel["neoplastic"]["tp"], pixel["neoplastic"]["fn"]) == (160, 96)
+    assert (pixel["non_neoplastic"]["tp"], pixel["non_neoplastic"]["fp"]) == (128, 96)
+    assert (region["neoplastic"]["tp"], region["neoplastic"]["fp"], region["neoplastic"]["fn"]) == (256, 0, 0)
+    assert (region["non_neoplastic"]["tp"], region["non_neoplastic"]["fp"]) == (128, 0)
+    assert region["polyp"] == pixel["polyp"]  # voting never moves the polyp outline
+    assert "one class/polyp" in capsys.readouterr().out

@@ -156,9 +156,12 @@ def test_controls_change_the_overlay_and_seek(qtbot, tmp_path, errors):
     window.panel.opacity_slider.setValue(80)
     window.panel.style_combo.setCurrentText("contour")
     window.panel.threshold_slider.setValue(30)
+    assert pipeline.overlays[-1].one_class_per_region
+    window.panel.region_check.setChecked(False)
     window.panel.overlay_check.setChecked(False)
     last = pipeline.overlays[-1]
     assert (last.opacity, last.style, last.threshold, last.enabled) == (0.8, "contour", 0.3, False)
+    assert not last.one_class_per_region
     assert window.transport.slider.isVisible() and window.transport.slider.maximum() == 2000
     window.transport.slider.setValue(1500)
     assert pipeline.seeks == [1.5]
@@ -166,10 +169,12 @@ def test_controls_change_the_overlay_and_seek(qtbot, tmp_path, errors):
 
 def test_command_line_overlay_options_reach_the_pipeline(qtbot, tmp_path, errors):
     services = FakeServices()
-    window = open_window(qtbot, tmp_path, services, overlay={"opacity": 0.7, "style": "contour", "enabled": False})
+    window = open_window(qtbot, tmp_path, services, overlay={"opacity": 0.7, "style": "contour", "enabled": False,
+                                                             "one_class_per_region": False})
     first = services.pipelines[-1].overlays[0]
-    assert (first.opacity, first.style, first.enabled) == (0.7, "contour", False)
+    assert (first.opacity, first.style, first.enabled, first.one_class_per_region) == (0.7, "contour", False, False)
     assert window.panel.overlay_values()["opacity"] == 0.7 and not window.panel.overlay_check.isChecked()
+    assert not window.panel.region_check.isChecked()
 
 
 def test_model_choice_loads_off_the_gui_thread_and_swaps_the_engine(qtbot, tmp_path, errors, monkeypatch):

@@ -111,3 +111,14 @@ def test_without_model_option_the_shipped_default_runs(clip, capsys):
     assert code == 0
     assert "none (video only)" not in out
     assert "5 frames inferred" in out
+
+
+def test_per_pixel_class_option_turns_region_voting_off():
+    import argparse
+
+    from polypview.run import add_arguments, overlay_settings
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert overlay_settings(parser.parse_args(["--demo"])).one_class_per_region
+    assert not overlay_settings(parser.parse_args(["--demo", "--per-pixel-class"])).one_class_per_region

@@ -243,3 +243,30 @@ def test_fill_matches_a_whole_frame_reference_rendering(model_shape):
     masked = _changed(want.astype(np.uint8), frame).sum()
     assert masked > 5000
     assert differs.sum() < 0.02 * masked  # only resampling differences along the edges
+
+
+def test_one_class_per_region_takes_each_regions_majority():
+    from polypview.inference.labels import BACKGROUND, UNDEFINED, one_class_per_region
+
+    labels = np.full((8, 12), BACKGROUND, np.uint8)
+    labels[1:5, 1:5] = [[0, 1, 1, 1], [1, 1, 0, 1], [1, 1, 1, 0], [0, 1, 1, 1]]  # mostly non-neoplastic
+    labels[1:3, 8:11] = [[0, 0, 1], [0, 1, 1]]  # a tie: neoplastic wins (the safer call)
+    labels[6, 0:2] = UNDEFINED  # no voters: kept
+    voted = one_class_per_region(labels, labels != BACKGROUND)
+    assert (voted[1:5, 1:5] == 1).all()
+    assert (voted[1:3, 8:11] == 0).all()
+    assert (voted[6, 0:2] == UNDEFINED).all()
+    assert (voted[labels == BACKGROUND] == BACKGROUND).all()
+    assert (labels[1:5, 1:5] != 1).any()  # the input is not modified
+
+
+@pytest.mark.parametrize("per_region", [True, False])
+def test_a_polyp_is_drawn_in_one_colour_unless_per_pixel_classes_are_asked(per_region):
+    frame = np.full((*FRAME_SHAPE, 3), 100, np.uint8)
+    # one region: 20 model columns neoplastic, 10 non-neoplastic
+    p = _prediction([((40, 20, 20, 25), 0, 0.95), ((60, 20, 10, 25), 1, 0.95)])
+    settings = OverlaySettings(opacity=0.5, legend=False, one_class_per_region=per_region)
+    out = Overlay(CLASSES, COLORS_RGB).draw(frame, p, settings)
+    right = out[100:160, 250:270].reshape(-1, 3).astype(int)  # inside the non-neoplastic columns
+    want = [50, 50, 178] if per_region else [50, 178, 50]
+    assert (np.abs(right - want) <= 1).all()

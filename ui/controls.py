@@ -86,6 +86,10 @@ class ControlPanel(QWidget):
         self.legend_check = QCheckBox("legend in video")
         self.legend_check.setChecked(True)
         self.legend_check.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.region_check = QCheckBox("one class per polyp")
+        self.region_check.setChecked(True)
+        self.region_check.setToolTip("each polyp region takes the class most of its pixels have")
+        self.region_check.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.style_combo = QComboBox()
         self.style_combo.addItems(STYLES)
         self.style_combo.setFocusPolicy(Qt.FocusPolicy.NoFocus)
@@ -94,10 +98,12 @@ class ControlPanel(QWidget):
         self.opacity_label, self.threshold_label = QLabel(), QLabel()
         form.addRow(self.overlay_check)
         form.addRow(self.legend_check)
+        form.addRow(self.region_check)
         form.addRow("style", self.style_combo)
         form.addRow(self.opacity_label, self.opacity_slider)
         form.addRow(self.threshold_label, self.threshold_slider)
-        for signal in (self.overlay_check.toggled, self.legend_check.toggled, self.style_combo.currentIndexChanged,
+        for signal in (self.overlay_check.toggled, self.legend_check.toggled, self.region_check.toggled,
+                       self.style_combo.currentIndexChanged,
                        self.opacity_slider.valueChanged, self.threshold_slider.valueChanged):
             signal.connect(self._changed)
         self._update_labels()
@@ -113,13 +119,16 @@ class ControlPanel(QWidget):
             self.model_combo.setCurrentText(current)
         self.model_combo.blockSignals(False)
 
-    def set_overlay_values(self, enabled: bool, style: str, opacity: float, threshold: float, legend: bool) -> None:
+    def set_overlay_values(self, enabled: bool, style: str, opacity: float, threshold: float, legend: bool,
+                           one_class_per_region: bool = True) -> None:
         """Show these settings without emitting overlay_changed."""
-        widgets = (self.overlay_check, self.legend_check, self.style_combo, self.opacity_slider, self.threshold_slider)
+        widgets = (self.overlay_check, self.legend_check, self.region_check, self.style_combo, self.opacity_slider,
+                   self.threshold_slider)
         for w in widgets:
             w.blockSignals(True)
         self.overlay_check.setChecked(enabled)
         self.legend_check.setChecked(legend)
+        self.region_check.setChecked(one_class_per_region)
         self.style_combo.setCurrentText(style)
         self.opacity_slider.setValue(round(opacity * 100))
         self.threshold_slider.setValue(round(threshold * 100))
@@ -135,6 +144,7 @@ class ControlPanel(QWidget):
             "opacity": self.opacity_slider.value() / 100,
             "threshold": self.threshold_slider.value() / 100,
             "legend": self.legend_check.isChecked(),
+            "one_class_per_region": self.region_check.isChecked(),
         }
 
     def _changed(self) -> None:

@@ -134,7 +134,7 @@ class MainWindow(QMainWindow):
         return page
 
     def _overlay_fields(self) -> dict:
-        names = ("enabled", "style", "opacity", "threshold", "legend")
+        names = ("enabled", "style", "opacity", "threshold", "legend", "one_class_per_region")
         return {name: getattr(self.overlay, name) for name in names}
 
     # ---- opening inputs

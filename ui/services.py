@@ -76,6 +76,8 @@ def overlay_from_args(args: Any) -> dict:
     values = {k: v for k, v in values.items() if v is not None}
     if getattr(args, "no_overlay", False):
         values["enabled"] = False
+    if getattr(args, "per_pixel_class", False):
+        values["one_class_per_region"] = False
     return values
 
 
