@@ -5,7 +5,9 @@ probabilities of the model-file contract (``polypview.inference.modelfile``), wi
 batch axis and the ``ModelInfo`` metadata. ``--fp16`` stores the weights as float16 with a
 Cast back to float32 in front of each use, so the file halves while CPU inference stays fp32.
 Every export is checked: ONNX Runtime must agree with PyTorch on random inputs, else the
-file is removed and ModelFileError says by how much they differ.
+file is removed and ModelFileError says by how much they differ. ``--int8`` quantizes the
+checked fp32 graph with calibration on training images (``polypview.inference.quantize``) and
+checks the labels it gives on validation images against the fp32 file.
 """
 
 from __future__ import annotations
@@ -29,7 +31,14 @@ def add_arguments(parser) -> None:
     """Command-line options of `polypview export`."""
     parser.add_argument("checkpoint", type=Path, help="training checkpoint (best.pt / last.pt)")
     parser.add_argument("-o", "--output", type=Path, required=True, help="ONNX file to write")
-    parser.add_argument("--fp16", action="store_true", help="store weights as float16 (inference still fp32)")
+    precision = parser.add_mutually_exclusive_group()
+    precision.add_argument("--fp16", action="store_true", help="store weights as float16 (inference still fp32)")
+    precision.add_argument("--int8", action="store_true",
+                           help="int8 weights and activations (static QDQ, calibrated on NeoPolyp training images)")
+    parser.add_argument("--calibration", type=int, default=None, metavar="N",
+                        help="--int8: training images to calibrate on (default 64)")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="--int8: NeoPolyp-Small folder (default: $POLYPVIEW_DATA or ../shared/data/neopolyp_small)")
     parser.add_argument("--opset", type=int, default=17)
     parser.add_argument("--size", type=int, default=None, help="input size (default: the training size)")
     parser.add_argument("--version", default=None, help="model version string (default: package version + epoch)")
@@ -48,9 +57,17 @@ def run(args) -> int:
     size = args.size or int(ckpt.get("input_size") or 0) or None
     evaluation = read_eval(args.card) if args.card else None
     info = info_from_checkpoint(ckpt, size, args.version, evaluation)
-    report = export_model(model, ckpt["model"], args.output, info=info, fp16=args.fp16, opset=args.opset)
+    if args.int8:
+        report = export_int8(model, ckpt["model"], args.output, info=info, opset=args.opset, data=args.data,
+                             calibration=args.calibration)
+    else:
+        report = export_model(model, ckpt["model"], args.output, info=info, fp16=args.fp16, opset=args.opset)
     print(f"wrote {args.output} ({report.size_bytes / 1e6:.2f} MB, {report.precision}, "
           f"parity max |diff| {report.max_abs_diff:.2e} <= {report.tolerance:g})")
+    if report.quant is not None:
+        q = report.quant
+        print(f"int8 vs fp32 on {q.images} validation images: {100 * q.agreement:.2f} % of pixels same label, "
+              f"mean |diff| of probs {q.mean_abs_diff:.2e} (calibrated on {q.calibration_images} training images)")
     if args.pt:
         weights = write_torch_weights(args.output.with_suffix(".pt"), ckpt)
         print(f"wrote {weights} ({weights.stat().st_size / 1e6:.2f} MB)")
@@ -96,6 +113,7 @@ class ExportReport:
     precision: str
     max_abs_diff: float
     tolerance: float
+    quant: object = None  # quantize.QuantReport of an int8 file (its fp32 graph passed the parity check)
 
 
 def package_version() -> str:
@@ -185,6 +203,26 @@ def export_model(model, name: str, path: str | Path, info=None, fp16: bool = Fal
         path.unlink(missing_ok=True)
         raise
     return ExportReport(path, path.stat().st_size, precision, diff, tol)
+
+
+def export_int8(model, name: str, path: str | Path, info=None, opset: int = 17, data: Path | None = None,
+                calibration: int | None = None, check: int | None = None) -> ExportReport:
+    """Export fp32 (parity-checked), then quantize to int8 at `path` with NeoPolyp calibration images."""
+    import dataclasses
+    import tempfile
+
+    from polypview.inference import quantize
+    from polypview.inference.data import neopolyp_dir
+
+    path = Path(path)
+    _check_writable(path)
+    data = Path(data) if data else neopolyp_dir()
+    calib = quantize.sample_images(data, "train", quantize.CALIBRATION_IMAGES if calibration is None else calibration)
+    held_out = quantize.sample_images(data, "val", quantize.CHECK_IMAGES if check is None else check)
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        fp32 = export_model(model, name, Path(tmp) / "fp32.onnx", info=info, opset=opset)
+        quant = quantize.quantize_file(fp32.path, path, calib, held_out)
+    return dataclasses.replace(fp32, path=path, size_bytes=path.stat().st_size, precision="int8", quant=quant)
 
 
 def _check_writable(path: Path) -> None:

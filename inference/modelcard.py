@@ -27,6 +27,14 @@ def _metrics_table(evaluation: dict) -> list[str]:
     return lines
 
 
+def _quant_lines(quant) -> list[str]:
+    if quant is None:
+        return []
+    return [f"- int8 vs fp32 on {quant.images} validation images: {100 * quant.agreement:.2f} % of pixels get the "
+            f"same label, mean |diff| of probs {quant.mean_abs_diff:.2e}; calibrated on {quant.calibration_images} "
+            "training images (percentile 99.99)"]
+
+
 def _region_lines(evaluation: dict) -> list[str]:
     """The scores as the app shows masks by default: one class per connected polyp region."""
     region = evaluation.get("micro_region")
@@ -63,12 +71,14 @@ def card_text(name: str, ckpt: dict, info, report, evaluation: dict, curves: str
         "",
         "## File",
         f"- `{Path(report.path).name}`: {report.size_bytes / 1e6:.2f} MB, weights stored {report.precision}"
-        + (" (cast to float32 at load: CPU inference runs fp32)" if report.precision == "fp16" else ""),
+        + (" (cast to float32 at load: CPU inference runs fp32)" if report.precision == "fp16" else "")
+        + (" (int8 weights per channel, uint8 activations, static QDQ)" if report.precision == "int8" else ""),
         f"- version `{info.version}`; input `image` (N, 3, {info.input_size[0]}, {info.input_size[1]}) "
         f"{info.color_order} /255, mean {list(info.mean)}, std {list(info.std)}; output `probs` "
         f"(N, {len(info.classes)}, H, W) = {', '.join(info.classes)} ({info.activation})",
         f"- parity ONNX Runtime vs PyTorch on random inputs: max |diff| of probs {report.max_abs_diff:.2e} "
-        f"(limit {report.tolerance:g})",
+        f"(limit {report.tolerance:g})" + (" for the fp32 graph before quantization" if report.quant else ""),
+        *_quant_lines(report.quant),
         f"- parameters (inference graph): {evaluation.get('params') or 'n/a'}; GMACs at 352x352: "
         f"{'n/a' if evaluation.get('gmacs') is None else format(evaluation['gmacs'], '.3f')}",
         "",

@@ -123,3 +123,55 @@ def test_export_cli_bad_checkpoint_is_one_line(tmp_path, capsys):
     bad.write_bytes(b"not a checkpoint")
     assert main(["export", str(bad), "-o", str(tmp_path / "x.onnx")]) != 0
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def _textured_images(folder, count, size=96):
+    """Endoscopy-ish PNGs: smooth reddish texture with a brighter blob (calibration needs real-looking input)."""
+    import cv2
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    paths = []
+    for i in range(count):
+        noise = cv2.GaussianBlur(rng.random((size, size, 3)).astype(np.float32), (0, 0), 4)
+        image = (noise * 120 + [40, 60, 150]).clip(0, 255).astype(np.uint8)
+        cv2.circle(image, tuple(int(v) for v in rng.integers(20, size - 20, 2)), 15, (90, 120, 230), -1)
+        path = folder / f"img{i}.png"
+        cv2.imwrite(str(path), image)
+        paths.append(path)
+    return paths
+
+
+def test_int8_quantization_keeps_metadata_and_refuses_a_poor_match(tmp_path):
+    from polypview.inference.quantize import quantize_file
+
+    torch.manual_seed(0)
+    fp32 = export_model(create_model("nanonet-c-neo"), "nanonet-c-neo", tmp_path / "c32.onnx", size=SIZE)
+    images = _textured_images(tmp_path, 6)
+    report = quantize_file(fp32.path, tmp_path / "c8.onnx", images[:4], images[4:], min_agreement=0.0)
+    assert report.images == 2 and report.calibration_images == 4 and 0.0 <= report.agreement <= 1.0
+    proto = onnx.load(str(tmp_path / "c8.onnx"))
+    assert {"QuantizeLinear", "DequantizeLinear"} <= {n.op_type for n in proto.graph.node}
+    assert _metadata(tmp_path / "c8.onnx") == _metadata(fp32.path)
+    with pytest.raises(ModelFileError, match="agrees with fp32 on only"):
+        quantize_file(fp32.path, tmp_path / "bad.onnx", images[:4], images[4:], min_agreement=1.01)
+    assert not (tmp_path / "bad.onnx").exists()
+
+
+def test_int8_export_of_the_shipped_model_agrees_with_fp32(tmp_path, neopolyp_dir):
+    from polypview.assets import ASSETS_DIR
+    from polypview.inference.export import export_int8
+    from polypview.inference.runtime import load_engine
+
+    weights = torch.load(ASSETS_DIR / "nanonet-a-neo.pt", weights_only=True)
+    model = create_model("nanonet-a-neo", aux=False)
+    model.load_state_dict({k: v.float() for k, v in weights["state_dict"].items()})
+    out = tmp_path / "a8.onnx"
+    info = _metadata(ASSETS_DIR / "nanonet-a-neo.onnx")  # 192x192, as shipped
+    report = export_int8(model, "nanonet-a-neo", out, info=info, data=neopolyp_dir, calibration=8, check=4)
+    assert report.precision == "int8" and report.quant.agreement >= 0.98
+    assert report.size_bytes < (ASSETS_DIR / "nanonet-a-neo.onnx").stat().st_size  # smaller than even fp16
+    import numpy as np
+
+    frame = np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    assert load_engine(out, backend="ort").predict(frame).scores.shape == (192, 192)
