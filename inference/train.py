@@ -60,6 +60,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=int, default=None, help="use only the first N train and val images (smoke runs)")
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
+    parser.add_argument("--bf16", action="store_true",
+                        help="forward pass in bfloat16 autocast (losses and weights stay fp32): ~1.4x faster on "
+                             "CPUs with AMX/AVX512-BF16 and on recent GPUs")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no tqdm bar")
 
 
@@ -88,7 +91,7 @@ def run(args) -> int:
         model=args.model, recipe=recipe, data=args.data or neopolyp_dir(), split=args.split,
         out=args.out or Path("runs") / args.model, resume=args.resume, init=args.init, workers=args.workers,
         threads=args.threads, seed=args.seed, limit=args.limit, device=args.device,
-        progress=args.progress, command=command_from_args(args),
+        progress=args.progress, command=command_from_args(args), bf16=args.bf16,
     )
     result = train(options)
     best = result.get("best_score")
@@ -131,6 +134,7 @@ class TrainOptions:
     seed: int = 0
     limit: int | None = None
     device: str | None = None
+    bf16: bool = False  # bfloat16 autocast of the forward pass
     progress: bool = True
     plot_every: int = 1  # epochs between curve plots (the last epoch always plots)
     command: str = ""
@@ -257,12 +261,19 @@ def resize_batch(images, labels, size: int):
 class Stepper:
     """One training batch: forward at each scale, loss, backward, step (per the recipe's mode)."""
 
-    def __init__(self, model, optimizer, loss_fn, recipe: Recipe):
+    def __init__(self, model, optimizer, loss_fn, recipe: Recipe, bf16: bool = False):
         self.model, self.optimizer, self.loss_fn, self.recipe = model, optimizer, loss_fn, recipe
+        self.bf16 = bf16
 
     def _loss(self, images, labels, size):
         images, labels = resize_batch(images, labels, size)
-        return self.loss_fn(self.model.forward_train(images), labels)
+        if not self.bf16:
+            return self.loss_fn(self.model.forward_train(images), labels)
+        import torch
+
+        with torch.autocast(device_type=images.device.type, dtype=torch.bfloat16):
+            outputs = self.model.forward_train(images)
+        return self.loss_fn(_to_float(outputs), labels)  # losses in fp32: Tversky terms are small
 
     def _step(self, loss) -> None:
         self.optimizer.zero_grad(set_to_none=True)
@@ -286,6 +297,15 @@ class Stepper:
                 self._step(loss)
                 results.append((float(loss.detach()), parts))
         return _mean_parts(results)
+
+
+def _to_float(outputs):
+    """fp32 copies of a forward pass's tensors (a tensor, or a dict of them)."""
+    import torch
+
+    if isinstance(outputs, dict):
+        return {k: _to_float(v) for k, v in outputs.items()}
+    return outputs.float() if torch.is_tensor(outputs) and outputs.is_floating_point() else outputs
 
 
 def _mean_parts(results: list[tuple[float, dict]]) -> tuple[float, dict]:
@@ -488,7 +508,7 @@ def train(opts: TrainOptions) -> dict:
     state["commands"] = [*state["commands"], opts.command]
     (out / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=2))
     data_text = _data_description(opts, len(train_view), len(val_set))
-    stepper = Stepper(model, optimizer, loss_fn, recipe)
+    stepper = Stepper(model, optimizer, loss_fn, recipe, bf16=opts.bf16)
 
     for epoch in range(state["epoch"], recipe.epochs):
         _seed_epoch(gen, train_view, opts.seed, epoch)

@@ -67,6 +67,15 @@ def test_overfits_four_images(data, tmp_path):
     assert best["epoch"] == result["best_epoch"] and best["eval"]["polyp"]["dice"] == pytest.approx(best_polyp, abs=0.2)
 
 
+def test_bf16_autocast_trains_and_keeps_fp32_weights(data, tmp_path):
+    opts = _options(data, tmp_path / "bf16", epochs=8, batch=2)
+    opts.bf16 = True
+    history = train(opts)["history"]
+    assert history[-1]["train"]["total"] < 0.8 * history[0]["train"]["total"]
+    state = torch.load(tmp_path / "bf16" / "last.pt", weights_only=False)["state_dict"]
+    assert all(v.dtype == torch.float32 for v in state.values() if v.is_floating_point())
+
+
 def test_resume_continues_exactly(data, tmp_path):
     full = train(_options(data, tmp_path / "full", epochs=3, augment="default", oversample=2))
     train(_options(data, tmp_path / "part", epochs=2, augment="default", oversample=2))
