@@ -154,3 +154,17 @@ def test_recipe_config_file_and_schedule(tmp_path):
     assert lr_factor(recipe, 2.5) == pytest.approx(0.5)  # half-way through the warm-up
     assert lr_factor(recipe, 5) == pytest.approx(1.0)
     assert lr_factor(recipe, 20) == pytest.approx(0.0, abs=1e-9)  # cosine to min_lr = 0
+
+
+def test_plot_runs_chains_histories_across_runs(data, tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("plot_runs", Path(__file__).parents[1] / "tools" / "plot_runs.py")
+    plot_runs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plot_runs)
+    train(_options(data, tmp_path / "a", epochs=2, batch=2))
+    train(_options(data, tmp_path / "b", epochs=1, batch=2))
+    assert plot_runs.main([str(tmp_path / "all.png"), str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    history = plot_runs.chained_history([tmp_path / "a", tmp_path / "b"])
+    assert [h["epoch"] for h in history] == [1, 2, 3] and (tmp_path / "all.png").stat().st_size > 0
