@@ -600,12 +600,38 @@ def _resume(path: Path, opts, model, optimizer, scheduler) -> dict:
 
 
 def _init_weights(path: Path, name: str, model) -> list[str]:
-    """Load another run's weights into `model`; returns the commands that trained them."""
+    """Load another run's weights into `model`; returns the commands that trained them.
+
+    Besides a training checkpoint, `path` may be a shipped inference weights file
+    (`polypview export --pt`: fp16, no auxiliary head); the auxiliary head then starts afresh.
+    """
+    shipped = _read_inference_weights(path)
+    if shipped is not None:
+        if shipped.get("architecture") != name:
+            raise ConfigError(f"--init {path} holds {shipped.get('architecture')} weights, not {name}")
+        state = {k: v.float() if v.is_floating_point() else v for k, v in shipped["state_dict"].items()}
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if unexpected or any(not k.startswith("aux.") for k in missing):
+            raise ConfigError(f"--init {path} does not fit {name} (missing {missing[:3]}, unexpected {unexpected[:3]})")
+        return [f"(weights of {path}: see its model card for how they were trained)"]
     ckpt = load_checkpoint(path)
     if ckpt["model"] != name:
         raise ConfigError(f"--init {path} holds a {ckpt['model']} model, not {name}")
     model.load_state_dict(ckpt["state_dict"])
     return list(ckpt.get("commands") or [ckpt.get("command", "")])
+
+
+def _read_inference_weights(path: Path) -> dict | None:
+    """The dict of a shipped `.pt` weights file (architecture + state_dict, no `model` key), else None."""
+    import torch
+
+    try:
+        ckpt = torch.load(Path(path), map_location="cpu", weights_only=True)
+    except Exception:  # not a plain weights file: load_checkpoint reports the problem
+        return None
+    if isinstance(ckpt, dict) and "architecture" in ckpt and "state_dict" in ckpt and "model" not in ckpt:
+        return ckpt
+    return None
 
 
 def _write_history(out: Path, history: list[dict], plot: bool = True) -> None:

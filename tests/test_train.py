@@ -168,3 +168,24 @@ def test_plot_runs_chains_histories_across_runs(data, tmp_path):
     assert plot_runs.main([str(tmp_path / "all.png"), str(tmp_path / "a"), str(tmp_path / "b")]) == 0
     history = plot_runs.chained_history([tmp_path / "a", tmp_path / "b"])
     assert [h["epoch"] for h in history] == [1, 2, 3] and (tmp_path / "all.png").stat().st_size > 0
+
+
+def test_init_from_shipped_inference_weights(data, tmp_path):
+    """`--init` also takes the fp16 weights file that `export --pt` ships (no aux head in it)."""
+    from polypview.inference.export import write_torch_weights
+
+    train(_options(data, tmp_path / "a", epochs=1, batch=2))
+    ckpt = torch.load(tmp_path / "a" / "last.pt", weights_only=False)
+    shipped = write_torch_weights(tmp_path / "w.pt", ckpt)
+    opts = _options(data, tmp_path / "b", epochs=1, batch=2, lr=1e-9)
+    opts.init = shipped
+    train(opts)
+    b = torch.load(tmp_path / "b" / "last.pt", weights_only=False)
+    conv = next(k for k in ckpt["state_dict"] if k.endswith("weight") and ckpt["state_dict"][k].dim() == 4)
+    assert torch.allclose(ckpt["state_dict"][conv], b["state_dict"][conv], atol=1e-3)  # fp16-rounded, lr ~0
+    assert b["commands"][0].startswith("(weights of")
+    opts = _options(data, tmp_path / "c", epochs=1, batch=2)
+    opts.model = "nanonet-b-neo"
+    opts.init = shipped
+    with pytest.raises(ConfigError, match="not nanonet-b-neo"):
+        train(opts)
