@@ -52,14 +52,19 @@ class OverlaySettings:
 
 def keep_regions(scores: np.ndarray, threshold: float, min_area: float) -> np.ndarray:
     """Boolean mask of pixels >= threshold in connected regions covering >= min_area of the image."""
+    return _regions(scores, threshold, min_area)[0]
+
+
+def _regions(scores: np.ndarray, threshold: float, min_area: float):
+    """(keep mask, (count, component map) or None): the components are reused by the class vote."""
     mask = (scores >= threshold).astype(np.uint8)
     min_pixels = min_area * mask.size
     if min_pixels <= 1 or not mask.any():
-        return mask.astype(bool)
+        return mask.astype(bool), None
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     big = stats[:, cv2.CC_STAT_AREA] >= min_pixels
     big[0] = False  # component 0 is the background
-    return big[labels]
+    return big[labels], (count, labels)
 
 
 def _bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
@@ -135,14 +140,16 @@ class Overlay:
         target = p.roi if p.roi is not None else frame_rect  # the area the prediction covers
         limit = _clip(target, roi) if roi is not None else target  # where drawing is allowed
         limit = _clip(limit, frame_rect) if limit is not None else None
-        keep = keep_regions(p.scores, s.threshold, s.min_area)
+        keep, components = _regions(p.scores, s.threshold, s.min_area)
         box = _bbox(keep)
         if box is None or limit is None:
             return
         crop, rect = _crop_rects(box, keep.shape, target)
         if rect[2] <= 0 or rect[3] <= 0:
             return
-        labels = one_class_per_region(p.labels, keep, len(self.class_names)) if s.one_class_per_region else p.labels
+        labels = p.labels
+        if s.one_class_per_region:
+            labels = one_class_per_region(labels, keep, len(self.class_names), components)
         mask, labels = _upscale(p, keep, labels, crop, rect, s.threshold)
         if s.style == "fill":
             self._fill(out, rect, mask, labels, s.opacity, limit)

@@ -47,11 +47,14 @@ def labels_to_rgb(labels: np.ndarray) -> np.ndarray:
     return LABEL_COLORS[labels]
 
 
-def one_class_per_region(labels: np.ndarray, region: np.ndarray, classes: int = 2) -> np.ndarray:
+def one_class_per_region(labels: np.ndarray, region: np.ndarray, classes: int = 2,
+                         components: tuple[int, np.ndarray] | None = None) -> np.ndarray:
     """Labels where each 8-connected region of `region` takes its most frequent class.
 
     Only pixels labelled 0..classes-1 vote (ties go to the lower id: neoplastic, the safer
     call); a region without such pixels, and everything outside `region`, keeps its labels.
+    `components` = (count, map) of cv2.connectedComponents already computed on `region` or on a
+    mask whose components `region` keeps whole (the overlay's kept regions); else computed here.
     Returns a new uint8 array.
     """
     labels = np.asarray(labels, dtype=np.uint8)
@@ -61,7 +64,9 @@ def one_class_per_region(labels: np.ndarray, region: np.ndarray, classes: int = 
     out = labels.copy()
     if classes < 2 or not mask.any():
         return out
-    count, components = cv2.connectedComponents(mask.view(np.uint8), connectivity=8)
+    if components is None:
+        components = cv2.connectedComponents(mask.view(np.uint8), connectivity=8)
+    count, components = components
     inside, votes = components[mask], labels[mask]
     voters = votes < classes
     histogram = np.bincount(inside[voters] * classes + votes[voters],
