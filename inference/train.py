@@ -390,8 +390,12 @@ def save_checkpoint(path: Path, payload: dict) -> None:
     os.replace(tmp, path)
 
 
-def load_checkpoint(path: str | Path) -> dict:
-    """Read a training checkpoint; anything unreadable is a ConfigError saying so."""
+def load_checkpoint(path: str | Path, shipped_weights: bool = False) -> dict:
+    """Read a training checkpoint; anything unreadable is a ConfigError saying so.
+
+    With `shipped_weights`, a shipped inference weights file (`export --pt`: "architecture" and
+    "state_dict", no "model") is accepted too.
+    """
     import torch
 
     path = Path(path)
@@ -401,7 +405,8 @@ def load_checkpoint(path: str | Path) -> dict:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # torch raises many types for a corrupt file
         raise ConfigError(f"cannot read checkpoint {path}: {exc}") from None
-    if not isinstance(ckpt, dict) or "model" not in ckpt or "state_dict" not in ckpt:
+    shipped = shipped_weights and isinstance(ckpt, dict) and "architecture" in ckpt and "state_dict" in ckpt
+    if not shipped and (not isinstance(ckpt, dict) or "model" not in ckpt or "state_dict" not in ckpt):
         raise ConfigError(f"{path} is not a polypview training checkpoint (no model/state_dict)")
     return ckpt
 
@@ -605,33 +610,18 @@ def _init_weights(path: Path, name: str, model) -> list[str]:
     Besides a training checkpoint, `path` may be a shipped inference weights file
     (`polypview export --pt`: fp16, no auxiliary head); the auxiliary head then starts afresh.
     """
-    shipped = _read_inference_weights(path)
-    if shipped is not None:
-        if shipped.get("architecture") != name:
-            raise ConfigError(f"--init {path} holds {shipped.get('architecture')} weights, not {name}")
-        state = {k: v.float() if v.is_floating_point() else v for k, v in shipped["state_dict"].items()}
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        if unexpected or any(not k.startswith("aux.") for k in missing):
-            raise ConfigError(f"--init {path} does not fit {name} (missing {missing[:3]}, unexpected {unexpected[:3]})")
-        return [f"(weights of {path}: see its model card for how they were trained)"]
-    ckpt = load_checkpoint(path)
-    if ckpt["model"] != name:
-        raise ConfigError(f"--init {path} holds a {ckpt['model']} model, not {name}")
-    model.load_state_dict(ckpt["state_dict"])
-    return list(ckpt.get("commands") or [ckpt.get("command", "")])
-
-
-def _read_inference_weights(path: Path) -> dict | None:
-    """The dict of a shipped `.pt` weights file (architecture + state_dict, no `model` key), else None."""
-    import torch
-
-    try:
-        ckpt = torch.load(Path(path), map_location="cpu", weights_only=True)
-    except Exception:  # not a plain weights file: load_checkpoint reports the problem
-        return None
-    if isinstance(ckpt, dict) and "architecture" in ckpt and "state_dict" in ckpt and "model" not in ckpt:
-        return ckpt
-    return None
+    ckpt = load_checkpoint(path, shipped_weights=True)
+    held = ckpt.get("model", ckpt.get("architecture"))
+    if held != name:
+        raise ConfigError(f"--init {path} holds {held} weights, not {name}")
+    if "model" in ckpt:
+        model.load_state_dict(ckpt["state_dict"])
+        return list(ckpt.get("commands") or [ckpt.get("command", "")])
+    state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or any(not k.startswith("aux.") for k in missing):
+        raise ConfigError(f"--init {path} does not fit {name} (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    return [f"(weights of {path}: see its model card for how they were trained)"]
 
 
 def _write_history(out: Path, history: list[dict], plot: bool = True) -> None:
