@@ -20,7 +20,7 @@ import contextlib
 import io
 import logging
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -110,8 +110,8 @@ def quantize_file(fp32_path: Path, out_path: Path, calibration: list[Path], chec
                 if i == len(methods) - 1:
                     raise ModelFileError(f"int8 quantization of {fp32_path.name} failed ({exc})") from None
     _copy_metadata(fp32_path, out_path)
-    report = compare_files(fp32_path, out_path, check or calibration[:CHECK_IMAGES])
-    report = QuantReport(report.agreement, report.mean_abs_diff, report.images, len(calibration))
+    report = replace(compare_files(fp32_path, out_path, check or calibration[:CHECK_IMAGES]),
+                     calibration_images=len(calibration))
     if not report.agreement >= min_agreement:
         out_path.unlink(missing_ok=True)
         raise ModelFileError(
