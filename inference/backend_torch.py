@@ -110,7 +110,7 @@ def build_network(models, info: ModelInfo, ckpt: dict, source: str):
             f"{source}: checkpoint does not fit {info.architecture} "
             f"(missing {missing[:3]}, unexpected {unexpected[:3]}): was it trained with another architecture?"
         )
-    return net.eval(), spec.head
+    return net.for_inference(), spec.head  # the same function, BNs folded (see SegmentationModel.for_inference)
 
 
 def _builder_params(builder) -> set:

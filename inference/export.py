@@ -12,6 +12,8 @@ checks the labels it gives on validation images against the fp32 file.
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import io
 import os
 from dataclasses import dataclass
@@ -46,17 +48,29 @@ def add_arguments(parser) -> None:
                         help="also write OUTPUT with .pt: fp16 inference weights for the torch backend")
     parser.add_argument("--card", type=Path, default=None, metavar="EVAL_JSON",
                         help="also write a model card (OUTPUT with .md) with the test results of `polypview eval`")
+    parser.add_argument("--metadata-from", type=Path, default=None, metavar="MODEL.onnx",
+                        help="re-export with this model file's metadata (version, training data, metrics); "
+                             "CHECKPOINT may then be a shipped weights file (export --pt), e.g. "
+                             "`export assets/nanonet-a-neo.pt --metadata-from assets/nanonet-a-neo.onnx -o new.onnx --fp16`")
 
 
 def run(args) -> int:
     """Entry point of `polypview export`."""
     from polypview.inference.train import load_checkpoint, model_from_checkpoint
 
-    ckpt = load_checkpoint(args.checkpoint)
+    if args.metadata_from is not None:
+        if args.card:
+            raise ConfigError("--card needs a training checkpoint (its run's history); "
+                              "--metadata-from keeps the model card of the file it re-exports")
+        ckpt = training_view(load_checkpoint(args.checkpoint, shipped_weights=True))
+        info = info_from_model_file(args.metadata_from, ckpt["model"], args.size, args.version)
+        evaluation = None
+    else:
+        ckpt = load_checkpoint(args.checkpoint)
+        size = args.size or int(ckpt.get("input_size") or 0) or None
+        evaluation = read_eval(args.card) if args.card else None
+        info = info_from_checkpoint(ckpt, size, args.version, evaluation)
     model = model_from_checkpoint(ckpt)
-    size = args.size or int(ckpt.get("input_size") or 0) or None
-    evaluation = read_eval(args.card) if args.card else None
-    info = info_from_checkpoint(ckpt, size, args.version, evaluation)
     if args.int8:
         report = export_int8(model, ckpt["model"], args.output, info=info, opset=args.opset, data=args.data,
                              calibration=args.calibration)
@@ -88,6 +102,38 @@ def read_eval(path: Path) -> dict:
         return {**payload["results"][0], "data": payload.get("data"), "split": payload.get("split")}
     except (OSError, ValueError, KeyError, IndexError) as exc:
         raise ConfigError(f"--card {path}: not a `polypview eval` JSON file ({exc})") from None
+
+
+def training_view(ckpt: dict) -> dict:
+    """A shipped weights file (`export --pt`: "architecture", fp16 "state_dict" without the auxiliary
+    head, "model_options") as the fields of a training checkpoint that export reads; a training
+    checkpoint is returned as it is."""
+    if "model" in ckpt:
+        return ckpt
+    from polypview.inference.models import get_spec
+
+    name = str(ckpt["architecture"])
+    options = dict(ckpt.get("model_options") or {})
+    if "aux" in inspect.signature(get_spec(name).builder).parameters:
+        options["aux"] = False  # the file holds no training-only head
+    state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
+    return {"model": name, "model_kwargs": options, "state_dict": state}
+
+
+def info_from_model_file(path: Path, architecture: str, size: int | None = None, version: str | None = None):
+    """The ModelInfo of an existing model file, checked to describe `architecture` (for re-exports)."""
+    from polypview.inference.backend_torch import read_onnx_header
+    from polypview.inference.modelfile import ModelInfo
+
+    if not Path(path).is_file():
+        raise ModelFileError(f"--metadata-from {path}: model file not found")
+    info = ModelInfo.from_metadata(read_onnx_header(Path(path))[0], source=f"model file {path}")
+    if info.architecture != architecture:
+        raise ConfigError(f"--metadata-from {path} describes {info.architecture}, the weights are {architecture}")
+    changes = {"input_size": (size, size)} if size else {}
+    if version:
+        changes["version"] = version
+    return dataclasses.replace(info, **changes) if changes else info
 
 
 def write_torch_weights(path: Path, ckpt: dict) -> Path:
@@ -160,6 +206,12 @@ def _plain(value):
     return value
 
 
+def inference_module(model):
+    """The module to export: the model's inference graph (`SegmentationModel.for_inference`), else itself."""
+    to_inference = getattr(model, "for_inference", None)
+    return to_inference() if callable(to_inference) else model.eval()
+
+
 class ProbsGraph:
     """Factory for the exported module: image -> foreground_probs(head, model(image))."""
 
@@ -190,7 +242,9 @@ def export_model(model, name: str, path: str | Path, info=None, fp16: bool = Fal
     path = Path(path)
     _check_writable(path)
     graph = ProbsGraph(model.eval(), spec.head)
-    proto = _to_onnx(graph, (height, width), opset)
+    # The file holds the model's inference graph (BNs folded, cheaper layout of the same function);
+    # the parity check below compares it with the training-time module itself.
+    proto = _to_onnx(ProbsGraph(inference_module(model), spec.head), (height, width), opset)
     if fp16:
         proto = weights_to_fp16(proto)
     _set_metadata(proto, info.to_metadata())

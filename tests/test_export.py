@@ -175,3 +175,75 @@ def test_int8_export_of_the_shipped_model_agrees_with_fp32(tmp_path, neopolyp_di
 
     frame = np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8)
     assert load_engine(out, backend="ort").predict(frame).scores.shape == (192, 192)
+
+
+class _FastButWrong(nn.Module):
+    """A model whose inference graph (for_inference) does not compute what forward does."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, HEAD_CHANNELS["trinary"], 3, padding=1)
+
+    def forward(self, x):
+        return self.conv(x)
+
+    def for_inference(self):
+        wrong = nn.Conv2d(3, HEAD_CHANNELS["trinary"], 3, padding=1)
+        with torch.no_grad():
+            wrong.weight.copy_(self.conv.weight * 2)
+            wrong.bias.copy_(self.conv.bias)
+        return wrong.eval()
+
+
+def test_export_checks_the_inference_graph_against_the_model_itself(tmp_path):
+    path = tmp_path / "wrong.onnx"
+    with pytest.raises(ModelFileError, match="differs from PyTorch"):
+        export_model(_FastButWrong(), "nanonet-c-neo", path, size=32)
+    assert not path.exists()
+
+
+def test_nanonet_file_holds_the_inference_graph(tmp_path):
+    torch.manual_seed(0)
+    path = tmp_path / "a.onnx"
+    export_model(create_model("nanonet-a-neo"), "nanonet-a-neo", path, size=SIZE)
+    ops = [n.op_type for n in onnx.load(str(path)).graph.node]
+    assert "BatchNormalization" not in ops and "Softmax" not in ops and "ReduceMean" not in ops
+    assert ops.count("Resize") == 3 and ops.count("GlobalAveragePool") == 4
+
+
+def _shipped_weights(tmp_path):
+    """A model file with metadata and its shipped-style weights file (export --pt), as in assets/."""
+    out = tmp_path / "m.onnx"
+    assert main(["export", str(_checkpoint(tmp_path)), "-o", str(out), "--fp16", "--pt"]) == 0
+    return out, out.with_suffix(".pt")
+
+
+def test_reexport_of_shipped_weights_keeps_metadata_and_outputs(tmp_path, capsys):
+    import numpy as np
+    import onnxruntime as ort
+
+    model_file, weights = _shipped_weights(tmp_path)
+    again = tmp_path / "again.onnx"
+    assert main(["export", str(weights), "--metadata-from", str(model_file), "-o", str(again), "--fp16"]) == 0
+    assert "parity" in capsys.readouterr().out
+    assert _metadata(again) == _metadata(model_file)
+    x = np.random.default_rng(0).standard_normal((1, 3, 64, 64)).astype(np.float32)
+    old, new = (ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, {INPUT_NAME: x})[0]
+                for p in (model_file, again))
+    assert np.abs(old - new).max() < 2e-3  # the same weights, rounded to fp16 after folding instead of before
+
+
+def test_reexport_refuses_other_architecture_and_card(tmp_path, capsys):
+    model_file, weights = _shipped_weights(tmp_path)
+    capsys.readouterr()
+    other = tmp_path / "other.onnx"
+    torch.manual_seed(0)
+    export_model(create_model("nanonet-b-neo"), "nanonet-b-neo", other, size=SIZE)
+    assert main(["export", str(weights), "--metadata-from", str(other), "-o", str(tmp_path / "x.onnx")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nanonet-b-neo" in err[0] and "nanonet-c-neo" in err[0]
+    assert main(["export", str(weights), "--metadata-from", str(model_file), "--card", "e.json",
+                 "-o", str(tmp_path / "x.onnx")]) == 2
+    assert "--card" in capsys.readouterr().err
+    assert main(["export", str(weights), "-o", str(tmp_path / "x.onnx")]) != 0  # shipped weights need the metadata
+    assert not (tmp_path / "x.onnx").exists()

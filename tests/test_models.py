@@ -125,6 +125,48 @@ def test_foreground_probs(head, k):
         torch.testing.assert_close(probs, torch.sigmoid(logits))
 
 
+def test_trinary_probs_equal_softmax_even_for_extreme_logits():
+    logits = torch.randn(2, 3, 6, 6) * 4
+    logits[0, :, 0, 0] = torch.tensor([1000.0, 990.0, -1000.0])  # exp would overflow without the max shift
+    logits[1, :, 0, 0] = torch.tensor([-1000.0, -1000.0, -1000.0])
+    probs = foreground_probs("trinary", logits)
+    assert torch.isfinite(probs).all()
+    torch.testing.assert_close(probs, torch.softmax(logits, 1)[:, :2])
+
+
+def _random_bn_statistics(model: torch.nn.Module) -> None:
+    """Trained-looking BatchNorm statistics (fresh ones are the identity, which would hide folding bugs)."""
+    g = torch.Generator().manual_seed(1)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            n = m.num_features
+            m.running_mean.copy_(torch.rand(n, generator=g) - 0.5)
+            m.running_var.copy_(torch.rand(n, generator=g) * 1.5 + 0.5)
+            m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
+            m.bias.data.copy_(torch.rand(n, generator=g) * 0.6 - 0.3)
+
+
+@pytest.mark.parametrize("shortcut", ["released", "projection"])
+@pytest.mark.parametrize("name", ["nanonet-a-neo", "nanonet-b", "nanonet-c-neo"])
+def test_nanonet_inference_graph_computes_the_same_logits(name, shortcut):
+    torch.manual_seed(0)
+    model = create_model(name, shortcut=shortcut)
+    _random_bn_statistics(model)
+    model.eval()
+    fast = model.for_inference()
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for n, m in fast.named_modules() if "encoder" not in n)
+    x = torch.randn(2, 3, 96, 128)  # not square, not the training size: the resizes must still line up
+    with torch.no_grad():
+        torch.testing.assert_close(fast(x), model(x), atol=2e-5, rtol=1e-4)
+    if shortcut == "released":  # the deep tensor is reduced to q = filters/4 channels before upsampling
+        assert fast.stage3.block.low.out_channels == model.stage3.block.main[0][0].out_channels
+
+
+def test_inference_graph_of_other_models_is_the_model():
+    model = create_model("resunetpp")
+    assert model.for_inference() is model and not model.training
+
+
 def test_foreground_probs_unknown_head():
     with pytest.raises(ConfigError, match="trinary"):
         foreground_probs("quaternary", torch.zeros(1, 4, 2, 2))

@@ -9,7 +9,7 @@ from torch import nn
 from polypview.errors import ConfigError
 
 from . import register_model
-from .base import SegmentationModel, SqueezeExcite, conv_bn, resize_to
+from .base import SegmentationModel, SqueezeExcite, conv_bn, conv_like, fold_bn, folded, resize_to
 
 KERAS_EPS = 1e-3  # Keras BatchNormalization default (NanoNet is a Keras model)
 SHORTCUTS = ("released", "projection")
@@ -155,6 +155,97 @@ class NanoNet(SegmentationModel):
         if self.aux is not None:
             out["aux"] = self.aux(f)
         return out
+
+    def for_inference(self) -> "InferenceNanoNet":
+        return InferenceNanoNet(self)
+
+
+# ------------------------------------------------------------------------ the inference graph
+#
+# The same function as NanoNet.forward (eval mode), arranged to cost less:
+#  * every BatchNorm is folded into the convolution before it;
+#  * the "released" shortcut, BN(y) added to y, is a per-channel affine map of y: it is folded into
+#    the block's last convolution, so relu(y + BN(y)) becomes relu(conv'(.));
+#  * a decoder stage upsamples the deep tensor x (192/128/64 channels), concatenates the skip and
+#    applies a 1x1 convolution to the concatenation. Bilinear resizing is linear and acts on each
+#    channel alone, so it commutes with a bias-free 1x1 convolution: W [up(x), s] + b equals
+#    up(W_x x) + W_s s + b. The 1x1 convolution of x runs at the low resolution and only its
+#    q = filters/4 output channels are upsampled; the concatenation disappears.
+# At 192x192 on ONNX Runtime CPU this removes most of the Resize, Concat and layout-reorder time.
+
+
+class InferenceResidualBlock(nn.Module):
+    """ResidualBlock with folded BatchNorms; with `split`, its first 1x1 conv is cut in two along the input
+    channels (the first `split` channels come upsampled from a lower resolution, see InferenceDecoderStage)."""
+
+    def __init__(self, block: ResidualBlock, split: int | None = None):
+        super().__init__()
+        first, second, third = block.main
+        w0, b0 = fold_bn(first[0], first[1])
+        self.low = conv_like(first[0], w0[:, :split], None) if split else None
+        self.first = conv_like(first[0], w0[:, split:] if split else w0, b0)
+        self.second = folded(second)
+        w2, b2 = fold_bn(third[0], third[1])
+        if block.projection:
+            self.shortcut = folded(block.shortcut)
+        else:  # relu(y + BN(y)) = relu((1 + a) y + c), BN(y) = a y + c per channel
+            bn = block.shortcut
+            a = (bn.weight / torch.sqrt(bn.running_var + bn.eps)).detach()
+            c = (bn.bias - bn.running_mean * a).detach()
+            w2, b2 = w2 * (1 + a).reshape(-1, 1, 1, 1), b2 * (1 + a) + c
+            self.shortcut = None
+        self.third = conv_like(third[0], w2, b2)
+        self.se = block.se
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.finish(F.relu(self.first(x)), x)
+
+    def finish(self, h: torch.Tensor, x: torch.Tensor | None) -> torch.Tensor:
+        """The block after its first conv+ReLU (h); x is the block's input (for a projection shortcut)."""
+        y = self.third(self.second(h))
+        if self.shortcut is not None:
+            y = y + self.shortcut(x)
+        return self.se(F.relu(y))
+
+
+class InferenceDecoderStage(nn.Module):
+    """DecoderStage with folded BNs; with the released shortcut the deep tensor is reduced before upsampling."""
+
+    def __init__(self, stage: DecoderStage):
+        super().__init__()
+        self.skip = folded(stage.skip)
+        deep = stage.block.main[0][0].in_channels - stage.skip[0].out_channels
+        self.split = not stage.block.projection  # a projection shortcut needs the concatenation itself
+        self.block = InferenceResidualBlock(stage.block, split=deep if self.split else None)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        skip = self.skip(skip)
+        if self.split:
+            h = F.relu(resize_to(self.block.low(x), skip) + self.block.first(skip))
+            return self.block.finish(h, None)
+        return self.block(torch.cat([resize_to(x, skip), skip], dim=1))
+
+
+class InferenceNanoNet(nn.Module):
+    """NanoNet.forward for inference only (see the comment above); made by NanoNet.for_inference()."""
+
+    def __init__(self, net: NanoNet):
+        super().__init__()
+        net = net.eval()
+        self.encoder = net.encoder  # ONNX Runtime folds its BNs itself; the taps need its own forward
+        self.bridge = InferenceResidualBlock(net.bridge)
+        self.stage1 = InferenceDecoderStage(net.stage1)
+        self.stage2 = InferenceDecoderStage(net.stage2)
+        self.stage3 = InferenceDecoderStage(net.stage3)
+        self.head = net.head
+        self.eval()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skip1, skip2, bottom = self.encoder(x)
+        y = self.bridge(bottom)
+        y = self.stage1(y, skip2)
+        y = self.stage2(y, skip1)
+        return self.head(self.stage3(y, x))
 
 
 _CONFIGS = {
