@@ -54,3 +54,40 @@ def test_overlay_polyp_mask_1080p(benchmark, hd_frames, engine, style):
     overlay = Overlay(engine.info.classes, engine.info.colors)
     out = benchmark(overlay.draw, hd_frames[0], disc_prediction(engine, roi), OverlaySettings(style=style), roi)
     assert out.shape == hd_frames[0].shape and not np.array_equal(out, hd_frames[0])
+
+
+@pytest.fixture(scope="module")
+def nanonet_graphs(tmp_path_factory):
+    """The shipped nanonet-a-neo weights exported twice: as trained (training graph) and as shipped
+    (NanoNet.for_inference: folded BNs, 1x1 convs before the upsampling, element-wise softmax)."""
+    torch = pytest.importorskip("torch")
+    import onnx
+
+    from polypview.assets import ASSETS_DIR
+    from polypview.inference import export
+    from polypview.inference.models import create_model
+
+    weights = torch.load(ASSETS_DIR / "nanonet-a-neo.pt", weights_only=True)
+    model = create_model("nanonet-a-neo", aux=False)
+    model.load_state_dict({k: v.float() for k, v in weights["state_dict"].items()})
+    model.eval()
+    folder = tmp_path_factory.mktemp("graphs")
+    paths = {}
+    for name, module in (("training", model), ("inference", model.for_inference())):
+        path = folder / f"{name}.onnx"
+        proto = export._to_onnx(export.ProbsGraph(module, "trinary"), (192, 192), 17)
+        onnx.save(proto, str(path))
+        paths[name] = path
+    return paths
+
+
+@pytest.mark.parametrize("graph", ["training", "inference"])
+def test_nanonet_a_neo_graph_192(benchmark, nanonet_graphs, graph):
+    """Model call alone, 1 intra-op thread (as the live worker): compare the two rows of this group."""
+    from polypview.inference.backend_ort import open_backend
+
+    benchmark.group = "nanonet-a-neo ONNX graph at 192x192"
+    backend = open_backend(nanonet_graphs[graph], threads=1, provider="cpu")
+    blob = np.random.default_rng(0).standard_normal((1, 3, 192, 192)).astype(np.float32)
+    probs = benchmark(backend.run, blob)
+    assert probs.shape == (1, 2, 192, 192)
