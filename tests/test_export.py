@@ -247,3 +247,27 @@ def test_reexport_refuses_other_architecture_and_card(tmp_path, capsys):
     assert "--card" in capsys.readouterr().err
     assert main(["export", str(weights), "-o", str(tmp_path / "x.onnx")]) != 0  # shipped weights need the metadata
     assert not (tmp_path / "x.onnx").exists()
+
+
+@pytest.mark.parametrize("name", ["nanonet-a-neo", "nanonet-c-neo"])
+def test_shipped_nanonet_files_hold_the_inference_graph_of_their_weights(name):
+    import numpy as np
+    import onnxruntime as ort
+
+    from polypview.assets import ASSETS_DIR
+    from polypview.inference.models import foreground_probs
+
+    path = ASSETS_DIR / f"{name}.onnx"
+    if not path.is_file():
+        pytest.skip(f"{name} is not shipped in assets/")
+    ops = {n.op_type for n in onnx.load(str(path)).graph.node}
+    assert not ops & {"Softmax", "BatchNormalization", "ReduceMean"}  # as NanoNet.for_inference exports
+    weights = torch.load(ASSETS_DIR / f"{name}.pt", weights_only=True)
+    model = create_model(name, aux=False)
+    model.load_state_dict({k: v.float() for k, v in weights["state_dict"].items()})
+    size = _metadata(path).input_size
+    x = np.random.default_rng(0).standard_normal((1, 3, *size)).astype(np.float32)
+    with torch.no_grad():
+        reference = foreground_probs("trinary", model.eval()(torch.from_numpy(x))).numpy()
+    probs = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {INPUT_NAME: x})[0]
+    assert np.abs(probs - reference).max() < 1e-2  # fp16-stored folded weights against the training module
