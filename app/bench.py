@@ -539,11 +539,10 @@ def _sync_workers() -> int:
 
 
 def _default_threads(engine) -> int | None:
+    """The engine's intra-op threads (ORT picks more for a slow model, see backend_ort.SLOW_MODEL_S)."""
     if getattr(engine, "backend", None) != "onnxruntime":
         return None
-    from polypview.inference.backend_ort import default_threads
-
-    return default_threads()
+    return getattr(engine, "threads", None)
 
 
 # ------------------------------------------------------------------------------------------ run

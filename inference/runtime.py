@@ -193,6 +193,7 @@ class Engine:
         self.name = name
         self.backend = backend.name
         self.provider = backend.provider
+        self.threads = getattr(backend, "threads", None)  # intra-op threads where the backend says
         self._preprocess = Preprocess(info)
 
     def predict(self, frame_bgr: np.ndarray, roi: Roi | None = None) -> Prediction:

@@ -85,6 +85,37 @@ def test_cpu_provider_is_chosen_and_reported(color_model, caplog):
     assert any(engine.provider in r.getMessage() for r in caplog.records)
 
 
+def test_a_model_too_slow_for_30_fps_gets_every_core(monkeypatch, color_model, caplog):
+    ort_backend = runtime.backend_module("ort")
+    if ort_backend.all_threads() == ort_backend.default_threads():
+        pytest.skip("one core: no more threads to give")
+    caplog.set_level("INFO")
+    monkeypatch.setattr(ort_backend, "SLOW_MODEL_S", 0.0)  # every model is "too slow"
+    with load_engine(color_model) as engine:
+        assert engine.threads == ort_backend.all_threads()
+        assert engine.predict(np.zeros((48, 64, 3), np.uint8)).scores.shape == (64, 64)
+    assert any("slower than 30 fps" in r.getMessage() for r in caplog.records)
+    monkeypatch.setattr(ort_backend, "SLOW_MODEL_S", 1e9)  # a fast model keeps a core for the video
+    with load_engine(color_model) as engine:
+        assert engine.threads == ort_backend.default_threads()
+
+
+def test_threads_given_are_kept_without_timing_the_model(monkeypatch, color_model):
+    ort_backend = runtime.backend_module("ort")
+    monkeypatch.setattr(ort_backend, "SLOW_MODEL_S", 0.0)
+    monkeypatch.setattr(ort_backend, "model_seconds", lambda backend: pytest.fail("timed although --threads was given"))
+    with load_engine(color_model, threads=1) as engine:
+        assert engine.threads == 1
+
+
+def test_model_timing_needs_a_fixed_input_size(color_model):
+    ort_backend = runtime.backend_module("ort")
+    backend = ort_backend.open_backend(color_model, threads=1)
+    assert 0 < ort_backend.model_seconds(backend) < 5
+    backend.inputs = [(backend.inputs[0][0], ["batch", 3, "height", "width"])]
+    assert ort_backend.model_seconds(backend) is None
+
+
 def test_gpu_provider_with_missing_libraries_is_skipped_quietly(monkeypatch, capfd, color_model):
     ort_backend = runtime.backend_module("ort")
     if ort_backend._provider_library_loads(ort_backend.CUDA):
