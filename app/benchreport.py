@@ -174,6 +174,10 @@ def holdback(key: str, clip: dict) -> dict | None:
             floor_total = sum(t["cpu_ms"] for t in floor.values())
             why = (f"the I/O floor needs {floor_total:.1f} ms CPU/frame in all (its slowest thread: {slowest} "
                    f"{floor[slowest]['cpu_ms']:.1f} ms)")
+            budget = model_budget(clip, stages, total)
+            if budget is not None:
+                why += (f"; {budget['fps']:.0f} fps on the {budget['cores']:.2f} cores sync obtained leaves "
+                        f"{budget['model_cpu_ms']:.1f} ms CPU/frame for the model (it takes {budget['inference_cpu_ms']:.1f})")
         else:
             why = f"the naive loop pays every stage in turn, {total:.1f} ms CPU/frame"
         cores = {run: (clip.get(run) or {}).get("cpu_cores") for run in ("sync_record", "naive")}
@@ -184,6 +188,20 @@ def holdback(key: str, clip: dict) -> dict | None:
     c = threads[name]
     return {"thread": name, "stage": c["stage"], "stage_wall_ms": c["stage_wall_ms"], "stage_cpu_ms": c["stage_cpu_ms"],
             "thread_wall_ms": c["wall_ms"], "thread_cpu_ms": c["cpu_ms"], "text": f"{_cost(name, c)}; {why}"}
+
+
+def model_budget(clip: dict, stages: dict, total_cpu_ms: float) -> dict | None:
+    """What the sync/floor target leaves the model: at the target's ratio of the measured floor, on the cores the
+    sync run obtained, the CPU per frame minus every other stage's (a projection from measured costs)."""
+    bound = next(t.bound for t in TARGETS if t.key == "sync_floor")
+    floor_fps = (clip.get("io_floor") or {}).get("throughput_fps")
+    cores = (clip.get("sync_record") or {}).get("cpu_cores")
+    inference = (stages.get("inference") or {}).get("cpu_ms")
+    if not floor_fps or not cores or inference is None:
+        return None
+    fps = bound * floor_fps
+    return {"fps": fps, "cores": cores, "inference_cpu_ms": inference,
+            "model_cpu_ms": 1000.0 * cores / fps - (total_cpu_ms - inference)}
 
 
 # ---------------------------------------------------------------------------------------- table

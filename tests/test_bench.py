@@ -114,3 +114,19 @@ def test_holdback_names_the_thread_and_stage_with_its_cost():
     sync = holdback("sync_floor", clip)
     assert sync["stage"] == "inference" and "recorder 9.0 ms" in sync["text"]
     assert holdback("sync_naive", {"fps": 30.0}) is None  # no stage costs measured: nothing to blame
+
+
+def test_sync_floor_holdback_says_what_the_target_leaves_the_model():
+    from polypview.benchreport import holdback, model_budget
+
+    stages = {"decode": _stage(2), "colour": _stage(1), "preprocess": _stage(1), "inference": _stage(20),
+              "postprocess": _stage(1), "overlay": _stage(2), "display": _stage(0), "i420": _stage(1), "encode": _stage(8)}
+    clip = {"fps": 30.0, "stages": {"stages": stages}, "io_floor": {"throughput_fps": 100.0},
+            "sync_record": {"cpu_cores": 2.0}}
+    budget = model_budget(clip, stages, 36.0)
+    # 0.9 x 100 fps on 2 cores = 22.2 ms CPU per frame, of which the other stages take 16
+    assert budget["fps"] == pytest.approx(90.0) and budget["model_cpu_ms"] == pytest.approx(2000 / 90 - 16)
+    text = holdback("sync_floor", clip)["text"]
+    assert "90 fps on the 2.00 cores sync obtained leaves 6.2 ms CPU/frame for the model (it takes 20.0)" in text
+    del clip["io_floor"]
+    assert model_budget(clip, stages, 36.0) is None and "for the model" not in holdback("sync_floor", clip)["text"]
