@@ -143,8 +143,11 @@ def write_torch_weights(path: Path, ckpt: dict) -> Path:
     state = {k: (v.half() if v.is_floating_point() else v) for k, v in ckpt["state_dict"].items()
              if not (k == "aux" or k.startswith("aux."))}
     options = {k: v for k, v in ckpt.get("model_kwargs", {}).items() if k != "aux"}
+    # the commands that trained the weights, so a fine-tune started from this file (`train --init`) lists them
+    commands = [c for c in (ckpt.get("commands") or [ckpt.get("command", "")]) if c]
     try:
-        torch.save({"architecture": ckpt["model"], "state_dict": state, "model_options": options}, path)
+        torch.save({"architecture": ckpt["model"], "state_dict": state, "model_options": options,
+                    "commands": commands}, path)
     except OSError as exc:
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
     return path

@@ -621,7 +621,8 @@ def _init_weights(path: Path, name: str, model) -> list[str]:
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected or any(not k.startswith("aux.") for k in missing):
         raise ConfigError(f"--init {path} does not fit {name} (missing {missing[:3]}, unexpected {unexpected[:3]})")
-    return [f"(weights of {path}: see its model card for how they were trained)"]
+    # files written since 2026-12 carry the commands that trained them; older ones point to their card
+    return list(ckpt.get("commands") or []) or [f"(weights of {path}: see its model card for how they were trained)"]
 
 
 def _write_history(out: Path, history: list[dict], plot: bool = True) -> None:

@@ -176,6 +176,7 @@ def test_init_from_shipped_inference_weights(data, tmp_path):
 
     train(_options(data, tmp_path / "a", epochs=1, batch=2))
     ckpt = torch.load(tmp_path / "a" / "last.pt", weights_only=False)
+    ckpt["commands"] = ["polypview train --model nanonet-c-neo --out a"]  # the tests' runs have no command line
     shipped = write_torch_weights(tmp_path / "w.pt", ckpt)
     opts = _options(data, tmp_path / "b", epochs=1, batch=2, lr=1e-9)
     opts.init = shipped
@@ -183,7 +184,13 @@ def test_init_from_shipped_inference_weights(data, tmp_path):
     b = torch.load(tmp_path / "b" / "last.pt", weights_only=False)
     conv = next(k for k in ckpt["state_dict"] if k.endswith("weight") and ckpt["state_dict"][k].dim() == 4)
     assert torch.allclose(ckpt["state_dict"][conv], b["state_dict"][conv], atol=1e-3)  # fp16-rounded, lr ~0
-    assert b["commands"][0].startswith("(weights of")
+    assert b["commands"][:-1] == ckpt["commands"]  # the shipped file carries the commands that trained it
+    older = {k: v for k, v in torch.load(shipped, weights_only=False).items() if k != "commands"}
+    torch.save(older, tmp_path / "old.pt")  # a file shipped before the commands were stored
+    opts = _options(data, tmp_path / "b2", epochs=1, batch=2, lr=1e-9)
+    opts.init = tmp_path / "old.pt"
+    train(opts)
+    assert torch.load(tmp_path / "b2" / "last.pt", weights_only=False)["commands"][0].startswith("(weights of")
     opts = _options(data, tmp_path / "c", epochs=1, batch=2)
     opts.model = "nanonet-b-neo"
     opts.init = shipped
