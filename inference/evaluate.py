@@ -91,7 +91,7 @@ class OnnxPredictor:
 
     def __init__(self, path: Path, threads: int | None = None):
         self.path = Path(path)
-        self.session, self.info = _open(self.path, threads)
+        self.session, self.info, self.threads = _open(self.path, threads)
         self.preprocess = _preprocessor(self.info)
 
     def probs(self, image_bgr: np.ndarray) -> np.ndarray:
@@ -110,7 +110,7 @@ class OnnxPredictor:
 
 
 def _open(path: Path, threads: int | None):
-    """(blob -> probs callable, ModelInfo): through polypview's runtime backend when available."""
+    """(blob -> probs callable, ModelInfo, intra-op threads): through polypview's runtime backend when available."""
     from polypview.inference.modelfile import INPUT_NAME, OUTPUT_NAME, ModelInfo
 
     if not path.is_file():
@@ -123,11 +123,11 @@ def _open(path: Path, threads: int | None):
         session = ort_session(path, threads)
         props = session.get_modelmeta().custom_metadata_map
         info = ModelInfo.from_metadata(props, source=f"model file {path}")
-        return (lambda blob: session.run([OUTPUT_NAME], {INPUT_NAME: blob})[0]), info
+        return (lambda blob: session.run([OUTPUT_NAME], {INPUT_NAME: blob})[0]), info, threads
     backend = backend_module("ort").open_backend(path, threads=threads, provider="cpu")
     info = ModelInfo.from_metadata(backend.metadata, source=f"model file {path}")
     check_io(info, backend.inputs, backend.outputs, f"model file {path}")
-    return backend.run, info
+    return backend.run, info, getattr(backend, "threads", threads)  # the runtime may give a slow model more
 
 
 def _preprocessor(info) -> Callable[[np.ndarray], np.ndarray]:
@@ -166,6 +166,7 @@ class EvalResult:
     gmacs: float | None = None
     paper: dict = field(default_factory=dict)
     provider: str = "CPUExecutionProvider"
+    threads: int | None = None  # ONNX Runtime intra-op threads the FPS was measured with
     micro_region: dict | None = None  # micro Dice/IoU with one class per connected polyp region
 
 
@@ -262,7 +263,7 @@ def evaluate_model_file(path: Path, pairs, threads: int | None = None, fps: bool
         model=str(path), architecture=arch, input_size=tuple(predictor.info.input_size),
         micro=summary["micro"], macro=summary["macro"], images=summary["images"],
         fps=speed[0], latency_ms=speed[1], params=params, gmacs=gmacs, paper=PAPER.get(arch, {}),
-        micro_region=regions.as_dict()["micro"],
+        micro_region=regions.as_dict()["micro"], threads=predictor.threads,
     )
 
 
@@ -290,7 +291,17 @@ def format_table(results: list[EvalResult], split: str = "test") -> str:
     return "\n".join(lines) + (
         f"\n(micro-averaged over {n} images of split {split!r} at mask resolution, per-pixel argmax as the papers; "
         "'one class/polyp': each connected polyp region takes its majority class, as the app shows it; "
-        "FPS: ONNX Runtime CPU, batch 1)")
+        f"FPS: ONNX Runtime CPU, batch 1{_threads_note(results)})")
+
+
+def _threads_note(results: list[EvalResult]) -> str:
+    """', N intra-op threads' (or per model when they differ), '' when unknown."""
+    known = [(r.architecture, r.threads) for r in results if r.fps is not None and r.threads]
+    if not known:
+        return ""
+    if len({t for _, t in known}) == 1:
+        return f", {known[0][1]} intra-op thread(s)"
+    return ", intra-op threads: " + ", ".join(f"{arch} {t}" for arch, t in known)
 
 
 def _row(r: EvalResult) -> list[str]:

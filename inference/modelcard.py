@@ -63,7 +63,8 @@ def card_text(name: str, ckpt: dict, info, report, evaluation: dict, curves: str
     commands = ckpt.get("commands") or [ckpt.get("command", "")]
     speed = "n/a" if evaluation.get("fps") is None else (
         f"{evaluation['latency_ms']:.1f} ms per frame ({evaluation['fps']:.1f} FPS), batch 1, "
-        f"model call only, ONNX Runtime {evaluation.get('provider', 'CPU')}")
+        f"model call only, ONNX Runtime {evaluation.get('provider', 'CPU')}"
+        + (f", {evaluation['threads']} intra-op thread(s)" if evaluation.get("threads") else ""))
     lines = [
         f"# {name}: model card",
         "",

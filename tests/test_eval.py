@@ -100,6 +100,22 @@ def test_eval_measures_fps_and_names_split_file(fake_data, tmp_path):
     result = json.loads(out.read_text())["results"][0]
     assert result["images"] == 1 and result["fps"] > 0
     assert result["micro"]["neoplastic"]["dice"] == pytest.approx(512 / 640)
+    assert result["threads"] >= 1  # the FPS says with how many ONNX Runtime threads it was measured
+
+
+def test_eval_table_says_the_threads_each_fps_was_measured_with():
+    from polypview.inference.evaluate import EvalResult, format_table
+
+    counts = {"dice": 0.5, "iou": 0.33}
+    micro = {k: counts for k in ("polyp", "neoplastic", "non_neoplastic")}
+
+    def result(arch, threads):
+        return EvalResult(model=arch, architecture=arch, input_size=(192, 192), micro=micro, macro=micro,
+                          images=3, fps=10.0, threads=threads)
+
+    assert format_table([result("a", 1), result("b", 1)]).endswith("batch 1, 1 intra-op thread(s))")
+    assert "intra-op threads: a 1, b 2)" in format_table([result("a", 1), result("b", 2)])
+    assert "intra-op" not in format_table([result("a", None)])
 
 
 def test_eval_missing_data_is_a_clear_error(tmp_path, capsys):
