@@ -201,23 +201,39 @@ def run_headless(args, engine=None) -> int:
 
 def _drive(pipeline, sink: HeadlessSink):
     """Run until the input ends, an error happens or Ctrl-C; always stop (finalising the recording)."""
-    interrupted = False
+    interrupted = threading.Event()
     pipeline.start()
     try:
-        while not pipeline.wait(0.2):
-            if sink.failed.is_set():
-                break
-    except KeyboardInterrupt:
-        interrupted = True
+        with _sigint_sets(interrupted):
+            while not pipeline.wait(0.2):
+                if sink.failed.is_set() or interrupted.is_set():
+                    break
+    except KeyboardInterrupt:  # not from the main thread: no handler of ours
+        interrupted.set()
     with _sigint_ignored():  # a second Ctrl-C must not cut the recording's finalisation short
         summary = pipeline.stop()
-    return summary, interrupted
+    return summary, interrupted.is_set()
 
 
 def _expected_frames(source, limit: int | None) -> int | None:
     """Frames the progress bar expects: the file's count, capped by --frames (None: unknown)."""
     known = [n for n in (source.frame_count, limit) if n]
     return min(known) if known else None
+
+
+@contextmanager
+def _sigint_sets(event: threading.Event):
+    """Ctrl-C sets `event` instead of raising KeyboardInterrupt. A KeyboardInterrupt raised wherever the
+    main thread happens to be can be swallowed (in a finaliser, say: "Exception ignored in ..."), and the
+    run then goes on recording as if Ctrl-C never came; setting an event cannot be lost that way."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, lambda signum, frame: event.set())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
 
 
 @contextmanager

@@ -122,3 +122,41 @@ def test_per_pixel_class_option_turns_region_voting_off():
     add_arguments(parser)
     assert overlay_settings(parser.parse_args(["--demo"])).one_class_per_region
     assert not overlay_settings(parser.parse_args(["--demo", "--per-pixel-class"])).one_class_per_region
+
+
+def test_ctrl_c_stops_the_run_even_when_it_lands_in_a_finaliser():
+    """A KeyboardInterrupt raised inside __del__ is swallowed ("Exception ignored in ..."): the run would go
+    on recording. Ctrl-C sets an event instead, which nothing can swallow."""
+    import os
+    import threading
+
+    from polypview.run import _drive
+
+    class Finaliser:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGINT)
+            sum(range(10000))  # the signal handler runs here, inside __del__
+
+    class FakePipeline:
+        calls = 0
+
+        def start(self):
+            pass
+
+        def wait(self, timeout):
+            self.calls += 1
+            if self.calls == 1:
+                Finaliser()  # collected at once: Ctrl-C lands in its __del__
+            return self.calls >= 50  # "end of input" after 50 polls, so the test cannot hang
+
+        def stop(self):
+            return "summary"
+
+    class Sink:
+        failed = threading.Event()
+
+    before = signal.getsignal(signal.SIGINT)
+    pipeline = FakePipeline()
+    summary, interrupted = _drive(pipeline, Sink())
+    assert interrupted and summary == "summary" and pipeline.calls < 5
+    assert signal.getsignal(signal.SIGINT) is before  # the usual Ctrl-C behaviour is back afterwards
