@@ -525,7 +525,7 @@ def machine_info(engine, threads: int | None) -> dict:
         "input_size": list(getattr(getattr(engine, "info", None), "input_size", ()) or ()),
         "backend": getattr(engine, "backend", None),
         "provider": getattr(engine, "provider", None),
-        "intra_op_threads": threads if threads is not None else _default_threads(engine),
+        "intra_op_threads": threads if threads is not None else _engine_threads(engine),
         "sync_workers": _sync_workers(),
         "commit": git_commit(),
     }
@@ -538,7 +538,7 @@ def _sync_workers() -> int:
     return int(getattr(PipelineConfig(), "sync_workers", 1))
 
 
-def _default_threads(engine) -> int | None:
+def _engine_threads(engine) -> int | None:
     """The engine's intra-op threads (ORT picks more for a slow model, see backend_ort.SLOW_MODEL_S)."""
     if getattr(engine, "backend", None) != "onnxruntime":
         return None

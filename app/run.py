@@ -208,7 +208,7 @@ def _drive(pipeline, sink: HeadlessSink):
             while not pipeline.wait(0.2):
                 if sink.failed.is_set() or interrupted.is_set():
                     break
-    except KeyboardInterrupt:  # not from the main thread: no handler of ours
+    except KeyboardInterrupt:  # off the main thread no handler of ours is installed
         interrupted.set()
     with _sigint_ignored():  # a second Ctrl-C must not cut the recording's finalisation short
         summary = pipeline.stop()

@@ -193,13 +193,13 @@ def open_backend(path: Path, threads: int | None = None, provider: str = "auto")
     if backend.provider != requested[0]:
         log.info("ONNX Runtime: %s did not start, fell back to %s", requested[0], backend.provider)
     if threads is None and backend.provider == CPU and all_threads() > backend.threads:
-        seconds = model_seconds(backend)
+        seconds, timed_threads = model_seconds(backend), backend.threads
         if seconds is not None and seconds > SLOW_MODEL_S:
             so = session_options(all_threads())
             backend.close()
             backend = OrtBackend(_open_session(Path(path), so, requested), so.intra_op_num_threads)
             log.info("ONNX Runtime: %.0f ms per frame on %d thread(s) is slower than 30 fps: using all %d cores",
-                     seconds * 1000, default_threads(), so.intra_op_num_threads)
+                     seconds * 1000, timed_threads, so.intra_op_num_threads)
     log.info("ONNX Runtime provider: %s (%d intra-op threads)", backend.provider, so.intra_op_num_threads)
     return backend
 

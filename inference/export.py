@@ -13,7 +13,6 @@ checks the labels it gives on validation images against the fp32 file.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import io
 import os
 from dataclasses import dataclass
@@ -110,11 +109,12 @@ def training_view(ckpt: dict) -> dict:
     checkpoint is returned as it is."""
     if "model" in ckpt:
         return ckpt
+    from polypview.inference.backend_torch import _builder_params
     from polypview.inference.models import get_spec
 
     name = str(ckpt["architecture"])
     options = dict(ckpt.get("model_options") or {})
-    if "aux" in inspect.signature(get_spec(name).builder).parameters:
+    if "aux" in _builder_params(get_spec(name).builder):
         options["aux"] = False  # the file holds no training-only head
     state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
     return {"model": name, "model_kwargs": options, "state_dict": state}
