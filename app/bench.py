@@ -216,11 +216,13 @@ class CountingSink:
 
     def __init__(self):
         self.frames = 0
+        self.reshown = 0  # frames shown again with their own mask (live re-show)
         self.errors: list[str] = []
         self.finished = threading.Event()
 
     def on_frame(self, p) -> None:
-        self.frames += 1
+        self.frames += not p.reshown
+        self.reshown += p.reshown
 
     def on_error(self, e) -> None:
         self.errors.append(str(e))
@@ -288,6 +290,7 @@ def _pipeline_result(summary, sink: CountingSink, wall: float, cpu: float, finis
         "frames_shown": shown,
         "sink_frames": sink.frames,
         "masks_shown": summary.masks_shown,
+        "frames_reshown": summary.frames_reshown,
         "mask_share": summary.masks_shown / shown if shown else 0.0,
         "frames_inferred": summary.frames_inferred,
         "display_fps": summary.fps,

@@ -282,6 +282,8 @@ def run_rows(clip: dict, checks: dict[str, dict]) -> list[tuple[str, str, str, s
         rows.append((_titled(title, r), f"display {r['display_fps']:.1f} fps, {r['frames_shown']} of {r['frames_read']} shown", "", ""))
         rows.append(("", f"display drops {r['display_drops']}", *(mark("live_drops") if name == "live" else ("", ""))))
         rows.append(("", f"frames shown with a mask {100 * r['mask_share']:.1f} %", *(mark("live_mask") if name == "live" else ("", ""))))
+        if r.get("frames_reshown"):
+            rows.append(("", f"  shown again with their own mask {100 * r['frames_reshown'] / max(r['frames_shown'], 1):.1f} %", "", ""))
         rows.append(("", f"annotation delay p50/p95/p99/max {_delays(r['annotation_delay_ms'])}", "", ""))
         parts = r.get("annotation_parts_ms") or {}
         if parts.get("inference_worker", {}).get("count"):

@@ -4,7 +4,11 @@ live mode: the source thread paces files to their own frame rate and puts every 
   bounded display queue and into the latest-frame slot; the inference worker always takes the
   newest frame (skipped frames are counted as "inference" drops, never dropped from display);
   the presenter draws each frame with the newest result that is not from the future and not
-  older than the staleness limit, hands it to the sink, and queues it for the recorder.
+  older than the staleness limit and hands it to the sink at once; when the frame's own mask
+  comes while it is still the newest frame (a model faster than the frame interval), the frame
+  is shown again with it ("re-show"), so the mask is on screen as soon as it exists instead of
+  one frame later. Each frame is queued for the recorder once, in its last shown form, when
+  the next one comes.
 sync mode: every frame is inferred and drawn with its own mask; the stages still run in their
   own threads (decode | infer | draw+convert | encode) and every hand-off blocks, so order is kept.
 Each stage only waits with timeouts on a shared stop event, so `stop()` never hangs.
@@ -56,6 +60,7 @@ class PipelineConfig:
     sync_workers: int = 2
     record_queue: int = 32
     roi: bool = True  # detect the endoscope image area on the first frame
+    reshow: bool = True  # live: show a frame again when its own mask comes before the next frame
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -75,6 +80,7 @@ class Presented:
     stale: bool  # a model is running but no mask young enough was available
     stats: Stats
     pts: float
+    reshown: bool = False  # the same frame again, now with its own mask (count it once)
 
 
 @dataclass
@@ -181,6 +187,8 @@ class Pipeline:
         self._roi_attempts = 0 if self.config.roi else ROI_ATTEMPTS
         self._results: deque[Result] = deque(maxlen=RESULT_HISTORY)
         self._slot = LatestSlot()
+        self._wake = threading.Event()  # live presenter: a frame or a result came
+        self._held: tuple | None = None  # live: (seq, image, stats) of the frame shown last, not yet recorded
         self._display: queue.Queue = queue.Queue(maxsize=self.config.display_queue)
         self._infer_q: queue.Queue = queue.Queue(maxsize=self.config.sync_queue)
         self._present_q: queue.Queue = queue.Queue(maxsize=self.config.sync_queue)
@@ -236,6 +244,7 @@ class Pipeline:
         interrupted = not self._done.is_set()
         self._stop.set()
         self._running.set()
+        self._wake.set()
         self._slot.close()
         join_until = time.monotonic() + timeout / 2  # the other half is for finalising the recording
         for thread in self._threads:
@@ -457,6 +466,7 @@ class Pipeline:
         while True:
             try:
                 self._display.put_nowait(frame)
+                self._wake.set()
                 return
             except queue.Full:
                 pass
@@ -521,6 +531,7 @@ class Pipeline:
                 with self._lock:
                     if result.epoch == self._epoch:
                         self._results.append(result)
+                self._wake.set()
 
     def _sync_infer_loop(self) -> None:
         while True:
@@ -537,12 +548,41 @@ class Pipeline:
     # ------------------------------------------------------------------ presenter
 
     def _live_present_loop(self) -> None:
-        while True:
-            frame = self._get(self._display)
-            if frame is END:
-                return
-            result, stale = self._pick_result(frame)
-            self._present(frame, result, stale)
+        shown: tuple[Frame, int | None] | None = None  # the frame on screen and the seq of its mask
+        try:
+            while not self._stop.is_set():
+                self._wake.clear()  # before looking, so a frame or result arriving meanwhile is not missed
+                try:
+                    frame = self._display.get_nowait()
+                except queue.Empty:
+                    again = self._reshow(shown)
+                    if again is None:
+                        self._wake.wait(POLL_S)
+                    else:
+                        shown = again
+                    continue
+                if frame is END:
+                    return
+                self._record_held()
+                result, stale = self._pick_result(frame)
+                seq = self._present(frame, result, stale)
+                shown = (frame, seq)
+        finally:
+            self._record_held()
+
+    def _reshow(self, shown: tuple | None) -> tuple | None:
+        """Show the frame on screen again if its own mask has come and no newer frame waits; the new state."""
+        if shown is None or not self.config.reshow:
+            return None
+        frame, overlay_seq = shown
+        if overlay_seq == frame.seq:
+            return None
+        with self._lock:
+            epoch, enabled = self._epoch, self._settings.enabled
+            own = next((r for r in reversed(self._results) if r.seq == frame.seq and r.epoch == epoch), None)
+        if own is None or not enabled or not self._display.empty():
+            return None  # a frame waiting in the queue will carry this mask now anyway
+        return frame, self._present(frame, own, stale=False, reshown=True)
 
     def _sync_present_loop(self) -> None:
         waiting: dict[int, tuple] = {}  # results that overtook an earlier frame, by entry order
@@ -578,7 +618,9 @@ class Pipeline:
             return None, True
         return newest, False
 
-    def _present(self, frame: Frame, result: Result | None, stale: bool, block: bool = False) -> None:
+    def _present(self, frame: Frame, result: Result | None, stale: bool, block: bool = False,
+                 reshown: bool = False) -> int | None:
+        """Draw and hand a frame to the sink (and recorder); the seq of the mask drawn, or None."""
         with self._lock:
             settings, overlay, recorder = self._settings, self._overlay, self._recorder
         if result is not None:
@@ -589,12 +631,27 @@ class Pipeline:
         if overlay is not None and settings.enabled:
             image = overlay.draw(frame.image, result.prediction if result else None, settings, self._roi)
         overlay_seq = result.seq if result is not None else None
-        self.stats_collector.presented(frame.seq, time.monotonic(), overlay_seq, stale)
+        if reshown:
+            self.stats_collector.reshown(frame.seq, time.monotonic(), overlay_seq)
+        else:
+            self.stats_collector.presented(frame.seq, time.monotonic(), overlay_seq, stale)
         stats = self.stats()
         if self.sink is not None:
-            self.sink.on_frame(Presented(frame.seq, image, frame.image, overlay_seq, stale, stats, frame.pts))
-        if recorder is not None:
-            self._record(recorder, frame.seq, image, stats, block)
+            self.sink.on_frame(Presented(frame.seq, image, frame.image, overlay_seq, stale, stats, frame.pts, reshown))
+        if block:
+            if recorder is not None:
+                self._record(recorder, frame.seq, image, stats, block)
+        else:
+            self._held = (frame.seq, image, stats)  # recorded when the next frame comes (or at the end)
+        return overlay_seq
+
+    def _record_held(self) -> None:
+        """Queue the frame shown last, in its last shown form, for the recorder (live mode)."""
+        held, self._held = self._held, None
+        with self._lock:
+            recorder = self._recorder
+        if held is not None and recorder is not None:
+            self._record(recorder, *held, block=False)
 
     def _record(self, recorder: Recorder, seq: int, image: np.ndarray, stats: Stats, block: bool) -> None:
         if recorder.failed or (not block and recorder.full):

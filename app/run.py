@@ -57,6 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--sync", action="store_true", help="infer every frame and draw its own mask (as fast as possible)")
     run.add_argument("--frames", type=int, metavar="N", help="stop after N frames")
     run.add_argument("--staleness-ms", type=float, default=150.0, help="hide masks older than this (default 150)")
+    run.add_argument("--no-reshow", action="store_true",
+                     help="live: do not show a frame again when its own mask comes before the next frame "
+                          "(the mask then appears one frame later; saves a draw and a paint per frame)")
     run.add_argument("--record", metavar="OUT.mp4", help="record the annotated video (H.264 MP4)")
     run.add_argument("--record-hud", action="store_true", help="burn the HUD text into the recording")
     run.add_argument("--metrics", metavar="FRAMES.csv", help="write one row of stage timestamps per frame")
@@ -135,6 +138,7 @@ def pipeline_config(args):
         mode="sync" if args.sync else "live", staleness_s=args.staleness_ms / 1000.0,
         record_path=Path(args.record) if args.record else None, record_hud=args.record_hud,
         metrics_path=Path(args.metrics) if args.metrics else None, max_frames=args.frames,
+        reshow=not args.no_reshow,
     )
 
 
@@ -159,7 +163,8 @@ class HeadlessSink:
         self.failed = threading.Event()
 
     def on_frame(self, p) -> None:
-        self.bar.update(1)
+        if not p.reshown:
+            self.bar.update(1)
         if self.keep_last:
             self.last = p
 

@@ -2,7 +2,8 @@
 
 The latency terms are product.md's, computed here and nowhere else:
   inference time    tensor ready -> output ready (the model alone, the engine's "inference" timing)
-  annotation delay  frame entered the app -> its mask on screen (first frame drawn with it)
+  annotation delay  frame entered the app -> its mask on screen (first frame drawn with it, or the frame
+                    itself shown again with its own mask: see Pipeline's live re-show)
   video delay       frame entered the app -> the frame itself on screen
   staleness         frame the shown mask came from entered the app -> now (when shown)
 """
@@ -28,7 +29,7 @@ LATENCIES = ("inference", "annotation", "recorded_annotation", "video", "stalene
 CSV_COLUMNS = (
     "seq", "pts", "t_enter", "t_infer_start", "t_infer_end", "inference_ms", "t_presented", "t_recorded",
     "overlay_seq", "stale", "video_delay_ms", "annotation_delay_ms", "recorded_annotation_delay_ms",
-    "staleness_ms", "dropped",
+    "staleness_ms", "dropped", "t_reshown",
 )
 
 
@@ -36,12 +37,13 @@ class FrameRecord:
     """Timestamps (time.monotonic seconds) of one frame through the stages; None = did not happen."""
 
     __slots__ = ("seq", "pts", "t_enter", "t_infer_start", "t_infer_end", "inference_s", "t_presented",
-                 "t_recorded", "overlay_seq", "stale", "t_annotated", "t_annotated_recorded", "dropped")
+                 "t_recorded", "overlay_seq", "stale", "t_annotated", "t_annotated_recorded", "dropped",
+                 "t_reshown")
 
     def __init__(self, seq: int, pts: float, t_enter: float):
         self.seq, self.pts, self.t_enter = seq, pts, t_enter
         self.t_infer_start = self.t_infer_end = self.inference_s = None
-        self.t_presented = self.t_recorded = self.overlay_seq = None
+        self.t_presented = self.t_recorded = self.overlay_seq = self.t_reshown = None
         self.t_annotated = self.t_annotated_recorded = None
         self.stale = False
         self.dropped = ""
@@ -115,6 +117,7 @@ class Summary:
     frames_inferred: int = 0
     masks_shown: int = 0
     stale_frames: int = 0
+    frames_reshown: int = 0  # live: frames shown again once their own mask came (Pipeline's re-show)
     duration_s: float = 0.0
     drops: dict[str, int] = field(default_factory=dict)
     decode_errors: int = 0
@@ -147,7 +150,8 @@ class Summary:
             f" = {self.fps:.1f} fps" + ("  (interrupted)" if self.interrupted else ""),
             f"drops            {drops}" + (f"; corrupt packets skipped {self.decode_errors}" if self.decode_errors else ""),
             f"masks shown      {self.masks_shown} frames ({100.0 * self.masks_shown / shown:.1f} %),"
-            f" {self.stale_frames} without a fresh mask; {self.frames_inferred} frames inferred",
+            f" {self.stale_frames} without a fresh mask; {self.frames_inferred} frames inferred"
+            + (f"; {self.frames_reshown} shown again with their own mask" if self.frames_reshown else ""),
             f"model            {engine}",
             f"inference        {self.inference.line()}",
             f"annotation delay {self.annotation_delay.line()}",
@@ -189,6 +193,7 @@ class StatsCollector:
         self._annotation: deque[float] = deque(maxlen=WINDOW)
         self._video: deque[float] = deque(maxlen=WINDOW)
         self.frames_read = self.frames_shown = self.masks_shown = self.frames_inferred = self.stale_frames = 0
+        self.frames_reshown = 0
         self._snapshot: Stats | None = None
         self._snapshot_time = 0.0
         self.t_start = time.monotonic()
@@ -239,13 +244,32 @@ class StatsCollector:
             self._latency["video"].append(t - record.t_enter)
             if overlay_seq is not None:
                 self.masks_shown += 1
-                source = self._frames.get(overlay_seq)
-                if source is not None:
-                    self._latency["staleness"].append(t - source.t_enter)
-                if source is not None and source.t_annotated is None:
-                    source.t_annotated = t
-                    self._annotation.append(t - source.t_enter)
-                    self._latency["annotation"].append(t - source.t_enter)
+                self._mask_on_screen(overlay_seq, t)
+
+    def reshown(self, seq: int, t: float, overlay_seq: int) -> None:
+        """A frame already shown reached the sink again, now with the mask of frame `overlay_seq`."""
+        with self._lock:
+            record = self._frames.get(seq)
+            if record is None or record.t_presented is None:
+                return
+            if record.overlay_seq is None:
+                self.masks_shown += 1
+                self.stale_frames -= record.stale
+                record.stale = False
+            record.overlay_seq, record.t_reshown = overlay_seq, t
+            self.frames_reshown += 1
+            self._mask_on_screen(overlay_seq, t)
+
+    def _mask_on_screen(self, overlay_seq: int, t: float) -> None:
+        """Staleness of a mask now shown, and its annotation delay the first time (lock held)."""
+        source = self._frames.get(overlay_seq)
+        if source is None:
+            return
+        self._latency["staleness"].append(t - source.t_enter)
+        if source.t_annotated is None:
+            source.t_annotated = t
+            self._annotation.append(t - source.t_enter)
+            self._latency["annotation"].append(t - source.t_enter)
 
     def recorded(self, seq: int, t: float) -> None:
         """The recorder wrote a frame."""
@@ -295,7 +319,8 @@ class StatsCollector:
             latency = {name: Percentiles.of(values) for name, values in self._latency.items()}
             summary = Summary(
                 frames_read=self.frames_read, frames_shown=self.frames_shown, frames_inferred=self.frames_inferred,
-                masks_shown=self.masks_shown, stale_frames=self.stale_frames, drops=dict(self.drops),
+                masks_shown=self.masks_shown, stale_frames=self.stale_frames, frames_reshown=self.frames_reshown,
+                drops=dict(self.drops),
                 duration_s=(self.t_end or time.monotonic()) - self.t_start,
                 inference=latency["inference"], annotation_delay=latency["annotation"],
                 recorded_annotation_delay=latency["recorded_annotation"], video_delay=latency["video"],
@@ -319,7 +344,8 @@ class StatsCollector:
 
 def _staleness(r: FrameRecord, by_seq: dict[int, FrameRecord]) -> float | None:
     source = by_seq.get(r.overlay_seq) if r.overlay_seq is not None else None
-    return _delta(r.t_presented, source.t_enter) if source is not None else None
+    shown = r.t_reshown if r.t_reshown is not None else r.t_presented  # when this mask went on screen
+    return _delta(shown, source.t_enter) if source is not None else None
 
 
 def _csv_row(r: FrameRecord, t0: float, by_seq: dict) -> list:
@@ -333,7 +359,7 @@ def _csv_row(r: FrameRecord, t0: float, by_seq: dict) -> list:
         r.seq, f"{r.pts:.6f}", sec(r.t_enter), sec(r.t_infer_start), sec(r.t_infer_end), ms(r.inference_s),
         sec(r.t_presented), sec(r.t_recorded), "" if r.overlay_seq is None else r.overlay_seq, int(r.stale),
         ms(_delta(r.t_presented, r.t_enter)), ms(_delta(r.t_annotated, r.t_enter)),
-        ms(_delta(r.t_annotated_recorded, r.t_enter)), ms(_staleness(r, by_seq)), r.dropped,
+        ms(_delta(r.t_annotated_recorded, r.t_enter)), ms(_staleness(r, by_seq)), r.dropped, sec(r.t_reshown),
     ]
 
 

@@ -32,6 +32,7 @@ class FakePresented:
     stale: bool
     stats: Stats
     pts: float
+    reshown: bool = False
 
 
 @dataclass

@@ -291,6 +291,75 @@ def test_frames_never_queue_up_in_the_gui(qtbot, tmp_path, errors):
     assert bridge.take() is None
 
 
+def test_a_frame_shown_again_with_its_own_mask_is_not_a_new_or_lost_frame(qtbot, tmp_path, errors):
+    window = open_window(qtbot, tmp_path, FakeServices())
+    wait_frames(qtbot, window)
+    window.pipeline.pause()
+    qtbot.wait(50)
+    bridge = window.bridge
+    presented, superseded = bridge.presented, bridge.superseded
+    p = window.last_presented
+    first = type(p)(2000, p.image, p.raw, 1999, False, p.stats, 0.0)
+    again = type(p)(2000, p.image, p.raw, 2000, False, p.stats, 0.0, reshown=True)
+
+    def present(*frames):  # from a pipeline thread, while the GUI thread waits here
+        worker = threading.Thread(target=lambda: [bridge.on_frame(f) for f in frames])
+        worker.start()
+        worker.join()
+
+    present(first, again)  # the re-show replaces the unpainted first showing: nothing is lost
+    assert (bridge.presented - presented, bridge.superseded - superseded) == (1, 0)
+    qtbot.waitUntil(lambda: window.last_presented is again, timeout=1000)
+    # a re-show replaced by the next frame before it was painted: its frame was painted, nothing lost
+    present(type(p)(2001, p.image, p.raw, 2000, False, p.stats, 0.0))
+    qtbot.waitUntil(lambda: window.last_presented.seq == 2001, timeout=1000)
+    present(type(p)(2001, p.image, p.raw, 2001, False, p.stats, 0.0, reshown=True),
+            type(p)(2002, p.image, p.raw, 2001, False, p.stats, 0.0))
+    assert (bridge.presented - presented, bridge.superseded - superseded) == (3, 0)
+    # a frame replaced before it was painted at all is counted
+    present(type(p)(2003, p.image, p.raw, 2002, False, p.stats, 0.0))
+    assert (bridge.presented - presented, bridge.superseded - superseded) == (4, 1)
+
+
+def test_display_sizes_round_as_qt_does():
+    from PyQt6.QtCore import QSize, Qt
+
+    from polypview.ui.video_view import fit_size
+
+    for image in ((1920, 1080), (1280, 720), (720, 576), (1350, 1080), (160, 120)):
+        for area in ((1024, 711), (1023, 575), (800, 800), (333, 1000), (1919, 1080)):
+            qt = QSize(*image).scaled(QSize(*area), Qt.AspectRatioMode.KeepAspectRatio)
+            assert fit_size(image, area) == (qt.width(), qt.height())
+
+
+def test_big_frames_are_shrunk_off_the_gui_thread_and_painted_unscaled(qtbot, tmp_path, errors):
+    import cv2
+
+    from polypview.ui.video_view import scale_for_display
+
+    window = open_window(qtbot, tmp_path, FakeServices())
+    wait_frames(qtbot, window)
+    window.pipeline.pause()
+    qtbot.wait(50)
+    view, bridge = window.view, window.bridge
+    assert bridge.paint_area == (view.width(), view.height())
+    rng = np.random.default_rng(0)
+    big = cv2.resize(rng.integers(0, 255, (108, 192, 3), np.uint8), (1920, 1080), interpolation=cv2.INTER_CUBIC)
+    p = window.last_presented
+    shown = type(p)(3000, big, big, None, False, p.stats, 0.0)
+    worker = threading.Thread(target=bridge.on_frame, args=(shown,))  # as a pipeline thread does
+    worker.start()
+    worker.join()
+    qtbot.waitUntil(lambda: window.last_presented is shown, timeout=1000)
+    rect = view.image_rect()
+    assert (view._image.width(), view._image.height()) == (rect.width(), rect.height()) < (1920, 1080)
+    assert view.frame().shape == (1080, 1920, 3)  # snapshots keep the full frame
+    small = scale_for_display(big, (rect.width(), rect.height()))
+    area = cv2.resize(big, (rect.width(), rect.height()), interpolation=cv2.INTER_AREA)
+    assert np.abs(small.astype(int) - area).mean() < 2.0  # a faithful shrink
+    assert scale_for_display(big[:100, :100], (rect.width(), rect.height())) is None  # small frames: Qt paints them
+
+
 # ------------------------------------------------------------------------------ layering
 
 

@@ -1,5 +1,6 @@
 """Pipeline: order, no mask from the future, counted drops, staleness, shutdown with a hung engine."""
 
+import csv
 import threading
 import time
 from types import SimpleNamespace
@@ -64,12 +65,16 @@ def drawn_columns(image, raw) -> int:
 class ListSink:
     def __init__(self):
         self.frames, self.errors, self.finished = [], [], []
+        self.reshows = []  # frames shown again with their own mask (live re-show), kept apart
+        self.shown = []  # every call, in order
         self.done = threading.Event()
 
     def on_frame(self, p):
-        self.frames.append(SimpleNamespace(seq=p.seq, number=frame_number(p.raw), overlay_seq=p.overlay_seq,
-                                           stale=p.stale, changed=not np.array_equal(p.image, p.raw),
-                                           mask=drawn_columns(p.image, p.raw)))
+        seen = SimpleNamespace(seq=p.seq, number=frame_number(p.raw), overlay_seq=p.overlay_seq, stale=p.stale,
+                               changed=not np.array_equal(p.image, p.raw), mask=drawn_columns(p.image, p.raw),
+                               reshown=p.reshown)
+        (self.reshows if p.reshown else self.frames).append(seen)
+        self.shown.append(seen)
 
     def on_error(self, e):
         self.errors.append(e)
@@ -303,3 +308,58 @@ def test_a_lagging_display_drops_its_oldest_frames_and_catches_up(clip):
     numbers = [f.number for f in sink.frames]
     assert numbers == sorted(set(numbers)) and numbers[-1] == 59  # in order, and the newest frame is shown
     assert summary.drops["display"] > 10 and len(numbers) + summary.drops["display"] == 60
+
+
+def recorded_masks(recording, clip_path) -> dict[int, int]:
+    """frame number -> width of the band drawn on it, from a recording compared with the source clip."""
+    raw = {frame_number(f): f for f in read_frames(clip_path)[0]}
+    widths = {}
+    for image in read_frames(recording)[0]:
+        n = frame_number(image)
+        changed = (np.abs(image[64:86].astype(int) - raw[n][64:86]).max(axis=2) > 20).any(axis=0)
+        widths[n] = round(int(changed.sum()) / 10)
+    return widths
+
+
+def test_live_reshows_a_frame_with_its_own_mask_and_records_that_form(clip, tmp_path):
+    engine = PatternEngine(delay=0.002)  # far faster than the clip's 33 ms frame interval
+    sink, summary = run_pipeline(open_source(clip), engine, mode="live", record_path=tmp_path / "out.mp4",
+                                 metrics_path=tmp_path / "m.csv")
+    assert sink.reshows, "a fast model's mask should reach the screen on its own frame"
+    assert len(sink.frames) == 60 and summary.frames_shown == 60 and summary.frames_reshown == len(sink.reshows)
+    for before, again in zip(sink.shown, sink.shown[1:]):
+        if again.reshown:  # right after the frame's first showing, with the frame's own mask (from the pixels)
+            assert before.seq == again.seq and not before.reshown
+            assert again.overlay_seq == again.seq and again.mask == mask_columns(again.seq)
+    # annotation delay of a re-shown frame's mask is counted when it was re-shown
+    rows = list(csv.DictReader((tmp_path / "m.csv").open()))
+    reshown = [r for r in rows if r["t_reshown"]]
+    assert len(reshown) == len(sink.reshows)
+    for r in reshown:
+        delay = 1000 * (float(r["t_reshown"]) - float(r["t_enter"]))
+        assert float(r["annotation_delay_ms"]) == pytest.approx(delay, abs=0.01)
+        assert r["overlay_seq"] == r["seq"]
+    # every shown frame is recorded once, in order, and a re-shown frame in its re-shown form
+    assert summary.recording.frames_written == 60
+    widths = recorded_masks(tmp_path / "out.mp4", clip)
+    assert sorted(widths) == list(range(60))
+    assert {f.seq: widths[f.seq] for f in sink.reshows} == {f.seq: mask_columns(f.seq) for f in sink.reshows}
+
+
+def test_live_reshow_can_be_turned_off(clip):
+    sink, summary = run_pipeline(open_source(clip), PatternEngine(delay=0.002), mode="live", reshow=False)
+    assert sink.reshows == [] and summary.frames_reshown == 0 and len(sink.frames) == 60
+    assert [f.seq for f in sink.shown] == sorted({f.seq for f in sink.shown})  # each frame shown once
+
+
+def test_a_reshow_turns_a_frame_shown_without_a_mask_into_a_masked_one():
+    from polypview.stats import StatsCollector
+
+    stats = StatsCollector()
+    stats.entered(0, 0.0, 10.0)
+    stats.presented(0, 10.004, None, stale=True)
+    stats.reshown(0, 10.012, 0)
+    summary = stats.summary()
+    assert (summary.frames_shown, summary.masks_shown, summary.stale_frames, summary.frames_reshown) == (1, 1, 0, 1)
+    assert summary.annotation_delay.p50 == pytest.approx(12.0)
+    assert summary.video_delay.p50 == pytest.approx(4.0)

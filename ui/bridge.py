@@ -7,12 +7,16 @@ from typing import Any, Callable
 
 from PyQt6.QtCore import QObject, pyqtSignal
 
+from polypview.ui.video_view import scale_for_display
+
 
 class SinkBridge(QObject):
     """A pipeline Sink whose callbacks are re-emitted as signals delivered on the GUI thread.
 
     Frames go through a one-slot mailbox: the newest frame replaces an unpainted older one
-    (counted in `superseded`), so a busy GUI thread never builds up a queue of frames.
+    (counted in `superseded`), so a busy GUI thread never builds up a queue of frames. When the
+    GUI sets `paint_area`, each frame is also shrunk to its painted size here, on the pipeline's
+    thread, so painting it is a plain copy on the GUI thread.
     """
 
     frame_ready = pyqtSignal()  # the mailbox holds a frame: call take()
@@ -23,21 +27,26 @@ class SinkBridge(QObject):
         super().__init__(parent)
         self._lock = threading.Lock()
         self._latest = None
+        self._taken_seq = None  # seq of the frame the GUI thread took last
         self._pending = False
         self._closed = False
         self.presented = 0  # frames the pipeline presented (counted on its thread)
+        self.paint_area: tuple[int, int] | None = None  # set by the GUI thread (VideoView.paint_area)
         self.superseded = 0  # presented frames replaced before the GUI painted them
 
     # Sink protocol (pipeline threads)
     def on_frame(self, presented: Any) -> None:
         """Store the newest frame; wake the GUI thread only if it is not already due to look."""
+        display = scale_for_display(presented.image, self.paint_area) if not self._closed else None
         with self._lock:
             if self._closed:
                 return
-            self.presented += 1
-            if self._latest is not None:
-                self.superseded += 1
-            self._latest = presented
+            if not getattr(presented, "reshown", False):
+                self.presented += 1  # a frame shown again with its own mask is the same frame
+            old = self._latest[0].seq if self._latest is not None else None
+            if old is not None and old != presented.seq and old != self._taken_seq:
+                self.superseded += 1  # a frame never painted (not: a re-show of one already painted)
+            self._latest = (presented, display)
             notify, self._pending = not self._pending, True
         if notify:
             self._emit(self.frame_ready)
@@ -53,10 +62,12 @@ class SinkBridge(QObject):
             self._emit(self.finished, summary)
 
     # GUI thread
-    def take(self) -> Any:
-        """The newest unpainted frame (or None), emptying the mailbox."""
+    def take(self) -> tuple[Any, Any] | None:
+        """(newest unpainted frame, its image shrunk for painting or None), or None; empties the mailbox."""
         with self._lock:
             latest, self._latest, self._pending = self._latest, None, False
+            if latest is not None:
+                self._taken_seq = latest[0].seq
         return latest
 
     def close(self) -> None:

@@ -104,6 +104,7 @@ class MainWindow(QMainWindow):
         self.start_page.open_device.connect(self.open_device_dialog)
         self.start_page.open_demo.connect(lambda: self.open_input("demo"))
         self.view = VideoView()
+        self.view.resized.connect(self._view_resized)
         self.hud = HudWidget(self.view)
         self.hud.move(8, 8)
         self.transport = TransportBar(self.play_action)
@@ -166,6 +167,7 @@ class MainWindow(QMainWindow):
 
     def _start_pipeline(self, source) -> None:
         self.bridge = bridge = SinkBridge(self)
+        bridge.paint_area = self.view.paint_area()
         bridge.frame_ready.connect(partial(self._frame_ready, bridge))
         bridge.error.connect(partial(self._pipeline_error, bridge))
         bridge.finished.connect(partial(self._pipeline_finished, bridge))
@@ -236,14 +238,19 @@ class MainWindow(QMainWindow):
         finally:
             self._errors_shown.discard(message)
 
+    def _view_resized(self, area) -> None:
+        if self.bridge is not None:
+            self.bridge.paint_area = area
+
     # ---- pipeline callbacks (GUI thread, through the bridge)
     def _frame_ready(self, bridge: SinkBridge) -> None:
-        presented = bridge.take() if bridge is self.bridge else None
-        if presented is None:
+        taken = bridge.take() if bridge is self.bridge else None
+        if taken is None:
             return
+        presented, display = taken
         self.last_presented = presented
         self._stale = bool(getattr(presented, "stale", False))
-        self.view.set_frame(presented.image)
+        self.view.set_frame(presented.image, display)
         self.transport.set_position(getattr(presented, "pts", 0.0) or 0.0)
         if self.options.frames and bridge.presented >= self.options.frames and not self.options.screenshot:
             self.close()

@@ -28,6 +28,7 @@ class ViewerOptions:
     overlay: dict = field(default_factory=dict)  # OverlaySettings fields given on the command line
     staleness_s: float = 0.150
     sync: bool = False
+    reshow: bool = True
     record_path: Path | None = None
     record_hud: bool = False
     metrics_path: Path | None = None
@@ -52,6 +53,7 @@ class ViewerOptions:
             overlay=overlay_from_args(args),
             staleness_s=0.150 if staleness_ms is None else staleness_ms / 1000,
             sync=bool(get("sync", False)),
+            reshow=not get("no_reshow", False),
             record_path=_path_or_none(get("record", None)),
             record_hud=bool(get("record_hud", False)),
             metrics_path=_path_or_none(get("metrics", None)),
@@ -121,5 +123,6 @@ class CoreServices:
             record_path=options.record_path,
             record_hud=options.record_hud,
             metrics_path=options.metrics_path,
+            reshow=options.reshow,
         )
         return Pipeline(source, engine, config, sink)
