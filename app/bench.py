@@ -435,8 +435,16 @@ def poll():
     out["t_first_frame"] = time.monotonic()
     out["paint_ms"] = median_paint()
     import numpy as np
-    window.view.set_frame(np.random.default_rng(0).integers(0, 256, (1080, 1920, 3), dtype=np.uint8))
+    from polypview.ui.video_view import scale_for_display
+    big = np.random.default_rng(0).integers(0, 256, (1080, 1920, 3), dtype=np.uint8)
+    shrinks = []
+    for _ in range(15):
+        t0 = time.perf_counter(); small = scale_for_display(big, window.view.paint_area()); shrinks.append(time.perf_counter() - t0)
+    out["shrink_1080p_ms"] = sorted(shrinks)[7] * 1000 if small is not None else None
+    window.view.set_frame(big, small)  # as the GUI gets frames from the bridge
     out["paint_1080p_ms"] = median_paint()
+    window.view.set_frame(big)  # Qt scales it while painting
+    out["paint_1080p_qt_scaled_ms"] = median_paint()
     out["view_size"] = [window.view.width(), window.view.height()]
     app.quit()
 timer = QTimer(); timer.setInterval(2); timer.timeout.connect(poll); timer.start()
@@ -470,6 +478,8 @@ def gui_first_frame(model: str | None, timeout_s: float = GUI_TIMEOUT_S) -> dict
         "window_s": probe["t_window"] - probe["t_import"],
         "paint_ms": probe.get("paint_ms"),
         "paint_1080p_ms": probe.get("paint_1080p_ms"),
+        "shrink_1080p_ms": probe.get("shrink_1080p_ms"),
+        "paint_1080p_qt_scaled_ms": probe.get("paint_1080p_qt_scaled_ms"),
         "view_size": probe.get("view_size"),
         "torch_imported": probe["torch"],
     }
