@@ -1,7 +1,9 @@
 """PyTorch backend (development and GPU benchmarking): a registered architecture plus a checkpoint.
 
 The ONNX model file still supplies the metadata (pre-processing, classes); the weights come from
-a PyTorch checkpoint, by default the ``.pt`` file beside it (``model.onnx`` -> ``model.pt``).
+a PyTorch checkpoint, by default the ``.pt`` file beside it (``model.onnx`` -> ``model.pt``), or,
+when there is none, from the ONNX file itself (see onnxweights.py; checked against ONNX Runtime
+on a random input before use).
 A checkpoint is a state dict, or a dict holding one under ``"state_dict"`` or ``"model"``, with
 optional ``"model_options"`` (keyword arguments of the architecture's builder) and ``"metadata"``
 (ONNX-style metadata props, used when no ONNX file is given). On CUDA it runs in fp16,
@@ -63,8 +65,11 @@ def _shape(value_info) -> list:
     return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in dims]
 
 
-def _checkpoint_path(model_path: Path, checkpoint) -> Path:
+def _checkpoint_path(model_path: Path, checkpoint) -> Path | None:
+    """The checkpoint to load; None when the weights are to come from the ONNX file itself."""
     path = Path(checkpoint) if checkpoint is not None else model_path.with_suffix(".pt")
+    if checkpoint is None and not path.is_file() and model_path.suffix == ".onnx" and model_path.is_file():
+        return None
     if not path.is_file():
         raise ModelFileError(
             f"checkpoint {path} not found: the torch backend needs the PyTorch weights "
@@ -111,6 +116,51 @@ def build_network(models, info: ModelInfo, ckpt: dict, source: str):
             f"(missing {missing[:3]}, unexpected {unexpected[:3]}): was it trained with another architecture?"
         )
     return net.for_inference(), spec.head  # the same function, BNs folded (see SegmentationModel.for_inference)
+
+
+PARITY_LIMIT = 1e-3  # max |probs difference| between the rebuilt module and ONNX Runtime (same fp32 weights)
+
+
+def network_from_onnx(torch, models, info: ModelInfo, path: Path):
+    """The registered architecture's inference module with the weights of model file `path`, checked."""
+    from polypview.inference.onnxweights import load_onnx_weights
+
+    source = f"model file {path}"
+    try:
+        spec = models.get_spec(info.architecture)
+    except ConfigError as exc:
+        raise ModelFileError(f"{source}: {exc}") from None
+    options = {"aux": False} if "aux" in _builder_params(spec.builder) else {}
+    model = models.create_model(info.architecture, **options)
+    try:  # files exported by this version hold the inference module; older ones the trained module itself
+        net = model.for_inference()
+        load_onnx_weights(torch, net, path, tuple(info.input_size), info.architecture)
+    except ModelFileError as first:
+        if model.for_inference() is model:
+            raise
+        try:
+            net = model.eval()
+            load_onnx_weights(torch, net, path, tuple(info.input_size), info.architecture)
+        except ModelFileError:
+            raise first from None
+    diff = _parity(torch, net, spec.head, models.foreground_probs, path, info)
+    if diff > PARITY_LIMIT:
+        raise ModelFileError(f"{source}: its weights loaded into PyTorch give other outputs than ONNX Runtime "
+                             f"(max |diff| {diff:.2g}): pass the .pt checkpoint")
+    log.info("torch backend: weights of %s taken from the ONNX file (max |diff| vs ONNX Runtime %.1e)", path.name, diff)
+    return net, spec.head
+
+
+def _parity(torch, net, head: str, foreground_probs, path: Path, info: ModelInfo) -> float:
+    """Max |difference| of the probabilities of `net` and ONNX Runtime (CPU) on one random input."""
+    import onnxruntime as ort
+
+    x = np.random.default_rng(0).standard_normal((1, 3, *info.input_size)).astype(np.float32)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    expected = session.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
+    with torch.no_grad():
+        got = foreground_probs(head, net(torch.from_numpy(x))).numpy()
+    return float(np.abs(got - expected).max())
 
 
 def _builder_params(builder) -> set:
@@ -166,10 +216,16 @@ def open_backend(path: Path, threads: int | None = None, checkpoint=None, device
         checkpoint, onnx_path = path, path.with_suffix(".onnx")
     else:
         onnx_path = path
-    ckpt = _load_checkpoint(torch, _checkpoint_path(path, checkpoint))
-    header = _header(onnx_path, ckpt)
-    info = ModelInfo.from_metadata(header[0], source=f"model file {path}")
-    net, head = build_network(models, info, ckpt, f"model file {path}")
+    ckpt_path = _checkpoint_path(path, checkpoint)
+    if ckpt_path is None:  # an ONNX file alone: rebuild the module from its weights
+        header = read_onnx_header(onnx_path)
+        info = ModelInfo.from_metadata(header[0], source=f"model file {path}")
+        net, head = network_from_onnx(torch, models, info, onnx_path)
+    else:
+        ckpt = _load_checkpoint(torch, ckpt_path)
+        header = _header(onnx_path, ckpt)
+        info = ModelInfo.from_metadata(header[0], source=f"model file {path}")
+        net, head = build_network(models, info, ckpt, f"model file {path}")
     if threads:
         torch.set_num_threads(int(threads))
     device = _pick_device(torch, device)

@@ -334,3 +334,61 @@ def test_torch_backend_missing_or_mismatched_checkpoint(exported, tmp_path):
     torch.save({}, str(tmp_path / "u.pt"))
     with pytest.raises(ModelFileError, match="unknown model 'no-such-net'"):
         load_engine(unknown, backend="torch", device="cpu")
+
+
+def test_torch_backend_takes_the_weights_from_an_onnx_file_alone(exported, tmp_path):
+    _, onnx_path, _ = exported  # exported from the trained module (no inference graph), as older versions did
+    alone = tmp_path / onnx_path.name
+    alone.write_bytes(onnx_path.read_bytes())
+    frame = np.random.default_rng(4).integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    with load_engine(alone, backend="torch", device="cpu") as t, load_engine(alone) as o:
+        pt, po = t.predict(frame), o.predict(frame)
+    np.testing.assert_allclose(pt.scores, po.scores, atol=1e-4)
+
+
+def _shipped_copy(tmp_path, name="nanonet-c-neo", edit=None):
+    """A shipped model file copied alone (no .pt beside it), optionally edited (onnx proto -> None)."""
+    import onnx
+
+    from polypview.inference.runtime import assets_dir
+
+    source = assets_dir() / f"{name}.onnx"
+    if not source.is_file():
+        pytest.skip(f"{name} is not shipped")
+    proto = onnx.load(str(source))
+    if edit is not None:
+        edit(proto)
+    path = tmp_path / f"{name}.onnx"
+    onnx.save(proto, str(path))
+    return path
+
+
+def test_a_shipped_model_runs_on_torch_from_its_onnx_file(tmp_path):
+    _torch_and_zoo()
+    path = _shipped_copy(tmp_path)
+    frame = np.random.default_rng(5).integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    with load_engine(path, backend="torch", device="cpu") as t, load_engine(path) as o:
+        pt, po = t.predict(frame), o.predict(frame)
+    np.testing.assert_allclose(pt.scores, po.scores, atol=1e-4)
+    assert (pt.labels == po.labels).mean() > 0.999
+
+
+def test_onnx_weights_of_another_architecture_or_graph_are_refused(tmp_path):
+    _torch_and_zoo()
+
+    def other_architecture(proto):
+        for prop in proto.metadata_props:
+            if prop.key == "polypview.architecture":
+                prop.value = '"nanonet-a-neo"'
+
+    (tmp_path / "a").mkdir()
+    path = _shipped_copy(tmp_path / "a", edit=other_architecture)
+    with pytest.raises(ModelFileError, match="not an export of this architecture|convolutions"):
+        load_engine(path, backend="torch", device="cpu")
+
+    def sigmoid_for_relu(proto):  # the same weights in a graph computing something else
+        next(n for n in proto.graph.node if n.op_type == "Relu").op_type = "Sigmoid"
+
+    path = _shipped_copy(tmp_path, edit=sigmoid_for_relu)
+    with pytest.raises(ModelFileError, match="other outputs than ONNX Runtime"):
+        load_engine(path, backend="torch", device="cpu")
