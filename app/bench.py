@@ -64,6 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", metavar="NAME_OR_FILE", help="shipped model name or .onnx file (default: the CPU default)")
     parser.add_argument("--backend", default="auto", help="inference backend: auto, ort or torch")
     parser.add_argument("--threads", type=int, default=None, help="intra-op threads of the model (default: the runtime's)")
+    parser.add_argument("--input-size", metavar="N|HxW", help="run the network at this input size (torch backend), e.g. 352")
     parser.add_argument("--json", metavar="OUT.json", type=Path, help="write the results here")
     parser.add_argument("--quick", action="store_true", help="a tiny clip and few frames (a smoke test of a few seconds)")
     parser.add_argument("--realistic", action="store_true", help="clips from NeoPolyp images (needs ../shared/data)")
@@ -619,7 +620,9 @@ def run(args) -> int:
         from polypview.recorder import check_output_path
 
         check_output_path(args.json, what="JSON")
-    engine = load_engine(args.model, backend=args.backend, threads=args.threads)
+    from polypview.run import engine_input_size
+
+    engine = load_engine(args.model, backend=args.backend, threads=args.threads, input_size=engine_input_size(args))
     info = machine_info(engine, args.threads)
     settings = OverlaySettings()
     with _work_folder(args.keep) as folder:

@@ -52,6 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="a shipped model name or an .onnx file (default: the shipped CPU real-time model; 'none': video only)")
     model.add_argument("--backend", default="auto", help="auto | ort | torch (default auto)")
     model.add_argument("--threads", type=int, help="inference threads (default: the backend's choice)")
+    model.add_argument("--input-size", metavar="N|HxW",
+                       help="run the network at this input size instead of its file's (torch backend), e.g. 352")
     run = parser.add_argument_group("processing")
     run.add_argument("--headless", action="store_true", help="no window: process, print a summary")
     run.add_argument("--sync", action="store_true", help="infer every frame and draw its own mask (as fast as possible)")
@@ -148,7 +150,17 @@ def load_model(args):
         return None
     from polypview.inference.runtime import load_engine
 
-    return load_engine(args.model, backend=args.backend, threads=args.threads)
+    return load_engine(args.model, backend=args.backend, threads=args.threads, input_size=engine_input_size(args))
+
+
+def engine_input_size(args) -> tuple[int, int] | None:
+    """--input-size as (h, w), or None (ConfigError for a bad value: one clear line)."""
+    text = getattr(args, "input_size", None)
+    if not text:
+        return None
+    from polypview.inference.runtime import input_size_arg
+
+    return input_size_arg(text)
 
 
 class HeadlessSink:

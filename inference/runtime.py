@@ -239,15 +239,39 @@ def backend_module(backend: str):
     return importlib.import_module(BACKENDS[key])
 
 
+SIZE_STEP = 32  # the networks halve their input five times: sizes are multiples of this
+
+
+def input_size_arg(text: str) -> tuple[int, int]:
+    """--input-size: "352" or "352x448" (height x width), multiples of SIZE_STEP; ConfigError otherwise."""
+    try:
+        parts = [int(v) for v in str(text).lower().split("x")]
+    except ValueError:
+        parts = []
+    if len(parts) not in (1, 2) or any(v <= 0 or v % SIZE_STEP for v in parts):
+        raise ConfigError(f"input size must be N or HxW in multiples of {SIZE_STEP} (e.g. 352), got {text!r}")
+    return (parts[0], parts[-1])
+
+
 def load_engine(model: str | Path | None = None, backend: str = "auto", threads: int | None = None,
-                **options) -> Engine:
-    """Open a model file (None: the default shipped model) with a backend; bad files raise ModelFileError."""
+                input_size: tuple[int, int] | None = None, **options) -> Engine:
+    """Open a model file (None: the default shipped model) with a backend; bad files raise ModelFileError.
+
+    `input_size` (h, w) runs the network at another size than its file says (the networks are fully
+    convolutional); a graph with a fixed input size (ONNX Runtime on our exports) refuses it.
+    """
     module = backend_module(backend)
     path = resolve_model(model)
     opened = module.open_backend(path, threads=threads, **options)
     try:
         source = f"model file {path}"
         info = ModelInfo.from_metadata(opened.metadata, source=source)
+        if input_size is not None and tuple(input_size) != tuple(info.input_size):
+            fixed = _shape_problems(INPUT_NAME, dict(opened.inputs).get(INPUT_NAME, []), 3, "", input_size)
+            if fixed:
+                raise ConfigError(f"{source} takes {info.input_size[0]}x{info.input_size[1]} inputs only on "
+                                  f"{getattr(opened, 'name', backend)}: run it at another size with --backend torch")
+            info = replace(info, input_size=tuple(input_size))
         check_io(info, opened.inputs, opened.outputs, source)
     except BaseException:
         opened.close()

@@ -160,7 +160,7 @@ class FakeServices:
     def find_models(self):
         return dict(self.models)
 
-    def load_engine(self, model, backend, threads=None):
+    def load_engine(self, model, backend, threads=None, input_size=None):
         time.sleep(self.load_delay)
         if self.fail_load:
             raise self.fail_load

@@ -1,6 +1,7 @@
 """The runtime: model-file validation, ONNX Runtime provider choice, pre/post-processing, smoothing."""
 
 import subprocess
+import threading
 import sys
 import warnings
 
@@ -392,3 +393,51 @@ def test_onnx_weights_of_another_architecture_or_graph_are_refused(tmp_path):
     path = _shipped_copy(tmp_path, edit=sigmoid_for_relu)
     with pytest.raises(ModelFileError, match="other outputs than ONNX Runtime"):
         load_engine(path, backend="torch", device="cpu")
+
+
+def test_input_size_runs_the_network_at_another_size_on_torch_only(tmp_path):
+    _torch_and_zoo()
+    path = _shipped_copy(tmp_path)
+    frame = np.random.default_rng(6).integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    with load_engine(path, backend="torch", device="cpu", input_size=(256, 320)) as engine:
+        assert engine.info.input_size == (256, 320)
+        assert engine.predict(frame).scores.shape == (256, 320)
+    with pytest.raises(ConfigError, match="takes 192x192 inputs only on onnxruntime"):
+        load_engine(path, input_size=(256, 256))
+    with load_engine(path, input_size=(192, 192)) as engine:  # its own size is fine anywhere
+        assert engine.predict(frame).scores.shape == (192, 192)
+    assert runtime.input_size_arg("352") == (352, 352) and runtime.input_size_arg("256x320") == (256, 320)
+    for bad in ("350", "0", "x", "256x320x3", "-32"):
+        with pytest.raises(ConfigError, match="multiples of 32"):
+            runtime.input_size_arg(bad)
+
+
+def _cuda_torch():
+    torch, _ = _torch_and_zoo()
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU (run on the device machine: see tools/gpu_check.sh)")
+    return torch
+
+
+def test_cuda_graph_replay_matches_the_eager_module(tmp_path):
+    _cuda_torch()
+    from polypview.inference import backend_torch
+
+    path = _shipped_copy(tmp_path)
+    graphs = backend_torch.open_backend(path, device="cuda")
+    eager = backend_torch.open_backend(path, device="cuda", cuda_graphs=False)
+    assert graphs.provider == "cuda fp16 CUDA graph" and eager.provider == "cuda fp16"
+    rng = np.random.default_rng(7)
+    for shape in ((1, 3, 192, 192), (1, 3, 192, 192), (1, 3, 256, 256)):  # a second shape: a second graph
+        blob = rng.standard_normal(shape).astype(np.float32)
+        np.testing.assert_allclose(graphs.run(blob), eager.run(blob), atol=2e-3)
+    assert len(graphs._captured) == 2
+    results = []
+    blobs = [rng.standard_normal((1, 3, 192, 192)).astype(np.float32) for _ in range(8)]
+    workers = [threading.Thread(target=lambda b=b: results.append((b, graphs.run(b)))) for b in blobs]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    for blob, out in results:  # callers from several threads each get their own input's output
+        np.testing.assert_allclose(out, eager.run(blob), atol=2e-3)

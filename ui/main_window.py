@@ -320,10 +320,10 @@ class MainWindow(QMainWindow):
         if model is not None and str(model).lower() == NO_MODEL:
             self._use_engine(None)
             return
-        backend, threads = self.options.backend, self.options.threads
+        backend, threads, size = self.options.backend, self.options.threads, self.options.input_size
         self._requested[self._engine_request] = model
         self.statusBar().showMessage(f"Loading model {model or '(default)'}…", 0)
-        self.loader.start(self._engine_request, lambda: self.services.load_engine(model, backend, threads))
+        self.loader.start(self._engine_request, lambda: self.services.load_engine(model, backend, threads, size))
 
     def _engine_loaded(self, request: int, engine: Any) -> None:
         model = self._requested.pop(request, None)

@@ -25,6 +25,7 @@ class ViewerOptions:
     model: str | None = None
     backend: str = "auto"
     threads: int | None = None
+    input_size: tuple[int, int] | None = None  # (h, w) the network runs at, None: its file's
     overlay: dict = field(default_factory=dict)  # OverlaySettings fields given on the command line
     staleness_s: float = 0.150
     sync: bool = False
@@ -50,6 +51,7 @@ class ViewerOptions:
             model=_str_or_none(get("model", None)),
             backend=get("backend", None) or "auto",
             threads=get("threads", None),
+            input_size=_input_size(get("input_size", None)),
             overlay=overlay_from_args(args),
             staleness_s=0.150 if staleness_ms is None else staleness_ms / 1000,
             sync=bool(get("sync", False)),
@@ -104,10 +106,11 @@ class CoreServices:
 
         return find_models()
 
-    def load_engine(self, model: str | None, backend: str, threads: int | None = None):
+    def load_engine(self, model: str | None, backend: str, threads: int | None = None,
+                    input_size: tuple[int, int] | None = None):
         from polypview.inference.runtime import load_engine
 
-        return load_engine(model, backend=backend, threads=threads)
+        return load_engine(model, backend=backend, threads=threads, input_size=input_size)
 
     def overlay_settings(self, **values):
         from polypview.overlay import OverlaySettings
@@ -126,3 +129,11 @@ class CoreServices:
             reshow=options.reshow,
         )
         return Pipeline(source, engine, config, sink)
+
+
+def _input_size(text: Any) -> tuple[int, int] | None:
+    if not text:
+        return None
+    from polypview.inference.runtime import input_size_arg
+
+    return input_size_arg(text)
