@@ -635,7 +635,7 @@ def run(args) -> int:
     gui = None if args.no_gui else gui_first_frame(str(args.model) if args.model else None)
     info["load_average_end"] = [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None
     report = {"machine": info, "command": "polypview bench " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["bench"] else sys.argv[1:]),
-              "clips": clips, "gui": gui, "targets": evaluate_targets(clips, gui)}
+              "clips": clips, "gui": gui, "targets": evaluate_targets(clips, gui, info)}
     engine.close()
     print(format_report(report))
     if args.json:

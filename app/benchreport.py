@@ -77,13 +77,33 @@ TARGETS = (
     Target("sync_naive", "sync 1080p + recording: >= 1.5x the naive loop", _is(HD),
            _get("ratios", "sync_over_naive"), ">=", 1.5),
 )
+# Issue 4's GPU part: checked when the model ran on a GPU (torch CUDA, or ONNX Runtime's CUDA/TensorRT).
+GPU_TARGETS = (
+    Target("gpu_live_p99", "GPU live 1080p60: annotation delay p99 <= 16.7 ms", _is(HD, 60),
+           _get("live", "annotation_delay_ms", "p99"), "<=", 16.7),
+)
+GPU_MODEL = ("blazeneo-dha", [352, 352], 1.5)  # architecture, input size, ms per frame (median, model alone)
 GUI_TARGET_S = 1.5
 
 
-def evaluate_targets(clips: list[dict], gui: dict | None) -> list[dict]:
-    """Every target on every clip it applies to, plus the window's first frame."""
+def on_gpu(machine: dict | None) -> bool:
+    """Whether the bench's model ran on a GPU (from the provider it reported)."""
+    provider = str((machine or {}).get("provider") or "")
+    return provider.startswith("cuda") or "CUDAExecution" in provider or "Tensorrt" in provider
+
+
+def evaluate_targets(clips: list[dict], gui: dict | None, machine: dict | None = None) -> list[dict]:
+    """Every target on every clip it applies to, plus the window's first frame (and the GPU's on a GPU)."""
     out = []
-    for target in TARGETS:
+    targets = TARGETS + (GPU_TARGETS if on_gpu(machine) else ())
+    arch, size, bound = GPU_MODEL
+    if on_gpu(machine) and machine.get("architecture") == arch and list(machine.get("input_size") or []) == size:
+        for clip in clips:
+            value = _get("stages", "stages", "inference", "median_ms")(clip)
+            if value is not None:
+                out.append({"target": "gpu_model", "text": f"GPU: {arch} <= {bound} ms per frame at {size[0]}x{size[1]}",
+                            "clip": clip["label"], "value": value, "passed": value <= bound, "held_back_by": None})
+    for target in targets:
         for clip in clips:
             if target.applies(clip):
                 passed = target.check(clip)
@@ -228,8 +248,9 @@ def header_lines(info: dict, gui: dict | None) -> list[str]:
         f"polypview bench  {info['date']}  {info['cpu']}, {info['cores']} cores"
         + (f", load average {load[0]:.1f} at start" if load else ""),
         f"model {info['model']} ({info['architecture']}, {'x'.join(map(str, info['input_size']))}) on "
-        f"{info['backend']} {info['provider']}, {info['intra_op_threads']} intra-op thread(s), "
-        f"{info.get('sync_workers', 1)} sync inference worker(s); encoder {info['encoder']}",
+        f"{info['backend']} {info['provider']}, "
+        + (f"{info['intra_op_threads']} intra-op thread(s), " if info.get("intra_op_threads") else "")
+        + f"{info.get('sync_workers', 1)} sync inference worker(s); encoder {info['encoder']}",
         f"python {info['python']}, onnxruntime {v['onnxruntime']}, av {v['av']} (libavcodec {info['ffmpeg_libavcodec']}),"
         f" opencv {v['cv2']}, numpy {v['numpy']}; commit {info.get('commit') or '?'}",
     ]

@@ -78,6 +78,22 @@ def test_targets_apply_to_1080p_only_and_compare_with_their_bounds():
     assert gui[0]["passed"] is False  # fast, but it imported torch
 
 
+def test_gpu_targets_apply_when_the_model_ran_on_a_gpu():
+    hd60 = _clip((1920, 1080), 60, live={"annotation_delay_ms": {"p99": 12.0}},
+                 stages={"stages": {"inference": {"median_ms": 1.8}}})
+    cpu = {"provider": "CPUExecutionProvider", "architecture": "blazeneo-dha", "input_size": [352, 352]}
+
+    def gpu_checks(machine):
+        return {t["target"]: (t["value"], t["passed"]) for t in bench.evaluate_targets([hd60], None, machine)
+                if t["target"].startswith("gpu")}
+
+    assert gpu_checks(cpu) == {}
+    gpu = dict(cpu, provider="cuda fp16 CUDA graph")
+    assert gpu_checks(gpu) == {"gpu_live_p99": (12.0, True), "gpu_model": (1.8, False)}
+    other = dict(gpu, architecture="nanonet-a-neo", input_size=[192, 192])  # the model target is BlazeNeo-DHA's
+    assert gpu_checks(other) == {"gpu_live_p99": (12.0, True)}
+
+
 def test_sizes_parse_by_name_or_wxh():
     assert parse_size("1080p") == (1920, 1080) and parse_size("800x600") == (800, 600)
     with pytest.raises(ConfigError, match="valid: 360p"):
