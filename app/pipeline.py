@@ -8,7 +8,7 @@ live mode: the source thread paces files to their own frame rate and puts every 
   comes while it is still the newest frame (a model faster than the frame interval), the frame
   is shown again with it ("re-show"), so the mask is on screen as soon as it exists instead of
   one frame later. Each frame is queued for the recorder once, in its last shown form, when
-  the next one comes.
+  the next one comes (at once without re-show).
 sync mode: every frame is inferred and drawn with its own mask; the stages still run in their
   own threads (decode | infer | draw+convert | encode) and every hand-off blocks, so order is kept.
 Each stage only waits with timeouts on a shared stop event, so `stop()` never hangs.
@@ -638,7 +638,7 @@ class Pipeline:
         stats = self.stats()
         if self.sink is not None:
             self.sink.on_frame(Presented(frame.seq, image, frame.image, overlay_seq, stale, stats, frame.pts, reshown))
-        if block:
+        if block or not self.config.reshow:
             if recorder is not None:
                 self._record(recorder, frame.seq, image, stats, block)
         else:

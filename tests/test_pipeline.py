@@ -346,9 +346,13 @@ def test_live_reshows_a_frame_with_its_own_mask_and_records_that_form(clip, tmp_
     assert {f.seq: widths[f.seq] for f in sink.reshows} == {f.seq: mask_columns(f.seq) for f in sink.reshows}
 
 
-def test_live_reshow_can_be_turned_off(clip):
-    sink, summary = run_pipeline(open_source(clip), PatternEngine(delay=0.002), mode="live", reshow=False)
+def test_live_reshow_can_be_turned_off(clip, tmp_path):
+    sink, summary = run_pipeline(open_source(clip), PatternEngine(delay=0.002), mode="live", reshow=False,
+                                 record_path=tmp_path / "out.mp4")
     assert sink.reshows == [] and summary.frames_reshown == 0 and len(sink.frames) == 60
+    assert summary.recording.frames_written == 60
+    widths = recorded_masks(tmp_path / "out.mp4", clip)  # recorded as shown
+    assert all(widths[f.seq] == (mask_columns(f.overlay_seq) if f.overlay_seq is not None else 0) for f in sink.frames)
     assert [f.seq for f in sink.shown] == sorted({f.seq for f in sink.shown})  # each frame shown once
 
 
