@@ -124,6 +124,27 @@ def test_per_pixel_class_option_turns_region_voting_off():
     assert not overlay_settings(parser.parse_args(["--demo", "--per-pixel-class"])).one_class_per_region
 
 
+def test_reshow_and_input_size_options_reach_the_pipeline_and_the_window():
+    import argparse
+
+    from polypview.run import add_arguments, engine_input_size, pipeline_config
+    from polypview.ui.services import ViewerOptions
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    default, off = parser.parse_args(["--demo"]), parser.parse_args(["--demo", "--no-reshow", "--input-size", "256x320"])
+    assert pipeline_config(default).reshow and not pipeline_config(off).reshow
+    assert ViewerOptions.from_args(default).reshow and not ViewerOptions.from_args(off).reshow
+    assert engine_input_size(default) is None and engine_input_size(off) == (256, 320)
+    assert ViewerOptions.from_args(off).input_size == (256, 320)
+
+
+def test_a_bad_input_size_is_one_error_line(capsys):
+    assert main(["--demo", "--headless", "--frames", "2", "--input-size", "300"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "multiples of 32" in err[0] and "Traceback" not in err[0]
+
+
 def test_ctrl_c_stops_the_run_even_when_it_lands_in_a_finaliser():
     """A KeyboardInterrupt raised inside __del__ is swallowed ("Exception ignored in ..."): the run would go
     on recording. Ctrl-C sets an event instead, which nothing can swallow."""
