@@ -216,14 +216,12 @@ class CountingSink:
     """The pipeline's sink for headless runs: counts frames and keeps errors, draws nothing."""
 
     def __init__(self):
-        self.frames = 0
-        self.reshown = 0  # frames shown again with their own mask (live re-show)
+        self.frames = 0  # frames presented, a frame shown again with its own mask counted once
         self.errors: list[str] = []
         self.finished = threading.Event()
 
     def on_frame(self, p) -> None:
         self.frames += not p.reshown
-        self.reshown += p.reshown
 
     def on_error(self, e) -> None:
         self.errors.append(str(e))

@@ -95,9 +95,10 @@ def on_gpu(machine: dict | None) -> bool:
 def evaluate_targets(clips: list[dict], gui: dict | None, machine: dict | None = None) -> list[dict]:
     """Every target on every clip it applies to, plus the window's first frame (and the GPU's on a GPU)."""
     out = []
-    targets = TARGETS + (GPU_TARGETS if on_gpu(machine) else ())
+    gpu = on_gpu(machine)
+    targets = TARGETS + (GPU_TARGETS if gpu else ())
     arch, size, bound = GPU_MODEL
-    if on_gpu(machine) and machine.get("architecture") == arch and list(machine.get("input_size") or []) == size:
+    if gpu and machine.get("architecture") == arch and list(machine.get("input_size") or []) == size:
         for clip in clips:
             value = _get("stages", "stages", "inference", "median_ms")(clip)
             if value is not None:

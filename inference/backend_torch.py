@@ -134,14 +134,15 @@ def network_from_onnx(torch, models, info: ModelInfo, path: Path):
         raise ModelFileError(f"{source}: {exc}") from None
     options = {"aux": False} if "aux" in _builder_params(spec.builder) else {}
     model = models.create_model(info.architecture, **options)
-    try:  # files exported by this version hold the inference module; older ones the trained module itself
-        net = model.for_inference()
+    # files exported by this version hold the inference module; older ones the trained module itself
+    net = model.for_inference()
+    try:
         load_onnx_weights(torch, net, path, tuple(info.input_size), info.architecture)
     except ModelFileError as first:
-        if model.for_inference() is model:
+        if net is model:
             raise
+        net = model.eval()
         try:
-            net = model.eval()
             load_onnx_weights(torch, net, path, tuple(info.input_size), info.architecture)
         except ModelFileError:
             raise first from None

@@ -41,6 +41,8 @@ class ViewerOptions:
     @classmethod
     def from_args(cls, args: Any) -> "ViewerOptions":
         """Read the viewer options of app/run.py's argparse Namespace (missing ones keep defaults)."""
+        from polypview.run import engine_input_size
+
         get = partial(getattr, args)
         staleness_ms = get("staleness_ms", None)
         return cls(
@@ -51,7 +53,7 @@ class ViewerOptions:
             model=_str_or_none(get("model", None)),
             backend=get("backend", None) or "auto",
             threads=get("threads", None),
-            input_size=_input_size(get("input_size", None)),
+            input_size=engine_input_size(args),
             overlay=overlay_from_args(args),
             staleness_s=0.150 if staleness_ms is None else staleness_ms / 1000,
             sync=bool(get("sync", False)),
@@ -129,11 +131,3 @@ class CoreServices:
             reshow=options.reshow,
         )
         return Pipeline(source, engine, config, sink)
-
-
-def _input_size(text: Any) -> tuple[int, int] | None:
-    if not text:
-        return None
-    from polypview.inference.runtime import input_size_arg
-
-    return input_size_arg(text)

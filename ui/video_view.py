@@ -15,10 +15,8 @@ def fit_rect(image_size: QSize, area: QRect) -> QRect:
     """The largest rectangle with the image's aspect ratio centred in `area`."""
     if image_size.isEmpty() or area.isEmpty():
         return QRect()
-    scaled = image_size.scaled(area.size(), Qt.AspectRatioMode.KeepAspectRatio)
-    x = area.x() + (area.width() - scaled.width()) // 2
-    y = area.y() + (area.height() - scaled.height()) // 2
-    return QRect(x, y, scaled.width(), scaled.height())
+    w, h = fit_size((image_size.width(), image_size.height()), (area.width(), area.height()))
+    return QRect(area.x() + (area.width() - w) // 2, area.y() + (area.height() - h) // 2, w, h)
 
 
 def fit_size(image_wh: tuple[int, int], area_wh: tuple[int, int]) -> tuple[int, int]:
