@@ -269,33 +269,37 @@ def test_closing_stops_the_pipeline_with_its_timeout(qtbot, tmp_path, errors):
     assert services.sources[-1].closed and services.loaded[-1].closed
 
 
-def test_frames_never_queue_up_in_the_gui(qtbot, tmp_path, errors):
-    """A burst of frames while the GUI thread is busy ends with one paint of the newest frame."""
+def paused_window(qtbot, tmp_path):
+    """A window whose (fake) pipeline has shown a few frames and is paused: the test presents the next ones."""
     window = open_window(qtbot, tmp_path, FakeServices())
     wait_frames(qtbot, window)
     window.pipeline.pause()
     qtbot.wait(50)
+    return window
+
+
+def present_from_a_pipeline_thread(bridge, *frames) -> None:
+    """Present frames as a pipeline thread does, while the GUI thread waits (busy) for it to finish."""
+    worker = threading.Thread(target=lambda: [bridge.on_frame(f) for f in frames])
+    worker.start()
+    worker.join()
+
+
+def test_frames_never_queue_up_in_the_gui(qtbot, tmp_path, errors):
+    """A burst of frames while the GUI thread is busy ends with one paint of the newest frame."""
+    window = paused_window(qtbot, tmp_path)
     bridge = window.bridge
     before = bridge.superseded
     p = window.last_presented
-
-    def burst():  # a pipeline thread presents 10 frames while the GUI thread is busy (joining)
-        for seq in range(1000, 1010):
-            bridge.on_frame(type(p)(seq, p.image, p.raw, seq, False, p.stats, 0.0))
-
-    worker = threading.Thread(target=burst)
-    worker.start()
-    worker.join()
+    present_from_a_pipeline_thread(bridge, *(type(p)(seq, p.image, p.raw, seq, False, p.stats, 0.0)
+                                             for seq in range(1000, 1010)))
     assert bridge.superseded - before == 9
     qtbot.waitUntil(lambda: window.last_presented.seq == 1009, timeout=1000)
     assert bridge.take() is None
 
 
 def test_a_frame_shown_again_with_its_own_mask_is_not_a_new_or_lost_frame(qtbot, tmp_path, errors):
-    window = open_window(qtbot, tmp_path, FakeServices())
-    wait_frames(qtbot, window)
-    window.pipeline.pause()
-    qtbot.wait(50)
+    window = paused_window(qtbot, tmp_path)
     bridge = window.bridge
     presented, superseded = bridge.presented, bridge.superseded
     p = window.last_presented
@@ -303,9 +307,7 @@ def test_a_frame_shown_again_with_its_own_mask_is_not_a_new_or_lost_frame(qtbot,
     again = type(p)(2000, p.image, p.raw, 2000, False, p.stats, 0.0, reshown=True)
 
     def present(*frames):  # from a pipeline thread, while the GUI thread waits here
-        worker = threading.Thread(target=lambda: [bridge.on_frame(f) for f in frames])
-        worker.start()
-        worker.join()
+        present_from_a_pipeline_thread(bridge, *frames)
 
     present(first, again)  # the re-show replaces the unpainted first showing: nothing is lost
     assert (bridge.presented - presented, bridge.superseded - superseded) == (1, 0)
@@ -337,19 +339,14 @@ def test_big_frames_are_shrunk_off_the_gui_thread_and_painted_unscaled(qtbot, tm
 
     from polypview.ui.video_view import scale_for_display
 
-    window = open_window(qtbot, tmp_path, FakeServices())
-    wait_frames(qtbot, window)
-    window.pipeline.pause()
-    qtbot.wait(50)
+    window = paused_window(qtbot, tmp_path)
     view, bridge = window.view, window.bridge
     assert bridge.paint_area == (view.width(), view.height())
     rng = np.random.default_rng(0)
     big = cv2.resize(rng.integers(0, 255, (108, 192, 3), np.uint8), (1920, 1080), interpolation=cv2.INTER_CUBIC)
     p = window.last_presented
     shown = type(p)(3000, big, big, None, False, p.stats, 0.0)
-    worker = threading.Thread(target=bridge.on_frame, args=(shown,))  # as a pipeline thread does
-    worker.start()
-    worker.join()
+    present_from_a_pipeline_thread(bridge, shown)
     qtbot.waitUntil(lambda: window.last_presented is shown, timeout=1000)
     rect = view.image_rect()
     assert (view._image.width(), view._image.height()) == (rect.width(), rect.height()) < (1920, 1080)
