@@ -47,7 +47,7 @@ from polypview.inference.modelfile import (
 
 HEADS = ("trinary", "binary", "multilabel")
 # Modules whose import registers architectures (each needs torch).
-_ARCH_MODULES = ("nanonet", "hardnet", "neounet", "resunetpp")
+_ARCH_MODULES = ("nanonet", "hardnet", "neounet", "resunetpp", "lite")
 
 # Per head: foreground class names, their RGB colours, how the probabilities combine.
 _HEAD_CLASSES = {

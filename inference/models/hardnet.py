@@ -251,10 +251,13 @@ class BlazeNeoBranch(nn.Module):
 class BlazeNeo(SegmentationModel):
     """HarDNet68 + RFB-lite + aggregation + trinary head; the aux binary branch (always DHA) trains only."""
 
-    def __init__(self, scheme: str, n_classes: int = 3, aux: bool = True):
+    def __init__(self, scheme: str, n_classes: int = 3, aux: bool = True, backbone: nn.Module | None = None,
+                 channels: tuple[int, int, int] = (320, 640, 1024)):
         super().__init__()
-        self.backbone = HarDNet68()
-        self.rfb2, self.rfb3, self.rfb4 = RFBLite(320), RFBLite(640), RFBLite(1024)
+        # The published network is HarDNet68; another backbone must return its taps ending with s8, s16, s32
+        # having `channels` channels.
+        self.backbone = HarDNet68() if backbone is None else backbone
+        self.rfb2, self.rfb3, self.rfb4 = (RFBLite(c) for c in channels)
         self.main = BlazeNeoBranch(scheme, n_classes)
         self.aux = BlazeNeoBranch("dha", 1) if aux else None
 
