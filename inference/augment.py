@@ -209,6 +209,98 @@ def blazeneo_augment(seed: int | None = None, hue: float = 0.2) -> Compose:
     )
 
 
+class VideoCrop(Transform):
+    """A camera-like view of the image, drawn straight at the network's square input size.
+
+    Tower frames are 16:9 (or the endoscope's area of one, nearly square), the camera zooms in and
+    out and turns, and the app squeezes whatever it gets into the network's square input. So: a
+    window of random aspect (width/height, log-uniform in `aspect`) and zoom (log-uniform in `zoom`:
+    the window's side is the image's geometric-mean side divided by the zoom, so 3 is a 3x close-up
+    and below 1 the whole image sits inside a black frame, as on a tower), turned by up to
+    `rotate` degrees, is mapped onto `out` x `out` in one affine warp (image bilinear, label
+    nearest, outside the image black / background). With probability `on_polyp` the window is
+    placed so that a random polyp pixel lies inside it; otherwise its centre is uniform over the
+    image, so close-ups often hold no polyp at all: the network learns from polyp-free mucosa.
+    Works on the image at its own aspect (the dataset's ``keep_aspect`` cache). Always applied.
+    """
+
+    def __init__(self, out: int, aspect=(0.75, 1.9), zoom=(0.7, 3.0), rotate: float = 30.0,
+                 on_polyp: float = 0.6, seed=None):
+        super().__init__(1.0, seed)
+        if out < 8 or not 0 < aspect[0] <= aspect[1] or not 0 < zoom[0] <= zoom[1]:
+            raise ConfigError(f"VideoCrop needs out >= 8 and positive ranges, got {out}, {aspect}, {zoom}")
+        self.out, self.aspect, self.zoom, self.rotate, self.on_polyp = int(out), aspect, zoom, rotate, on_polyp
+
+    def window(self, label: np.ndarray, rng: np.random.Generator) -> tuple[float, float, float, float, float]:
+        """(centre x, centre y, width, height, angle in degrees) of a random window over `label`."""
+        h, w = label.shape
+        aspect = math.exp(rng.uniform(math.log(self.aspect[0]), math.log(self.aspect[1])))
+        zoom = math.exp(rng.uniform(math.log(self.zoom[0]), math.log(self.zoom[1])))
+        side = math.sqrt(w * h) / zoom
+        win_w, win_h = side * math.sqrt(aspect), side / math.sqrt(aspect)
+        angle = rng.uniform(-self.rotate, self.rotate)
+        ys, xs = np.nonzero(label != BACKGROUND) if rng.random() < self.on_polyp else ((), ())
+        if len(xs):  # a polyp pixel somewhere inside the window (not always at its centre)
+            k = int(rng.integers(len(xs)))
+            cx = xs[k] + rng.uniform(-0.4, 0.4) * win_w
+            cy = ys[k] + rng.uniform(-0.4, 0.4) * win_h
+        else:  # centre uniform over the image, but a zoomed-out window stays around the image
+            cx = rng.uniform(min(win_w / 2, w / 2), max(w - win_w / 2, w / 2))
+            cy = rng.uniform(min(win_h / 2, h / 2), max(h - win_h / 2, h / 2))
+        return cx, cy, win_w, win_h, angle
+
+    def matrix(self, cx: float, cy: float, win_w: float, win_h: float, angle: float) -> np.ndarray:
+        """2x3 affine map from output pixels to source pixels (for cv2's WARP_INVERSE_MAP)."""
+        c, s = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+        sx, sy = win_w / self.out, win_h / self.out
+        half = (self.out - 1) / 2
+        a = np.array([[c * sx, -s * sy], [s * sx, c * sy]])
+        offset = np.array([cx, cy]) - a @ np.array([half, half])
+        return np.hstack([a, offset[:, None]]).astype(np.float64)
+
+    def apply(self, image, label, rng):
+        m = self.matrix(*self.window(label, rng))
+        size = (self.out, self.out)
+        flags = cv2.WARP_INVERSE_MAP
+        # a window many times the output size is pre-shrunk, as the app's area resize would do
+        shrink = max(1.0, (m[0, 0] ** 2 + m[1, 0] ** 2) ** 0.5)
+        if shrink > 1.8:
+            sigma = 0.5 * shrink
+            image = cv2.GaussianBlur(image, (0, 0), sigma)
+        image = cv2.warpAffine(image, m, size, flags=cv2.INTER_LINEAR | flags, borderMode=cv2.BORDER_CONSTANT,
+                               borderValue=0)
+        label = cv2.warpAffine(label, m, size, flags=cv2.INTER_NEAREST | flags, borderMode=cv2.BORDER_CONSTANT,
+                               borderValue=BACKGROUND)
+        return image, label
+
+
+class GaussianBlur(Transform):
+    """Defocus: Gaussian blur with sigma uniform in `sigma` pixels (image only)."""
+
+    def __init__(self, sigma=(0.5, 2.0), p: float = 0.5, seed=None):
+        super().__init__(p, seed)
+        self.sigma = sigma
+
+    def apply(self, image, label, rng):
+        return cv2.GaussianBlur(image, (0, 0), rng.uniform(*self.sigma)), label
+
+
+def video_augment(seed: int | None = 0, size: int = 256) -> Compose:
+    """Camera-like training views for what the app sees (16:9 or ROI frames squeezed to the square
+    input, zoom up to 3x, polyp-free close-ups, rotation, flips), then blur and colour jitter."""
+    return Compose(
+        [
+            VideoCrop(out=size),
+            HorizontalFlip(p=0.5),
+            VerticalFlip(p=0.5),
+            ColorJitter(brightness=0.25, contrast=0.25, saturation=0.2, hue=DEFAULT_HUE, p=0.8),
+            MotionBlur(kernel=(3, 9), p=0.3),
+            GaussianBlur(sigma=(0.5, 2.0), p=0.2),
+        ],
+        seed=seed,
+    )
+
+
 DEFAULT_HUE = 0.05  # +-18 degrees: colour variation between scopes without unreal mucosa colours
 
 
@@ -222,13 +314,16 @@ def no_augment(seed: int | None = None) -> None:
     return None
 
 
-AUGMENTS = {"default": default_train_augment, "blazeneo": blazeneo_augment, "none": no_augment}
+AUGMENTS = {"default": default_train_augment, "blazeneo": blazeneo_augment, "video": video_augment,
+            "none": no_augment}
+# Pipelines that draw their output at the training size from an image kept at its own aspect.
+SIZED_AUGMENTS = {"video"}
 
 
-def create_augment(name: str, seed: int | None = 0):
+def create_augment(name: str, seed: int | None = 0, size: int = 256):
     """Augmentation pipeline by name (None for "none"); an unknown name lists the valid ones."""
     try:
         factory = AUGMENTS[name]
     except KeyError:
         raise ConfigError(f"unknown augmentation {name!r}; valid: {', '.join(AUGMENTS)}") from None
-    return factory(seed=seed)
+    return factory(seed=seed, size=size) if name in SIZED_AUGMENTS else factory(seed=seed)

@@ -336,7 +336,8 @@ class SegmentationDataset:
     """Map-style dataset of (image float32 (3, S, S), label int64 (S, S)) torch tensors.
 
     Decoded images and masks are cached in memory, already resized to `cache_size`
-    (default: `size`), because decoding 768 px JPEGs every epoch dominates CPU training.
+    (default: `size`; with `keep_aspect` the longer side, for augmentations that crop views at
+    the image's own aspect), because decoding 768 px JPEGs every epoch dominates CPU training.
     `augment(image, label) -> (image, label)` works on uint8 RGB / uint8 labels at the cache
     size; the sample is then resized to `size`. It is a plain class (DataLoader only needs
     __len__ and __getitem__), so importing this module does not import torch.
@@ -353,12 +354,14 @@ class SegmentationDataset:
         mask_reader: Callable[[str | Path], np.ndarray] = read_neopolyp_mask,
         cache: bool = True,
         cache_size: int | None = None,
+        keep_aspect: bool = False,
     ) -> None:
         if not pairs:
             raise DataError("no image/mask pairs given to the dataset")
         self.pairs = list(pairs)
         self.size = int(size)
         self.cache_size = int(cache_size or size)
+        self.keep_aspect = keep_aspect  # cache with the longer side at cache_size, the image's own aspect
         self.augment = augment
         self.mean, self.std, self.color_order = mean, std, color_order
         self.mask_reader = mask_reader
@@ -375,8 +378,12 @@ class SegmentationDataset:
         key = self.pairs[index]
         if key in self._cache:
             return self._cache[key]
+        image, label = read_image(key[0]), self.mask_reader(key[1])
         side = (self.cache_size, self.cache_size)
-        sample = resize_image(read_image(key[0]), side), resize_labels(self.mask_reader(key[1]), side)
+        if self.keep_aspect:
+            scale = self.cache_size / max(image.shape[:2])
+            side = (max(1, round(image.shape[0] * scale)), max(1, round(image.shape[1] * scale)))
+        sample = resize_image(image, side), resize_labels(label, side)
         if self.cache:
             self._cache[key] = sample
         return sample

@@ -195,7 +195,26 @@ def info_from_checkpoint(ckpt: dict, size: int | None = None, version: str | Non
     )
     if size:
         overrides["input_size"] = (size, size)
+    views = training_views(ckpt.get("recipe") or {})
+    if views:
+        from polypview.inference.models import get_spec
+
+        overrides["description"] = f"{get_spec(ckpt['model']).description}. {views}"
     return model_info(ckpt["model"], **overrides)
+
+
+def training_views(recipe: dict) -> str:
+    """What the network saw in training, for the model file: the app squeezes its frame (16:9, or the
+    endoscope's area of it) into the square input, so a model trained on such views says so."""
+    from polypview.inference.augment import VideoCrop
+
+    if recipe.get("augment") != "video":
+        return ""
+    crop, size = VideoCrop(out=8), recipe.get("size")
+    return (f"Trained on camera-like views at {size}x{size}: windows of aspect (w/h) {crop.aspect[0]:g}-"
+            f"{crop.aspect[1]:g} and zoom {crop.zoom[0]:g}-{crop.zoom[1]:g}x squeezed to the square input, as the app "
+            f"squeezes a 16:9 frame or the endoscope's area; rotation +-{crop.rotate:g} deg, flips, blur, colour "
+            f"jitter; polyp-free close-ups included")
 
 
 def _plain(value):

@@ -140,6 +140,19 @@ RESUNETPP = Recipe(
           "Adam for Nadam; BCE+Dice for BCE",
 )
 
+# The seed designs on an ImageNet-pretrained EfficientNet-Lite encoder (models.md 13), trained for
+# what the app sees: camera-like views (augment "video": random aspect, zoom 0.7-3x, rotation,
+# polyp-free close-ups, blur, colour jitter) drawn at the app's square input size, BlazeNeo's
+# trinary + auxiliary loss, non-neoplastic images 3x. AdamW with a short warm-up (the decoder
+# starts random) and cosine decay; 256 px, the size the model file runs at.
+LITE_NEO = Recipe(
+    family="lite-neo", optimizer="adamw", lr=1e-3, weight_decay=1e-4, schedule="warmup_cosine",
+    warmup_epochs=1, min_lr=1e-5, epochs=30, batch=8, size=256, multiscale=(), oversample=3,
+    augment="video", loss="blazeneo",
+    notes="pretrained EfficientNet-Lite encoder: AdamW 1e-3, 1 warm-up epoch, cosine to 1e-5, batch 8, "
+          "256 px camera-like views, BlazeNeo loss, non-neoplastic images 3x",
+)
+
 RECIPES: dict[str, Recipe] = {
     "blazeneo": BLAZENEO,
     "hardnet-mseg": HARDNET_MSEG,
@@ -148,6 +161,7 @@ RECIPES: dict[str, Recipe] = {
     "nanonet": NANONET,
     "nanonet-neo": NANONET_NEO,
     "resunetpp": RESUNETPP,
+    "lite-neo": LITE_NEO,
 }
 
 # The GPU run for BlazeNeo-DHA with the recipe above (not run here: this task had no GPU), then
@@ -160,6 +174,8 @@ BLAZENEO_GPU_COMMAND = (
 
 def family_of(model: str) -> str:
     """The recipe family of a registered model name."""
+    if "-lite" in model:
+        return "lite-neo"
     if model.startswith("blazeneo"):
         return "blazeneo"
     if model.startswith("nanonet"):

@@ -64,6 +64,16 @@ def add_arguments(parser) -> None:
                         help="forward pass in bfloat16 autocast (losses and weights stay fp32): ~1.4x faster on "
                              "CPUs with AMX/AVX512-BF16 and on recent GPUs")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no tqdm bar")
+    parser.add_argument("--teacher", type=Path, default=None,
+                        help="distil from this trained model (checkpoint or shipped .pt): its per-pixel class "
+                             "probabilities become soft targets beside the labels")
+    parser.add_argument("--distill-weight", dest="distill_weight", type=float, default=1.0,
+                        help="weight of the distillation term (default 1)")
+    parser.add_argument("--temperature", type=float, default=2.0, help="distillation softmax temperature (default 2)")
+    parser.add_argument("--pseudo", action="store_true",
+                        help="with --teacher: add the unlabelled NeoPolyp test images, labelled by the teacher")
+    parser.add_argument("--no-pretrained", dest="pretrained", action="store_false",
+                        help="start an ImageNet-pretrained encoder (the -lite models) from random weights instead")
 
 
 def _rates(text: str) -> tuple[float, ...]:
@@ -92,7 +102,12 @@ def run(args) -> int:
         out=args.out or Path("runs") / args.model, resume=args.resume, init=args.init, workers=args.workers,
         threads=args.threads, seed=args.seed, limit=args.limit, device=args.device,
         progress=args.progress, command=command_from_args(args), bf16=args.bf16,
+        pretrained=getattr(args, "pretrained", True), teacher=getattr(args, "teacher", None),
+        distill_weight=getattr(args, "distill_weight", 1.0), temperature=getattr(args, "temperature", 2.0),
+        pseudo=getattr(args, "pseudo", False),
     )
+    if options.pseudo and options.teacher is None:
+        raise ConfigError("--pseudo needs --teacher (the teacher labels the unlabelled images)")
     result = train(options)
     best = result.get("best_score")
     print(f"done: {result['epochs']} epochs, best validation score {best:.4f} at epoch {result['best_epoch']}"
@@ -105,8 +120,8 @@ def command_from_args(args) -> str:
     words = ["polypview", "train"]
     for key, value in vars(args).items():
         flag = "--" + key.replace("_", "-")
-        if key == "progress":
-            words += [] if value else ["--no-progress"]
+        if key in ("progress", "pretrained"):
+            words += [] if value else [f"--no-{key}"]
         elif value is True:
             words.append(flag)
         elif value is None or value is False or (key == "workers" and value == 1):
@@ -139,6 +154,11 @@ class TrainOptions:
     plot_every: int = 1  # epochs between curve plots (the last epoch always plots)
     command: str = ""
     model_kwargs: dict = field(default_factory=dict)
+    pretrained: bool = True  # load the ImageNet encoder weights of models that have them (not on resume/init)
+    teacher: Path | None = None  # a trained trinary model to distil from
+    distill_weight: float = 1.0
+    temperature: float = 2.0
+    pseudo: bool = False  # add the unlabelled test images with the teacher's labels
 
 
 # ---------------------------------------------------------------- data
@@ -189,7 +209,7 @@ class IndexedView:
 
 def build_datasets(opts: TrainOptions, spec):
     """(train view with oversampling, validation dataset), images decoded once and cached."""
-    from polypview.inference.augment import create_augment
+    from polypview.inference.augment import SIZED_AUGMENTS, create_augment
     from polypview.inference.data import SegmentationDataset, neopolyp_pairs, oversample_non_neoplastic
 
     recipe = opts.recipe
@@ -197,10 +217,18 @@ def build_datasets(opts: TrainOptions, spec):
         raise DataError(f"dataset folder not found: {opts.data} (pass --data or set POLYPVIEW_DATA)")
     names = {p: split_names(p, opts.split)[: opts.limit] for p in ("train", "val")}
     pairs = {p: neopolyp_pairs(opts.data, names[p]) for p in names}
+    if opts.pseudo:  # the unlabelled test images join the training set with the teacher's labels
+        pseudo = pseudo_label_pairs(opts, opts.limit)
+        names["train"] = names["train"] + [f"pseudo:{image.stem}" for image, _ in pseudo]
+        pairs["train"] = pairs["train"] + pseudo
     norm = dict(mean=spec.mean, std=spec.std, color_order=spec.color_order)
     # Multi-scale batches are resized down from the largest scale, never up from a smaller one.
     train_size = max(recipe.scales())
-    train = SegmentationDataset(pairs["train"], train_size, create_augment(recipe.augment, opts.seed), **norm)
+    augment = create_augment(recipe.augment, opts.seed, size=train_size)
+    # camera-like views (zoom up to 3x) are cut from images cached at twice the size, at their own aspect
+    views = recipe.augment in SIZED_AUGMENTS
+    train = SegmentationDataset(pairs["train"], train_size, augment, cache_size=2 * train_size if views else None,
+                                keep_aspect=views, **norm)
     val = SegmentationDataset(pairs["val"], recipe.size, None, **norm)
     order = names["train"]
     if recipe.oversample > 1:
@@ -208,6 +236,75 @@ def build_datasets(opts: TrainOptions, spec):
         order = oversample_non_neoplastic(order, counts, recipe.oversample)
     position = {n: i for i, n in enumerate(names["train"])}
     return IndexedView(train, [position[n] for n in order]), val
+
+
+# ---------------------------------------------------------------- distillation
+
+
+def load_teacher(path: Path, device):
+    """A trained trinary model (training checkpoint or shipped .pt) in eval mode, without its aux head."""
+    import torch
+
+    from polypview.inference.models import create_model, get_spec
+
+    ckpt = load_checkpoint(path, shipped_weights=True)
+    name = ckpt.get("model", ckpt.get("architecture"))
+    if get_spec(name).head != "trinary":
+        raise ConfigError(f"--teacher {path} is a {get_spec(name).head} model; distillation needs a trinary one")
+    model = create_model(name, **{**ckpt.get("model_kwargs", {}), "aux": False})
+    state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()
+             if not k.startswith("aux.")}
+    model.load_state_dict(state)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    size = ckpt.get("input_size") or get_spec(name).input_size[0]
+    return model.eval().to(device), name, int(size if isinstance(size, int) else size[0])
+
+
+def distill_term(student_logits, teacher_logits, temperature: float):
+    """Per-pixel KL(teacher || student) of the class softmaxes at `temperature`, times T^2 (Hinton)."""
+    import torch.nn.functional as F
+
+    t = temperature
+    teacher = F.log_softmax(teacher_logits.float() / t, dim=1)
+    student = F.log_softmax(student_logits.float() / t, dim=1)
+    kl = (teacher.exp() * (teacher - student)).sum(dim=1)
+    return kl.mean() * t * t
+
+
+def pseudo_label_pairs(opts: TrainOptions, limit: int | None = None) -> list[tuple[Path, Path]]:
+    """Label the unlabelled NeoPolyp test images with the teacher (argmax at its input size, resized to
+    the image with nearest); masks are written in NeoPolyp colours to OUT/pseudo/ (never committed)."""
+    import cv2
+    import numpy as np
+    import torch
+
+    from polypview.inference.data import IMAGE_SUFFIXES, normalise, read_image, resize_image, resize_labels
+    from polypview.inference.labels import LABEL_COLORS
+    from polypview.inference.models import get_spec
+
+    folder = Path(opts.data) / "test" / "images"
+    images = sorted(p for p in folder.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
+    if not images:
+        raise DataError(f"--pseudo: no unlabelled images in {folder}")
+    teacher, name, size = load_teacher(opts.teacher, torch.device("cpu"))
+    spec = get_spec(name)
+    out = Path(opts.out) / "pseudo"
+    out.mkdir(parents=True, exist_ok=True)
+    pairs = []
+    with torch.no_grad():
+        for path in images:
+            mask = out / f"{path.stem}.png"
+            if not mask.is_file():
+                rgb = read_image(path)
+                blob = normalise(resize_image(rgb, (size, size)), spec.mean, spec.std, spec.color_order)
+                labels = labels_from_logits("trinary", teacher(torch.from_numpy(blob)[None]))[0]
+                labels = resize_labels(labels, rgb.shape[:2])
+                cv2.imwrite(str(mask), np.ascontiguousarray(LABEL_COLORS[labels][..., ::-1]))
+            pairs.append((path, mask))
+    print(f"pseudo-labels: {len(pairs)} unlabelled images labelled by {name} ({opts.teacher}) in {out}",
+          file=sys.stderr, flush=True)
+    return pairs
 
 
 # ---------------------------------------------------------------- optimisation
@@ -261,19 +358,25 @@ def resize_batch(images, labels, size: int):
 class Stepper:
     """One training batch: forward at each scale, loss, backward, step (per the recipe's mode)."""
 
-    def __init__(self, model, optimizer, loss_fn, recipe: Recipe, bf16: bool = False):
+    def __init__(self, model, optimizer, loss_fn, recipe: Recipe, bf16: bool = False, teacher=None,
+                 distill_weight: float = 1.0, temperature: float = 2.0):
         self.model, self.optimizer, self.loss_fn, self.recipe = model, optimizer, loss_fn, recipe
         self.bf16 = bf16
+        self.teacher, self.distill_weight, self.temperature = teacher, distill_weight, temperature
 
     def _loss(self, images, labels, size):
-        images, labels = resize_batch(images, labels, size)
-        if not self.bf16:
-            return self.loss_fn(self.model.forward_train(images), labels)
         import torch
 
-        with torch.autocast(device_type=images.device.type, dtype=torch.bfloat16):
+        images, labels = resize_batch(images, labels, size)
+        with torch.autocast(device_type=images.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             outputs = self.model.forward_train(images)
-        return self.loss_fn(_to_float(outputs), labels)  # losses in fp32: Tversky terms are small
+        loss, parts = self.loss_fn(_to_float(outputs), labels)  # losses in fp32: Tversky terms are small
+        if self.teacher is None:
+            return loss, parts
+        with torch.no_grad():
+            soft = self.teacher(images)
+        kd = distill_term(outputs["main"], soft, self.temperature)
+        return loss + self.distill_weight * kd, {**parts, "distill": float(kd.detach())}
 
     def _step(self, loss) -> None:
         self.optimizer.zero_grad(set_to_none=True)
@@ -471,8 +574,13 @@ def _device(name: str | None):
 
 def _data_description(opts: TrainOptions, train_len: int, val_len: int) -> str:
     split = str(opts.split) if opts.split else "packaged fixed split inference/splits/neopolyp_{train,val,test}.txt"
-    return (f"NeoPolyp-Small ({Path(opts.data).name}), {split}; train {train_len} samples/epoch "
+    text = (f"NeoPolyp-Small ({Path(opts.data).name}), {split}; train {train_len} samples/epoch "
             f"(oversample x{opts.recipe.oversample}), val {val_len} images")
+    if opts.pseudo:
+        text += f"; plus the unlabelled test/ images with pseudo-labels of the teacher {opts.teacher}"
+    if opts.teacher:
+        text += f"; distilled from {opts.teacher} (weight {opts.distill_weight}, temperature {opts.temperature})"
+    return text
 
 
 def train(opts: TrainOptions) -> dict:
@@ -513,7 +621,9 @@ def train(opts: TrainOptions) -> dict:
     state["commands"] = [*state["commands"], opts.command]
     (out / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=2))
     data_text = _data_description(opts, len(train_view), len(val_set))
-    stepper = Stepper(model, optimizer, loss_fn, recipe, bf16=opts.bf16)
+    teacher = load_teacher(opts.teacher, device)[0] if opts.teacher else None
+    stepper = Stepper(model, optimizer, loss_fn, recipe, bf16=opts.bf16, teacher=teacher,
+                      distill_weight=opts.distill_weight, temperature=opts.temperature)
 
     for epoch in range(state["epoch"], recipe.epochs):
         _seed_epoch(gen, train_view, opts.seed, epoch)
@@ -543,7 +653,13 @@ def train(opts: TrainOptions) -> dict:
 def _build_model(opts: TrainOptions, spec):
     from polypview.inference.models import create_model
 
-    return create_model(opts.model, **opts.model_kwargs).train()
+    import inspect
+
+    kwargs = dict(opts.model_kwargs)
+    fresh = not opts.resume and not opts.init
+    if fresh and opts.pretrained and "pretrained" in inspect.signature(spec.builder).parameters:
+        kwargs["pretrained"] = True  # not stored in model_kwargs: rebuilding trained weights needs no package
+    return create_model(opts.model, **kwargs).train()
 
 
 def _train_epoch(stepper, loader, scheduler, device, epoch, recipe, progress) -> dict:

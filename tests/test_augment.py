@@ -125,9 +125,81 @@ def test_reseed_restarts_the_stream():
 def test_registry_and_bad_parameters():
     assert augment.create_augment("none") is None
     assert isinstance(augment.create_augment("blazeneo", seed=1), augment.Compose)
-    with pytest.raises(ConfigError, match="default, blazeneo, none"):
+    with pytest.raises(ConfigError, match="default, blazeneo, video, none"):
         augment.create_augment("albumentations")
     with pytest.raises(ConfigError):
         augment.ColorJitter(hue=0.9)
     with pytest.raises(ConfigError):
         augment.MotionBlur(kernel=(1, 7))
+
+
+# ---------------------------------------------------------------- camera-like views
+
+
+def _wide_pair(h: int = 90, w: int = 120) -> tuple[np.ndarray, np.ndarray]:
+    """A 4:3 image painted from its labels, one small polyp in a corner."""
+    label = np.full((h, w), BACKGROUND, np.uint8)
+    label[:, : w // 2] = UNDEFINED  # a coloured half, so that the image content is visible in a view
+    cv2.circle(label, (100, 15), 6, NON_NEOPLASTIC, -1)
+    return PALETTE[label].copy(), label
+
+
+def test_video_crop_draws_views_at_the_output_size_aligned_with_labels():
+    image, label = _wide_pair()
+    crop = augment.VideoCrop(out=64)
+    for seed in range(20):
+        out_image, out_label = crop(image, label, np.random.default_rng(seed))
+        assert out_image.shape == (64, 64, 3) and out_label.shape == (64, 64)
+        assert set(np.unique(out_label)) <= {0, 1, 2, 3}
+        assert (_labels_from_colours(out_image) == out_label).mean() > 0.95
+
+
+def test_video_crop_zoom_and_aspect_map_the_window_exactly():
+    """Zoom 2 and aspect 1 without rotation: the window's side is sqrt(w*h)/2 source pixels."""
+    crop = augment.VideoCrop(out=50, aspect=(1, 1), zoom=(2, 2), rotate=0, on_polyp=0)
+    m = crop.matrix(60, 45, 40, 40, 0)
+    corner = m @ np.array([0, 0, 1.0])
+    far = m @ np.array([49, 49, 1.0])
+    np.testing.assert_allclose(far - corner, [39.2, 39.2])  # 49 output steps of 40/50 source pixels
+    np.testing.assert_allclose((corner + far) / 2, [60, 45])
+    _, _, win_w, win_h, _ = crop.window(np.zeros((90, 160), np.uint8) + BACKGROUND, np.random.default_rng(0))
+    assert win_w == pytest.approx(win_h) == pytest.approx(np.sqrt(90 * 160) / 2)
+    wide = augment.VideoCrop(out=50, aspect=(16 / 9, 16 / 9), zoom=(1, 1), rotate=0)
+    _, _, win_w, win_h, _ = wide.window(np.zeros((90, 160), np.uint8), np.random.default_rng(0))
+    assert win_w / win_h == pytest.approx(16 / 9)
+
+
+def test_video_crop_shows_polyp_free_views_and_black_framed_views():
+    label = np.full((90, 120), BACKGROUND, np.uint8)
+    cv2.circle(label, (100, 15), 6, NON_NEOPLASTIC, -1)
+    image = np.full((90, 120, 3), 128, np.uint8)  # grey mucosa: the black frame is told apart
+    image[label == NON_NEOPLASTIC] = PALETTE[NON_NEOPLASTIC]
+    crop = augment.VideoCrop(out=48)
+    polyp_free = framed = with_polyp = 0
+    for seed in range(200):
+        out_image, out_label = crop(image, label, np.random.default_rng(seed))
+        has_polyp = (out_label == NON_NEOPLASTIC).any()
+        with_polyp += has_polyp
+        polyp_free += not has_polyp
+        # zoomed out below 1x: black background beyond the image on opposite sides of the view
+        framed += bool((out_image[:, 0] == 0).all() and (out_image[:, -1] == 0).all())
+    assert with_polyp > 80 and polyp_free > 40 and framed > 5
+
+
+def test_video_augment_pipeline_reproducible_and_registered():
+    image, label = _wide_pair()
+    a = augment.create_augment("video", seed=3, size=32)
+    b = augment.create_augment("video", seed=3, size=32)
+    for _ in range(4):
+        (ia, la), (ib, lb) = a(image, label), b(image, label)
+        assert ia.shape == (32, 32, 3)
+        np.testing.assert_array_equal(ia, ib)
+        np.testing.assert_array_equal(la, lb)
+    with pytest.raises(ConfigError):
+        augment.VideoCrop(out=64, zoom=(0, 2))
+
+
+def test_gaussian_blur_changes_image_only():
+    image, label = _pair()
+    out_image, out_label = augment.GaussianBlur(p=1.0)(image, label, np.random.default_rng(0))
+    assert out_label is label and not np.array_equal(out_image, image)

