@@ -291,9 +291,9 @@ def test_fresh_runs_of_lite_models_load_imagenet_weights_and_resumes_do_not(monk
     from polypview.inference import train as train_module
     from polypview.inference.models import get_spec
 
-    seen = []
-    monkeypatch.setattr(train_module, "create_model", None, raising=False)
     import polypview.inference.models as models
+
+    seen = []
 
     real = models.create_model
     monkeypatch.setattr(models, "create_model", lambda name, **kw: seen.append(kw) or real(name, **kw))
