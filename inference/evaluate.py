@@ -7,6 +7,14 @@ papers decide) is brought back to the mask's resolution with nearest resize, and
 are summed over the whole test set (micro Dice/IoU, models.md §9). The same pass also scores
 the app's default display, where each connected polyp region takes its majority class
 (`labels.one_class_per_region`); the table prints it as a second row ("one class/polyp").
+
+Each micro Dice comes with a 95 % percentile bootstrap interval over images: the images are
+resampled with replacement (2000 times, seeded), and micro Dice is recomputed from the summed
+per-image TP/FP/FN of each resample (`bootstrap_intervals`). The JSON keeps the point estimate
+under "dice" and adds the interval as "dice_ci95": [low, high].
+
+`--video` also plays the split as a tower would show it and scores what the app draws
+(`videoeval.py`).
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from typing import Callable
 import numpy as np
 
 from polypview.errors import ConfigError, DataError, ModelFileError
+from polypview.inference.metrics import METRIC_CLASSES, ConfusionCounter
 
 # BlazeNeo Table 4 figures that models.md states (§3.2, §10): parameters and GMACs at 352².
 # models.md does not give the paper's Dice/IoU, so none are printed ("paper: n/a").
@@ -33,6 +42,9 @@ PAPER = {
 GMAC_SIZE = 352
 FPS_WARMUP, FPS_MIN_RUNS, FPS_MIN_SECONDS = 3, 10, 2.0
 TABLE_CLASSES = (("polyp", "Polyp"), ("neoplastic", "Neo"), ("non_neoplastic", "Non-neo"))
+BOOTSTRAP_RESAMPLES = 2000
+CI_LEVEL = 0.95
+CI_KEY = "dice_ci95"
 
 
 def add_arguments(parser) -> None:
@@ -46,20 +58,54 @@ def add_arguments(parser) -> None:
     parser.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads (default: its own)")
     parser.add_argument("--no-fps", dest="fps", action="store_false", help="skip the speed measurement")
     parser.add_argument("--no-progress", dest="progress", action="store_false")
+    parser.add_argument("--bootstrap", default=str(BOOTSTRAP_RESAMPLES), metavar="N",
+                        help=f"bootstrap resamples for the 95 %% intervals (default {BOOTSTRAP_RESAMPLES}; 0: none)")
+    parser.add_argument("--seed", default="0", help="seed of the bootstrap and of the --video clip (default 0)")
+    parser.add_argument("--video", action="store_true",
+                        help="also play the split as a tower shows it (1920x1080, pan and zoom, black-framed views) "
+                             "and score the masks as the app draws them")
+    parser.add_argument("--video-fps", default="30", metavar="FPS", help="frame rate of the --video clip (default 30)")
+    parser.add_argument("--video-seconds-per-image", default="0.5-1", metavar="S",
+                        help="how long each image is shown: a range MIN-MAX (seeded) or a number (default 0.5-1)")
 
 
 def run(args) -> int:
     """Entry point of `polypview eval`."""
     from polypview.inference.data import neopolyp_dir
 
+    resamples, seed, video = _parse_options(args)
     data = args.data or neopolyp_dir()
     pairs = eval_pairs(data, args.split)
-    results = [evaluate_path(p, pairs, threads=args.threads, fps=args.fps, progress=args.progress)
+    results = [evaluate_path(p, pairs, threads=args.threads, fps=args.fps, progress=args.progress,
+                             resamples=resamples, seed=seed, video=video)
                for p in args.models]
     print(format_table(results, args.split))
+    if video is not None:
+        from polypview.inference.videoeval import format_video_table
+
+        print()
+        print(format_video_table(results))
     write_json(args.json, results, data, args.split)
     print(f"wrote {args.json}")
     return 0
+
+
+def _parse_options(args):
+    """(bootstrap resamples, seed, VideoOptions or None) from the command line; ConfigError when bad."""
+    from polypview.inference.videoeval import parse_int
+
+    resamples = parse_int(getattr(args, "bootstrap", BOOTSTRAP_RESAMPLES), "--bootstrap")
+    seed = parse_int(getattr(args, "seed", 0), "--seed")
+    if not getattr(args, "video", False):
+        return resamples, seed, None
+    from polypview.benchclips import parse_fps
+    from polypview.inference.videoeval import VideoOptions, parse_seconds
+
+    try:
+        fps = parse_fps(args.video_fps)
+    except ConfigError as exc:
+        raise ConfigError(f"--video-fps: {exc}") from None
+    return resamples, seed, VideoOptions(fps=fps, seconds=parse_seconds(args.video_seconds_per_image), seed=seed)
 
 
 # ---------------------------------------------------------------- data
@@ -147,6 +193,61 @@ def _preprocessor(info) -> Callable[[np.ndarray], np.ndarray]:
     return preprocess
 
 
+# ---------------------------------------------------------------- bootstrap
+
+
+class ImageCounts(ConfusionCounter):
+    """A ConfusionCounter that also keeps each image's (TP, FP, FN) per class, for the bootstrap."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[list[list[int]]] = []
+
+    def update(self, pred: np.ndarray, truth: np.ndarray) -> None:
+        before = {c: list(v) for c, v in self.counts.items()}
+        super().update(pred, truth)
+        self.rows.append([[now - was for now, was in zip(self.counts[c], before[c])] for c in METRIC_CLASSES])
+
+    def per_image(self) -> np.ndarray:
+        """int64 (images, classes, 3): each image's TP, FP, FN, classes in METRIC_CLASSES order."""
+        return np.asarray(self.rows, dtype=np.int64).reshape(len(self.rows), len(METRIC_CLASSES), 3)
+
+
+def bootstrap_intervals(per_image, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0,
+                        level: float = CI_LEVEL) -> dict[str, tuple[float, float] | None]:
+    """Percentile bootstrap interval of micro Dice per class, resampling images with replacement.
+
+    `per_image`: (images, classes, 3) TP/FP/FN counts (ImageCounts.per_image), classes in
+    METRIC_CLASSES order. Every class uses the same resamples. A class gets None when there is
+    nothing to resample or no resample has a defined Dice (no polyp pixel anywhere).
+    """
+    counts = np.asarray(per_image, dtype=np.int64)
+    n = counts.shape[0]
+    if n == 0 or resamples <= 0:
+        return {c: None for c in METRIC_CLASSES}
+    rng = np.random.default_rng(seed)
+    sums = np.empty((resamples, counts.shape[1], 3), np.int64)
+    chunk = max(1, 2_000_000 // max(1, n * counts.shape[1] * 3))  # bounds the memory of counts[picks]
+    for first in range(0, resamples, chunk):
+        picks = rng.integers(0, n, size=(min(chunk, resamples - first), n))
+        sums[first:first + len(picks)] = counts[picks].sum(axis=1)
+    tp, fp, fn = sums[..., 0], sums[..., 1], sums[..., 2]
+    den = 2 * tp + fp + fn
+    dice = np.where(den > 0, 2 * tp / np.maximum(den, 1), np.nan)
+    tail = 100 * (1 - level) / 2
+    out = {}
+    for k, name in enumerate(METRIC_CLASSES):
+        values = dice[:, k][~np.isnan(dice[:, k])]
+        out[name] = None if values.size == 0 else tuple(float(v) for v in np.percentile(values, [tail, 100 - tail]))
+    return out
+
+
+def micro_with_intervals(micro: dict, intervals: dict) -> dict:
+    """A copy of a micro summary with each class's interval added as CI_KEY ([low, high] or None)."""
+    return {c: {**scores, CI_KEY: None if intervals.get(c) is None else list(intervals[c])}
+            for c, scores in micro.items()}
+
+
 # ---------------------------------------------------------------- evaluation
 
 
@@ -168,6 +269,8 @@ class EvalResult:
     provider: str = "CPUExecutionProvider"
     threads: int | None = None  # ONNX Runtime intra-op threads the FPS was measured with
     micro_region: dict | None = None  # micro Dice/IoU with one class per connected polyp region
+    bootstrap: dict | None = None  # how the intervals (micro[...]["dice_ci95"]) were computed
+    video: dict | None = None  # `--video`: the scores of the tower clip (videoeval.evaluate_video)
 
 
 def evaluate_predictor(predict: Callable[[np.ndarray], np.ndarray], pairs, progress: bool = False,
@@ -175,16 +278,15 @@ def evaluate_predictor(predict: Callable[[np.ndarray], np.ndarray], pairs, progr
     """Micro/macro counts of `predict(BGR image) -> label map` over (image, mask) pairs.
 
     With `region_counter` (a ConfusionCounter), also count the same predictions with one class
-    per connected polyp region.
+    per connected polyp region. The returned counter is an ImageCounts (per-image counts kept).
     """
     import cv2
     from tqdm import tqdm
 
     from polypview.inference.data import read_neopolyp_mask, resize_labels
     from polypview.inference.labels import one_class_per_region, polyp_mask
-    from polypview.inference.metrics import ConfusionCounter
 
-    counter = ConfusionCounter()
+    counter = ImageCounts()
     for image_path, mask_path in tqdm(pairs, desc="eval", disable=not progress, mininterval=5.0):
         image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
         if image is None:
@@ -213,9 +315,13 @@ def measure_fps(run: Callable[[np.ndarray], np.ndarray], input_size) -> tuple[fl
 
 
 def complexity(architecture: str) -> tuple[int | None, float | None]:
-    """(inference parameters, GMACs at 352²) of a registered architecture; (None, None) otherwise."""
-    from polypview.inference.models import create_model, inference_params, list_models
-    from polypview.inference.models.flops import count_macs
+    """(inference parameters, GMACs at 352²) of a registered architecture; (None, None) otherwise
+    (also without torch: a model file is evaluated without it)."""
+    try:
+        from polypview.inference.models import create_model, inference_params, list_models
+        from polypview.inference.models.flops import count_macs
+    except ImportError:
+        return None, None
 
     if architecture not in list_models():
         return None, None
@@ -224,14 +330,16 @@ def complexity(architecture: str) -> tuple[int | None, float | None]:
 
 
 def evaluate_path(path: Path, pairs, threads: int | None = None, fps: bool = True,
-                  progress: bool = False) -> EvalResult:
-    """Evaluate a checkpoint or a model file on `pairs`."""
+                  progress: bool = False, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0,
+                  video=None) -> EvalResult:
+    """Evaluate a checkpoint or a model file on `pairs` (and on the tower clip with `video`, a VideoOptions)."""
     path = Path(path)
+    options = dict(resamples=resamples, seed=seed, video=video)
     if path.suffix.lower() == ".onnx":
-        return evaluate_model_file(path, pairs, threads, fps, progress)
+        return evaluate_model_file(path, pairs, threads, fps, progress, **options)
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = _export_checkpoint(path, Path(tmp))
-        result = evaluate_model_file(onnx_path, pairs, threads, fps, progress)
+        result = evaluate_model_file(onnx_path, pairs, threads, fps, progress, **options)
     result.model = str(path)
     return result
 
@@ -248,22 +356,32 @@ def _export_checkpoint(path: Path, folder: Path) -> Path:
 
 
 def evaluate_model_file(path: Path, pairs, threads: int | None = None, fps: bool = True,
-                        progress: bool = False) -> EvalResult:
-    """Evaluate one ONNX model file."""
-    from polypview.inference.metrics import ConfusionCounter
-
+                        progress: bool = False, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0,
+                        video=None) -> EvalResult:
+    """Evaluate one ONNX model file; `video` (a videoeval.VideoOptions) adds the tower clip's scores."""
     predictor = OnnxPredictor(path, threads)
-    regions = ConfusionCounter()
+    regions = ImageCounts()
     counter = evaluate_predictor(predictor, pairs, progress, region_counter=regions)
     summary = counter.as_dict()
+    micro = micro_with_intervals(summary["micro"], bootstrap_intervals(counter.per_image(), resamples, seed))
+    micro_region = micro_with_intervals(regions.as_dict()["micro"],
+                                        bootstrap_intervals(regions.per_image(), resamples, seed))
     arch = predictor.info.architecture
     params, gmacs = complexity(arch)
     speed = measure_fps(predictor.run, predictor.info.input_size) if fps else (None, None)
+    video_scores = None
+    if video is not None:
+        from polypview.inference.videoeval import evaluate_video
+
+        video_scores = evaluate_video(path, pairs, video, threads=threads, progress=progress, resamples=resamples)
     return EvalResult(
         model=str(path), architecture=arch, input_size=tuple(predictor.info.input_size),
-        micro=summary["micro"], macro=summary["macro"], images=summary["images"],
+        micro=micro, macro=summary["macro"], images=summary["images"],
         fps=speed[0], latency_ms=speed[1], params=params, gmacs=gmacs, paper=PAPER.get(arch, {}),
-        micro_region=regions.as_dict()["micro"], threads=predictor.threads,
+        micro_region=micro_region, threads=predictor.threads,
+        bootstrap={"resamples": resamples, "seed": seed, "level": CI_LEVEL, "unit": "image",
+                   "method": "percentile"} if resamples > 0 else None,
+        video=video_scores,
     )
 
 
@@ -274,8 +392,17 @@ def _pct(value) -> str:
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.1f}"
 
 
+def dice_cell(scores: dict) -> str:
+    """Dice in %, with its 95 % interval when known: "81.0 [77.2-84.5]"."""
+    ci = scores.get(CI_KEY)
+    return _pct(scores["dice"]) + ("" if not ci else f" [{_pct(ci[0])}-{_pct(ci[1])}]")
+
+
 def format_table(results: list[EvalResult], split: str = "test") -> str:
-    """A text table shaped like BlazeNeo's Table 4 (Dice/IoU in %), a paper row under each model."""
+    """A text table shaped like BlazeNeo's Table 4 (Dice/IoU in %), a paper row under each model.
+
+    Dice cells carry their 95 % bootstrap interval when the results have one.
+    """
     head = ["Model", "Size"] + [f"{label} {m}" for _, label in TABLE_CLASSES for m in ("Dice", "IoU")]
     head += ["FPS", "Params (M)", "GMACs@352"]
     rows = [head]
@@ -291,7 +418,16 @@ def format_table(results: list[EvalResult], split: str = "test") -> str:
     return "\n".join(lines) + (
         f"\n(micro-averaged over {n} images of split {split!r} at mask resolution, per-pixel argmax as the papers; "
         "'one class/polyp': each connected polyp region takes its majority class, as the app shows it; "
-        f"FPS: ONNX Runtime CPU, batch 1{_threads_note(results)})")
+        f"{_ci_note(results, n)}FPS: ONNX Runtime CPU, batch 1{_threads_note(results)})")
+
+
+def _ci_note(results: list[EvalResult], images: int) -> str:
+    """What the bracketed intervals are, '' when no result has one."""
+    boot = next((r.bootstrap for r in results if r.bootstrap), None)
+    if boot is None:
+        return ""
+    return (f"Dice [95 % CI]: percentile bootstrap over the {images} images ({boot['resamples']} resamples "
+            f"with replacement, seed {boot['seed']}, micro Dice recomputed from the resampled images' TP/FP/FN); ")
 
 
 def _threads_note(results: list[EvalResult]) -> str:
@@ -307,7 +443,7 @@ def _threads_note(results: list[EvalResult]) -> str:
 def _row(r: EvalResult) -> list[str]:
     cells = [r.architecture, f"{r.input_size[0]}"]
     for key, _ in TABLE_CLASSES:
-        cells += [_pct(r.micro[key]["dice"]), _pct(r.micro[key]["iou"])]
+        cells += [dice_cell(r.micro[key]), _pct(r.micro[key]["iou"])]
     cells += ["n/a" if r.fps is None else f"{r.fps:.1f}",
               "n/a" if r.params is None else f"{r.params / 1e6:.3f}",
               "n/a" if r.gmacs is None else f"{r.gmacs:.2f}"]
@@ -317,7 +453,7 @@ def _row(r: EvalResult) -> list[str]:
 def _region_row(r: EvalResult) -> list[str]:
     cells = ["  one class/polyp", ""]
     for key, _ in TABLE_CLASSES:
-        cells += [_pct(r.micro_region[key]["dice"]), _pct(r.micro_region[key]["iou"])]
+        cells += [dice_cell(r.micro_region[key]), _pct(r.micro_region[key]["iou"])]
     return cells + [""] * 3
 
 

@@ -145,3 +145,151 @@ def test_eval_also_scores_one_class_per_polyp_region(tmp_path, capsys):
     assert (region["non_neoplastic"]["tp"], region["non_neoplastic"]["fp"]) == (128, 0)
     assert region["polyp"] == pixel["polyp"]  # voting never moves the polyp outline
     assert "one class/polyp" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- bootstrap intervals
+
+from polypview.errors import ConfigError  # noqa: E402
+from polypview.inference.evaluate import ImageCounts, bootstrap_intervals  # noqa: E402
+from polypview.inference.metrics import METRIC_CLASSES  # noqa: E402
+
+
+def _per_image(rows):
+    """(images, 3 classes, 3) counts where every class gets the same (TP, FP, FN) rows."""
+    return np.repeat(np.asarray(rows, np.int64)[:, None, :], len(METRIC_CLASSES), axis=1)
+
+
+def _realistic_counts(n, seed=3):
+    """Per-image counts shaped like polyp masks: sizes vary 30x, hit rates vary."""
+    rng = np.random.default_rng(seed)
+    true = rng.integers(200, 6000, n)
+    tp = (true * rng.uniform(0.3, 1.0, n)).astype(np.int64)
+    fp = (true * rng.uniform(0.0, 0.5, n)).astype(np.int64)
+    return _per_image(np.stack([tp, fp, true - tp], axis=1))
+
+
+def _micro_dice(counts):
+    tp, fp, fn = counts.sum(axis=0)[0]
+    return 2 * tp / (2 * tp + fp + fn)
+
+
+def test_bootstrap_of_two_images_spans_their_own_dice_from_summed_counts():
+    """Resampling 2 images gives AA (1/4), AB or BA (1/2), BB (1/4): the 95 % interval runs from one
+    image's Dice to the other's, and the middle of the distribution is the micro Dice of A+B
+    (2*1 / (2*1 + 0 + 9) = 2/11), not the mean of per-image Dice (0.5)."""
+    counts = _per_image([[1, 0, 0], [0, 0, 9]])  # A: Dice 1; B: Dice 0
+    wide = bootstrap_intervals(counts, resamples=2000, seed=0)
+    assert wide["polyp"] == pytest.approx((0.0, 1.0))
+    middle = bootstrap_intervals(counts, resamples=2000, seed=0, level=0.2)  # 40th-60th percentile
+    assert middle["polyp"] == pytest.approx((2 / 11, 2 / 11))
+
+
+def test_bootstrap_interval_contains_the_estimate_and_repeats_with_its_seed():
+    counts = _realistic_counts(40)
+    point = _micro_dice(counts)
+    first = bootstrap_intervals(counts, resamples=500, seed=7)
+    lo, hi = first["polyp"]
+    assert lo < point < hi and hi - lo > 0.01
+    assert bootstrap_intervals(counts, resamples=500, seed=7) == first
+    assert bootstrap_intervals(counts, resamples=500, seed=8)["polyp"] != first["polyp"]
+
+
+def test_bootstrap_interval_narrows_with_more_images():
+    few = _realistic_counts(20)
+    many = np.concatenate([few] * 16)  # the same images, 16 times as many: the width shrinks ~4x
+    lo_few, hi_few = bootstrap_intervals(few, resamples=1000, seed=0)["polyp"]
+    lo_many, hi_many = bootstrap_intervals(many, resamples=1000, seed=0)["polyp"]
+    assert _micro_dice(few) == pytest.approx(_micro_dice(many))
+    assert (hi_many - lo_many) < 0.4 * (hi_few - lo_few)
+
+
+def test_bootstrap_gives_none_without_images_or_defined_dice():
+    assert bootstrap_intervals(np.zeros((0, 3, 3)), resamples=100)["polyp"] is None
+    assert bootstrap_intervals(_per_image([[0, 0, 0], [0, 0, 0]]), resamples=100)["polyp"] is None
+    assert bootstrap_intervals(_per_image([[1, 0, 0]]), resamples=0)["polyp"] is None
+
+
+def test_image_counts_keep_each_images_counts():
+    counter = ImageCounts()
+    truth = np.full((4, 4), 2, np.uint8)
+    truth[:2, :2] = 0  # 4 neoplastic pixels
+    pred = np.full((4, 4), 2, np.uint8)
+    pred[:1, :4] = 0  # 2 on the polyp, 2 beside it
+    counter.update(pred, truth)
+    counter.update(truth, truth)
+    rows = counter.per_image()
+    polyp = METRIC_CLASSES.index("polyp")
+    assert rows[:, polyp].tolist() == [[2, 2, 2], [4, 0, 0]]
+    assert rows.sum(axis=0)[polyp].tolist() == counter.counts["polyp"]
+
+
+def test_eval_writes_and_prints_the_hand_computed_intervals(fake_data, tmp_path, capsys):
+    """Two images: every interval runs from one image's micro Dice to the other's (see above)."""
+    model = _channel_model(tmp_path / "channels.onnx")
+    out = tmp_path / "eval.json"
+    assert main(["eval", str(model), "--data", str(fake_data), "--split", "all", "--json", str(out),
+                 "--no-fps", "--no-progress", "--seed", "5"]) == 0
+    result = json.loads(out.read_text())["results"][0]
+    micro = result["micro"]
+    # a: neo (256, 0, 128) -> 0.8, polyp the same; b: neo (0, 64, 0) -> 0, polyp (64, 64, 64) -> 0.5,
+    # non (64, 0, 64) -> 2/3 (a has no non-neoplastic pixel: resamples of a alone have no Dice).
+    assert micro["neoplastic"]["dice_ci95"] == pytest.approx([0.0, 0.8])
+    assert micro["polyp"]["dice_ci95"] == pytest.approx([0.5, 0.8])
+    assert micro["non_neoplastic"]["dice_ci95"] == pytest.approx([2 / 3, 2 / 3])
+    assert result["micro_region"]["polyp"]["dice_ci95"] == pytest.approx([0.5, 0.8])
+    assert result["bootstrap"] == {"resamples": 2000, "seed": 5, "level": 0.95, "unit": "image", "method": "percentile"}
+    table = capsys.readouterr().out
+    assert "72.7 [0.0-80.0]" in table and "bootstrap over the 2 images" in table and "95 %" in table
+
+
+def test_eval_json_with_intervals_still_feeds_export_and_the_model_card(fake_data, tmp_path):
+    from polypview.inference.export import read_eval
+    from polypview.inference.modelcard import _metrics_table, _region_lines
+
+    model = _channel_model(tmp_path / "channels.onnx")
+    out = tmp_path / "eval.json"
+    assert main(["eval", str(model), "--data", str(fake_data), "--split", "all", "--json", str(out),
+                 "--no-fps", "--no-progress"]) == 0
+    evaluation = read_eval(out)
+    assert evaluation["split"] == "all" and evaluation["images"] == 2
+    assert "| 72.7 |" in "\n".join(_metrics_table(evaluation))
+    assert "72.7" in "\n".join(_region_lines(evaluation))
+
+
+def test_eval_without_bootstrap_prints_plain_dice(fake_data, tmp_path, capsys):
+    model = _channel_model(tmp_path / "channels.onnx")
+    out = tmp_path / "eval.json"
+    assert main(["eval", str(model), "--data", str(fake_data), "--split", "all", "--json", str(out),
+                 "--no-fps", "--no-progress", "--bootstrap", "0"]) == 0
+    result = json.loads(out.read_text())["results"][0]
+    assert result["micro"]["polyp"]["dice_ci95"] is None and result["bootstrap"] is None
+    assert "[" not in capsys.readouterr().out.split("\n")[2]  # the model row
+
+
+@pytest.mark.parametrize("option, value, words", [
+    ("--bootstrap", "-1", "--bootstrap"),
+    ("--bootstrap", "many", "--bootstrap"),
+    ("--seed", "x", "--seed"),
+    ("--video-fps", "0", "--video-fps"),
+    ("--video-fps", "fast", "--video-fps"),
+    ("--video-seconds-per-image", "1-0.5", "backwards"),
+    ("--video-seconds-per-image", "0", "between"),
+    ("--video-seconds-per-image", "a-b", "--video-seconds-per-image"),
+])
+def test_eval_bad_numbers_are_one_error_line(fake_data, tmp_path, capsys, option, value, words):
+    model = _channel_model(tmp_path / "channels.onnx")
+    code = main(["eval", str(model), "--data", str(fake_data), "--split", "all", "--json", str(tmp_path / "e.json"),
+                 "--no-fps", "--no-progress", "--video", option, value])
+    assert code == ConfigError.exit_code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and words in err[0]
+    assert not (tmp_path / "e.json").exists()
+
+
+def test_eval_video_with_unknown_split_or_missing_data_is_one_error_line(fake_data, tmp_path, capsys):
+    model = _channel_model(tmp_path / "channels.onnx")
+    base = ["eval", str(model), "--json", str(tmp_path / "e.json"), "--no-fps", "--video"]
+    assert main(base + ["--data", str(fake_data), "--split", "tset"]) == ConfigError.exit_code
+    assert main(base + ["--data", str(tmp_path / "nowhere")]) == DataError.exit_code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "'tset'" in err[0] and "nowhere" in err[1]

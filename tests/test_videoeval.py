@@ -1,0 +1,298 @@
+"""`polypview eval --video`: the tower clip is aligned with its truth, the metrics equal hand counts,
+the drawn mask is the overlay's, and a whole run on a tiny model and dataset writes its JSON."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from polypview.cli import main
+from polypview.inference.labels import BACKGROUND, NEOPLASTIC, NON_NEOPLASTIC
+from polypview.inference.videoeval import (
+    KINDS,
+    DrawnLabels,
+    FrameScore,
+    TowerClip,
+    VideoOptions,
+    parse_seconds,
+    score_frame,
+    video_metrics,
+)
+from onnx_models import make_color_model
+
+RED_BGR, GREEN_BGR, GREY_BGR = (0, 0, 255), (0, 255, 0), (128, 128, 128)
+MASK_BGR = {NEOPLASTIC: (0, 0, 255), NON_NEOPLASTIC: (0, 255, 0)}  # NeoPolyp mask colours (BGR)
+SMALL = VideoOptions(fps=10, size=(320, 180), score_size=(160, 90))
+
+
+def _make_dataset(root, count=12, size=(96, 128), seed=0):
+    """`count` images painted from their label maps: grey scene, one red or green polyp (NeoPolyp-like)."""
+    rng = np.random.default_rng(seed)
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    h, w = size
+    for i in range(count):
+        labels = np.full((h, w), BACKGROUND, np.uint8)
+        cls = NEOPLASTIC if i % 3 else NON_NEOPLASTIC
+        cx, cy = int(rng.integers(w // 5, 4 * w // 5)), int(rng.integers(h // 5, 4 * h // 5))
+        cv2.ellipse(labels, (cx, cy), (int(rng.integers(6, 14)), int(rng.integers(6, 14))), 0, 0, 360, int(cls), -1)
+        image = np.empty((h, w, 3), np.uint8)
+        image[:] = GREY_BGR
+        image[labels == cls] = RED_BGR if cls == NEOPLASTIC else GREEN_BGR
+        mask = np.zeros((h, w, 3), np.uint8)
+        mask[labels == cls] = MASK_BGR[cls]
+        cv2.imwrite(str(root / "images" / f"im{i:02d}.png"), image)
+        cv2.imwrite(str(root / "masks" / f"im{i:02d}.png"), mask)
+    return root
+
+
+@pytest.fixture
+def painted(tmp_path):
+    from polypview.inference.data import folder_pairs
+
+    return folder_pairs(_make_dataset(tmp_path / "data"))
+
+
+# ---------------------------------------------------------------- the clip
+
+
+def test_clip_truth_is_the_painted_colour_of_every_frame(painted):
+    clip = TowerClip(painted, SMALL)
+    frames = 0
+    for item in clip:
+        frames += 1
+        b, g, r = (item.image[..., c].astype(int) for c in range(3))
+        red = (r > 200) & (g < 40) & (b < 40)
+        green = (g > 200) & (r < 40) & (b < 40)
+        for truth_class, colour in ((NEOPLASTIC, red), (NON_NEOPLASTIC, green)):
+            true = item.truth == truth_class
+            if true.sum() >= 20:  # interior pixels keep the exact colour; edges are interpolated
+                assert (colour & true).sum() >= 0.8 * true.sum()
+            # a pure-coloured pixel is always that class in the truth (a warped edge may blend)
+            assert (colour & ~true).sum() <= 0.05 * max(colour.sum(), 1) + 2
+        # black pixels (border of a framed view) are never polyp in the truth
+        assert not (item.truth[item.image.max(axis=2) == 0] != BACKGROUND).any()
+    assert frames == len(clip) == sum(s.frames for s in clip.segments)
+
+
+def test_clip_has_polyp_free_edge_and_black_framed_views(painted):
+    clip = TowerClip(painted, SMALL)
+    kinds = {s.kind for s in clip.segments}
+    assert {"framed", "away", "polyp"} <= kinds <= set(KINDS)
+    free = edge = framed = 0
+    w, h = SMALL.size
+    for item in clip:
+        polyp = item.truth != BACKGROUND
+        free += not polyp.any()
+        edge += bool(polyp[0].any() or polyp[-1].any() or polyp[:, 0].any() or polyp[:, -1].any())
+        segment = clip.segments[item.segment]
+        if segment.kind == "framed":
+            x, y, ww, hh = segment.window
+            assert ww < w  # a 4:3 picture in a 16:9 frame: black beside it
+            outside = np.ones((h, w), bool)
+            outside[y:y + hh, x:x + ww] = False
+            assert (item.image[outside] == 0).mean() > 0.9  # black, but for the burned-in text
+            assert (item.truth[outside] == BACKGROUND).all()
+            framed += 1
+    assert free > 0 and edge > 0 and framed > 0
+
+
+def test_clip_is_seeded_and_each_image_lasts_its_seconds(painted):
+    clip = TowerClip(painted, SMALL)
+    again = TowerClip(painted, SMALL)
+    other = TowerClip(painted, VideoOptions(fps=10, size=(320, 180), seed=1))
+    assert clip.segments == again.segments and clip.segments != other.segments
+    assert [s.image for s in clip.segments] == list(range(len(painted)))
+    assert all(5 <= s.frames <= 10 for s in clip.segments)  # 0.5-1 s at 10 fps
+    assert all(1.0 <= s.begin.zoom <= 3.0 and 1.0 <= s.end.zoom <= 3.0 for s in clip.segments)
+    assert max(max(s.begin.zoom, s.end.zoom) for s in clip.segments) > 2.0
+    fixed = TowerClip(painted, VideoOptions(fps=10, seconds=(0.8, 0.8), size=(320, 180)))
+    assert {s.frames for s in fixed.segments} == {8}
+
+
+def test_seconds_per_image_parses_ranges():
+    assert parse_seconds("0.5-1") == (0.5, 1.0)
+    assert parse_seconds("0.75") == (0.75, 0.75)
+
+
+def test_clip_of_the_real_test_split(neopolyp_dir):
+    """The packaged test split as the default clip: about 2000 frames of 1920x1080, every kind of view."""
+    from polypview.inference.data import load_split, neopolyp_pairs
+
+    clip = TowerClip(neopolyp_pairs(neopolyp_dir, load_split("test")))
+    assert len(clip.segments) == 90 and 1400 <= len(clip) <= 2700
+    assert {s.kind for s in clip.segments} == set(KINDS)
+    item = next(iter(clip))
+    assert item.image.shape == (1080, 1920, 3) and item.truth.shape == (1080, 1920)
+
+
+# ---------------------------------------------------------------- the metrics
+
+
+def _maps(true_boxes=(), drawn=()):
+    """(pred, truth) 10x20 label maps: true polyp boxes (y0, y1, x0, x1, class), drawn the same way."""
+    truth = np.full((10, 20), BACKGROUND, np.uint8)
+    pred = truth.copy()
+    for layer, boxes in ((truth, true_boxes), (pred, drawn)):
+        for y0, y1, x0, x1, cls in boxes:
+            layer[y0:y1, x0:x1] = cls
+    return pred, truth
+
+
+POLYP = (2, 4, 2, 4, NEOPLASTIC)  # a 2x2 true polyp
+
+
+def test_video_metrics_on_a_hand_made_sequence():
+    frames = [
+        # image 0: drawn neo, non, nothing (missed), non -> 1 missed of 4; classes neo, non, non: 1 flip
+        (0, [POLYP], [(2, 4, 2, 4, NEOPLASTIC)]),
+        (0, [POLYP], [(2, 4, 2, 4, NON_NEOPLASTIC)]),
+        (0, [POLYP], [(7, 9, 10, 12, NEOPLASTIC)]),  # drawn, but not on the polyp: missed, not a flip
+        (0, [POLYP], [(2, 3, 2, 4, NON_NEOPLASTIC), (3, 4, 2, 3, NEOPLASTIC)]),  # 2 non vs 1 neo: non
+        # image 1: two polyp-free frames (2 regions, then none), then a polyp drawn neo: no flip
+        (1, [], [(0, 2, 0, 2, NEOPLASTIC), (5, 6, 15, 20, NON_NEOPLASTIC)]),
+        (1, [], []),
+        (1, [POLYP], [(1, 5, 1, 5, NEOPLASTIC)]),
+        # image 2: a 1-pixel sliver of polyp (below 2 pixels): neither a polyp frame nor polyp-free
+        (2, [(0, 1, 0, 1, NEOPLASTIC)], [(5, 6, 5, 6, NEOPLASTIC)]),
+    ]
+    scores = [score_frame(*_maps(t, d), segment=s) for s, t, d in frames]
+    assert [s.hit for s in scores[:4]] == [True, True, False, True]
+    assert [s.drawn_class for s in scores[:4]] == [NEOPLASTIC, NON_NEOPLASTIC, None, NON_NEOPLASTIC]
+    assert scores[4].regions == 2
+    m = video_metrics(scores, fps=2.0, min_true_pixels=2)
+    assert (m["polyp_frames"], m["missed_frames"], m["missed_share"]) == (5, 1, pytest.approx(0.2))
+    assert (m["polyp_free_frames"], m["fp_regions"], m["fp_frames"], m["fp_frame_share"]) == (2, 2, 1, 0.5)
+    assert m["fp_regions_per_min"] == pytest.approx(2 / (2 / 2.0 / 60))  # 2 regions in 1 s: 120 per minute
+    assert (m["class_flips"], m["polyp_seconds"]) == (1, pytest.approx(2.5))
+    assert m["flips_per_polyp_second"] == pytest.approx(0.4)
+    assert m["frames"] == 8 and m["tracks"] == 2
+
+
+def test_flips_are_counted_within_each_image_only():
+    """The class changes from image 0 to image 1, but each track is constant: no flip."""
+    neo = FrameScore(0, 4, True, 1, NEOPLASTIC)
+    non = FrameScore(1, 4, True, 1, NON_NEOPLASTIC)
+    m = video_metrics([neo, neo, non, non], fps=4.0)
+    assert m["class_flips"] == 0 and m["flips_per_polyp_second"] == 0.0
+    flicker = [FrameScore(0, 4, True, 1, c) for c in (NEOPLASTIC, NON_NEOPLASTIC, NEOPLASTIC, NEOPLASTIC)]
+    assert video_metrics(flicker, fps=4.0)["flips_per_polyp_second"] == pytest.approx(2 / 1.0)
+
+
+def test_video_run_sums_dice_over_frames_and_per_kind_of_view():
+    from polypview.inference.videoeval import VideoRun
+
+    run = VideoRun(fps=2.0)
+    run.add(*_maps([POLYP], [(2, 4, 2, 4, NEOPLASTIC)]), segment=0, kind="framed")  # polyp TP 4
+    run.add(*_maps([POLYP], [(2, 4, 2, 6, NEOPLASTIC)]), segment=0, kind="framed")  # TP 4, FP 4
+    run.add(*_maps([], [(0, 1, 0, 4, NEOPLASTIC)]), segment=1, kind="away")  # FP 4, one false region
+    summary = run.summary(min_true_pixels=1, resamples=100, seed=0)
+    polyp = summary["micro"]["polyp"]
+    assert (polyp["tp"], polyp["fp"], polyp["fn"]) == (8, 8, 0) and polyp["dice"] == pytest.approx(16 / 24)
+    framed, away = summary["by_view"]["framed"], summary["by_view"]["away"]
+    assert framed["micro"]["polyp"]["dice"] == pytest.approx(16 / 20) and framed["polyp_frames"] == 2
+    assert away["micro"]["polyp"]["dice"] == pytest.approx(0.0) and away["fp_regions_per_min"] == pytest.approx(120)
+    assert framed["images"] == away["images"] == 1
+    assert polyp["dice_ci95"][0] <= polyp["dice"] <= polyp["dice_ci95"][1]
+
+
+def test_video_metrics_without_polyp_or_polyp_free_frames_say_none():
+    only_polyp = video_metrics([FrameScore(0, 4, True, 1, NEOPLASTIC)], fps=30)
+    assert only_polyp["fp_regions_per_min"] is None and only_polyp["missed_share"] == 0.0
+    only_free = video_metrics([FrameScore(0, 0, False, 0, None)], fps=30)
+    assert only_free["missed_share"] is None and only_free["flips_per_polyp_second"] is None
+    assert only_free["fp_regions_per_min"] == 0.0
+
+
+# ---------------------------------------------------------------- the drawn mask
+
+
+def test_drawn_labels_are_what_the_overlay_draws():
+    """Where the app's Overlay (its own colours, default settings) changes a grey frame, DrawnLabels
+    says polyp, with the class whose colour was blended in; a region under min_area is not drawn."""
+    from polypview.inference.modelfile import NEOPLASTIC_RGB, NON_NEOPLASTIC_RGB
+    from polypview.inference.runtime import Prediction
+    from polypview.overlay import Overlay, OverlaySettings
+
+    scores = np.zeros((48, 64), np.float32)
+    labels = np.zeros((48, 64), np.uint8)
+    scores[8:24, 8:30] = 0.9  # one region, mostly class 1, partly class 0: the vote makes it all class 1
+    labels[8:24, 8:30] = 1
+    labels[8:24, 8:12] = 0
+    scores[30:44, 40:60] = 0.8  # another region of class 0
+    scores[2, 60] = 0.9  # one pixel: below the default minimum area (0.0005 of 3072 = 1.5 px)
+    prediction = Prediction(scores, labels, roi=(160, 20, 320, 240))
+    frame = np.full((270, 480, 3), 128, np.uint8)
+    roi = (160, 20, 320, 240)
+    drawn = Overlay(("neoplastic", "non-neoplastic"), (NEOPLASTIC_RGB, NON_NEOPLASTIC_RGB)).draw(
+        frame, prediction, OverlaySettings(legend=False), roi)
+    changed = (drawn != frame).any(axis=2)
+    ours = DrawnLabels(("neoplastic", "non-neoplastic"))(prediction, frame.shape, roi)
+    assert changed.sum() > 1000
+    assert np.array_equal(changed, ours != BACKGROUND)
+    assert set(np.unique(ours[changed])) == {NEOPLASTIC, NON_NEOPLASTIC}
+    top = ours[20 + 8 * 5:20 + 24 * 5, 160 + 8 * 5:160 + 30 * 5]  # the voted region, in frame pixels
+    assert (top[top != BACKGROUND] == NON_NEOPLASTIC).all()
+    assert ours[20 + 2 * 5 + 2, 160 + 60 * 5 + 2] == BACKGROUND  # the one-pixel speck
+    half = DrawnLabels(("neoplastic", "non-neoplastic"))(prediction, frame.shape, roi, size=(240, 135))
+    assert half.shape == (135, 240) and np.array_equal(half, ours[::2, ::2])
+
+
+def test_drawn_labels_of_a_binary_model_are_polyp_of_no_class():
+    from polypview.inference.labels import UNDEFINED
+    from polypview.inference.runtime import Prediction
+
+    scores = np.zeros((16, 16), np.float32)
+    scores[4:12, 4:12] = 1.0
+    ours = DrawnLabels(("polyp",))(Prediction(scores, np.zeros((16, 16), np.uint8)), (32, 32, 3))
+    assert set(np.unique(ours)) == {BACKGROUND, UNDEFINED}
+    assert score_frame(ours, ours).drawn_class is None
+
+
+# ---------------------------------------------------------------- end to end
+
+
+def test_eval_video_end_to_end_writes_json_and_prints_the_table(tmp_path, capsys):
+    """The colour model sees exactly the painted polyps: near-perfect Dice and no missed frame;
+    the clip at 1920x1080 goes through the engine, the ROI detection and the overlay."""
+    data = _make_dataset(tmp_path / "data", count=6)
+    model = make_color_model(tmp_path / "color.onnx", input_size=(64, 64))
+    out = tmp_path / "eval.json"
+    code = main(["eval", str(model), "--data", str(data), "--split", "all", "--json", str(out), "--no-fps",
+                 "--no-progress", "--threads", "1", "--video", "--video-fps", "8", "--bootstrap", "200"])
+    assert code == 0
+    video = json.loads(out.read_text())["results"][0]["video"]
+    assert video["images"] == 6 and video["fps"] == 8 and video["size"] == [1920, 1080]
+    assert sum(video["views"].values()) == 6
+    assert 6 * 4 <= video["frames"] <= 6 * 8
+    assert video["micro"]["polyp"]["dice"] > 0.85
+    lo, hi = video["micro"]["polyp"]["dice_ci95"]
+    assert lo <= video["micro"]["polyp"]["dice"] <= hi
+    assert video["missed_frames"] == 0 and video["polyp_frames"] > 0
+    assert video["fp_regions"] == 0 and video["class_flips"] == 0
+    assert video["roi_images"] == video["views"]["framed"]  # a black frame is found, a full view is not
+    assert set(video["by_view"]) <= set(KINDS)
+    assert sum(part["frames"] for part in video["by_view"].values()) == video["frames"]
+    table = capsys.readouterr().out
+    assert "Missed frames" in table and "FP regions/min" in table and "Class flips/polyp-s" in table
+    assert "test-color" in table.split("Video, as a tower")[1]
+
+
+def test_video_evaluation_of_a_model_file_needs_no_torch(tmp_path):
+    """The clip, the engine, the overlay and the metrics run without importing torch."""
+    import subprocess
+    import sys
+
+    data = _make_dataset(tmp_path / "data", count=2)
+    model = make_color_model(tmp_path / "color.onnx", input_size=(64, 64))
+    code = (
+        "import sys\n"
+        "from polypview.inference.data import folder_pairs\n"
+        "from polypview.inference.videoeval import VideoOptions, evaluate_video\n"
+        f"v = evaluate_video({str(model)!r}, folder_pairs({str(data)!r}), VideoOptions(fps=4), threads=1, resamples=50)\n"
+        "print(v['frames'] > 0, 'torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "False"]
