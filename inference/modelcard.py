@@ -18,13 +18,57 @@ def _pct(value) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}"
 
 
+def _interval(entry: dict) -> str:
+    """ "[lo-hi]" of a Dice's 95 % bootstrap interval, or n/a when the eval made none."""
+    ci = entry.get("dice_ci95")
+    return "n/a" if not ci or ci[0] is None else f"{_pct(ci[0])}-{_pct(ci[1])}"
+
+
 def _metrics_table(evaluation: dict) -> list[str]:
-    lines = ["| class | Dice (micro) | IoU (micro) | Dice (macro) | IoU (macro) |", "|---|---|---|---|---|"]
+    lines = ["| class | Dice (micro) | 95 % interval | IoU (micro) | Dice (macro) | IoU (macro) |",
+             "|---|---|---|---|---|---|"]
     for key, label in CLASS_ROWS:
         micro, macro = evaluation["micro"][key], evaluation.get("macro", {}).get(key, {})
-        lines.append(f"| {label} | {_pct(micro['dice'])} | {_pct(micro['iou'])} | "
+        lines.append(f"| {label} | {_pct(micro['dice'])} | {_interval(micro)} | {_pct(micro['iou'])} | "
                      f"{_pct(macro.get('dice'))} | {_pct(macro.get('iou'))} |")
+    boot = evaluation.get("bootstrap")
+    if boot:
+        lines += ["", f"Intervals: {100 * boot.get('level', 0.95):.0f} % percentile bootstrap over the "
+                      f"{evaluation.get('images')} images ({boot.get('resamples')} resamples, seed {boot.get('seed')})."]
     return lines
+
+
+def _video_lines(evaluation: dict) -> list[str]:
+    """The `eval --video` figures: the split played as a tower shows it, scored from the masks as drawn."""
+    video = evaluation.get("video")
+    if not video:
+        return []
+    micro = video["micro"]
+    dice = ", ".join(f"{label} {_pct(micro[key]['dice'])} [{_interval(micro[key])}]" for key, label in CLASS_ROWS)
+    fp = video.get("fp_regions_per_min")
+    lines = [
+        "## Scores on video (`polypview eval --video`)",
+        f"- clip: the {video['images']} images of the split as {video['frames']} frames of "
+        f"{video['size'][0]}x{video['size'][1]} at {video['fps']:g} fps ({video['seconds']:.1f} s, "
+        f"{video['seconds_per_image'][0]:g}-{video['seconds_per_image'][1]:g} s per image, seed {video['seed']}; views "
+        + ", ".join(f"{k} {v}" for k, v in video.get("views", {}).items())
+        + "), through the app's ROI detection, engine and overlay (default settings), scored as drawn",
+        f"- micro Dice {dice} (95 % bootstrap over source images)",
+        f"- frames with a true polyp that is missed entirely: {_pct(video.get('missed_share'))} % "
+        f"({video.get('missed_frames')} of {video.get('polyp_frames')})",
+        f"- false-positive regions on polyp-free frames: "
+        + ("n/a" if fp is None else f"{fp:.0f} per minute ({video.get('fp_regions')} in "
+           f"{video.get('polyp_free_seconds', 0):.1f} s; {_pct(video.get('fp_frame_share'))} % of those frames)"),
+        f"- class flips per polyp-second: {video.get('flips_per_polyp_second', 0):.2f}",
+    ]
+    by_view = video.get("by_view") or {}
+    if by_view:
+        lines += ["", "| view | images | Dice polyp | Dice neo | Dice non | missed frames % |", "|---|---|---|---|---|---|"]
+        for kind, v in by_view.items():
+            m = v["micro"]
+            lines.append(f"| {kind} | {v['images']} | {_pct(m['polyp']['dice'])} | {_pct(m['neoplastic']['dice'])} | "
+                         f"{_pct(m['non_neoplastic']['dice'])} | {_pct(v.get('missed_share'))} |")
+    return lines + [""]
 
 
 def _quant_lines(quant) -> list[str]:
@@ -106,6 +150,7 @@ def card_text(name: str, ckpt: dict, info, report, evaluation: dict, curves: str
         "prediction resized to the mask with nearest neighbour (BlazeNeo's evaluation).",
         "",
         *_region_lines(evaluation),
+        *_video_lines(evaluation),
         "## Speed on the development machine",
         f"- {speed}; {platform.machine()} {platform.processor() or ''}, 2 CPU cores shared with other jobs "
         "while measured (figures are indicative)",

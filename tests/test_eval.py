@@ -293,3 +293,34 @@ def test_eval_video_with_unknown_split_or_missing_data_is_one_error_line(fake_da
     assert main(base + ["--data", str(tmp_path / "nowhere")]) == DataError.exit_code
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and "'tset'" in err[0] and "nowhere" in err[1]
+
+
+def test_model_card_prints_intervals_and_video_figures():
+    from types import SimpleNamespace
+
+    from polypview.inference.modelcard import card_text
+
+    def cls(d, lo, hi):
+        return {"dice": d, "iou": d / (2 - d), "dice_ci95": [lo, hi]}
+
+    micro = {"polyp": cls(0.9, 0.85, 0.93), "neoplastic": cls(0.88, 0.8, 0.92),
+             "non_neoplastic": cls(0.6, 0.41, 0.75)}
+    video = {"images": 90, "frames": 2090, "size": [1920, 1080], "fps": 30.0, "seconds": 69.7,
+             "seconds_per_image": [0.5, 1.0], "seed": 0, "views": {"framed": 20, "away": 70}, "micro": micro,
+             "missed_share": 0.05, "missed_frames": 80, "polyp_frames": 1600, "fp_regions_per_min": 12.5,
+             "fp_regions": 3, "polyp_free_seconds": 14.4, "fp_frame_share": 0.02, "flips_per_polyp_second": 0.25,
+             "by_view": {"framed": {"images": 20, "micro": micro, "missed_share": 0.01}}}
+    evaluation = {"split": "test", "images": 90, "micro": micro, "bootstrap": {"resamples": 2000, "seed": 0,
+                  "level": 0.95}, "video": video}
+    info = SimpleNamespace(description="d", version="v", input_size=(256, 256), color_order="RGB", mean=(0, 0, 0),
+                           std=(1, 1, 1), classes=("neoplastic", "non-neoplastic"), activation="softmax")
+    report = SimpleNamespace(path="m.onnx", size_bytes=10, precision="fp32", max_abs_diff=0.0, tolerance=1e-3,
+                             quant=None)
+    text = card_text("m", {"recipe": {}}, info, report, evaluation)
+    assert "| non-neoplastic | 60.0 | 41.0-75.0 |" in text
+    assert "95 % percentile bootstrap over the 90 images (2000 resamples" in text
+    assert "polyp 90.0 [85.0-93.0]" in text and "missed entirely: 5.0 % (80 of 1600)" in text
+    assert "12 per minute (3 in 14.4 s" in text and "class flips per polyp-second: 0.25" in text
+    assert "| framed | 20 | 90.0 | 88.0 | 60.0 | 1.0 |" in text
+    no_video = card_text("m", {"recipe": {}}, info, report, {**evaluation, "video": None})
+    assert "Scores on video" not in no_video
