@@ -10,6 +10,7 @@ torch = pytest.importorskip("torch")
 from polypview.errors import ConfigError  # noqa: E402
 from polypview.inference.models import create_model, get_spec, inference_params, count_params  # noqa: E402
 from polypview.inference.models import efficientnet_lite as lite  # noqa: E402
+from test_models import _random_bn_statistics  # noqa: E402
 
 # models.md section 13: blocks and stage widths of each variant.
 SPEC = {
@@ -131,21 +132,10 @@ def test_pretrained_builder_loads_the_encoder():
     assert not torch.equal(scratch.encoder._conv_stem.weight, pretrained.encoder._conv_stem.weight)
 
 
-def _random_bn(model, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            n = m.num_features
-            m.running_mean.copy_(torch.rand(n, generator=g) - 0.5)
-            m.running_var.copy_(torch.rand(n, generator=g) * 1.5 + 0.5)
-            m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
-            m.bias.data.copy_(torch.rand(n, generator=g) * 0.6 - 0.3)
-
-
 def test_nanonet_lite_inference_graph_computes_the_same_logits():
     torch.manual_seed(0)
     model = create_model("nanonet-lite0-neo")
-    _random_bn(model)
+    _random_bn_statistics(model)
     model.eval()
     fast = model.for_inference()
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for n, m in fast.named_modules() if "encoder" not in n)

@@ -20,7 +20,7 @@ from . import register_model
 from .base import SegmentationModel, resize_to
 from .efficientnet_lite import EfficientNetLite
 from .hardnet import BlazeNeo
-from .nanonet import DecoderStage, InferenceDecoderStage, InferenceResidualBlock, ResidualBlock
+from .nanonet import DecoderStage, InferenceNanoNet, ResidualBlock
 
 
 class NanoNetLite(SegmentationModel):
@@ -63,20 +63,9 @@ class NanoNetLite(SegmentationModel):
         return InferenceNanoNetLite(self)
 
 
-class InferenceNanoNetLite(nn.Module):
-    """NanoNetLite.forward with the decoder's BatchNorms folded and its concatenations removed
-    (the same rewriting as NanoNet's inference graph, see nanonet.py)."""
-
-    def __init__(self, net: NanoNetLite):
-        super().__init__()
-        net = net.eval()
-        self.encoder = net.encoder  # ONNX Runtime folds the encoder's BatchNorms itself
-        self.bridge = InferenceResidualBlock(net.bridge)
-        self.stage1 = InferenceDecoderStage(net.stage1)
-        self.stage2 = InferenceDecoderStage(net.stage2)
-        self.stage3 = InferenceDecoderStage(net.stage3)
-        self.head = net.head
-        self.eval()
+class InferenceNanoNetLite(InferenceNanoNet):
+    """NanoNetLite.forward with the decoder's BatchNorms folded and its concatenations removed (the same
+    rewriting as NanoNet's inference graph, see nanonet.py); the skips are the encoder's taps."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s2, s4, s8, s16 = self.encoder(x)
