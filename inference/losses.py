@@ -155,21 +155,32 @@ def _with_aux(outputs: dict, labels: torch.Tensor, total: torch.Tensor, parts: d
 # ---------------------------------------------------------------- losses by head
 
 
-def trinary_main_terms(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """BlazeNeo main terms: CE masked and averaged over ALL pixels; FT without undefined pixels."""
+def trinary_main_terms(logits: torch.Tensor, labels: torch.Tensor,
+                       class_weights: tuple[float, float, float] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """BlazeNeo main terms: CE masked and averaged over ALL pixels; FT without undefined pixels.
+
+    `class_weights` (neoplastic, non-neoplastic, background) scale each pixel's CE by its true class.
+    """
     logits = _fit(logits, labels)
     _check_channels(logits, 3, "trinary")
     undefined = labels == UNDEFINED
     target = labels.masked_fill(undefined, BACKGROUND)  # any class: their CE is zeroed below
-    ce = (F.cross_entropy(logits, target, reduction="none") * (~undefined)).mean()
+    weight = None if class_weights is None else torch.tensor(class_weights, device=logits.device)
+    ce = (F.cross_entropy(logits, target, weight=weight, reduction="none") * (~undefined)).mean()
     onehot = F.one_hot(target, 3).permute(0, 3, 1, 2).to(logits.dtype)
     ft = focal_tversky(torch.softmax(logits, dim=1), onehot, defined_mask(labels))
     return ce, ft
 
 
-def blazeneo_loss(outputs: dict, labels: torch.Tensor) -> tuple[torch.Tensor, dict]:
-    """BlazeNeo loss (7.1): aux BCE + aux FT + main CE + main FT, all weights 1."""
-    terms = [trinary_main_terms(logits, labels) for logits in _heads(outputs)]
+# Non-neoplastic polyps are the rare class (a quarter of the images, mostly small polyps): their pixels'
+# cross-entropy counts this many times in "blazeneo_balanced".
+NON_NEOPLASTIC_WEIGHT = 3.0
+
+
+def blazeneo_loss(outputs: dict, labels: torch.Tensor,
+                  class_weights: tuple[float, float, float] | None = None) -> tuple[torch.Tensor, dict]:
+    """BlazeNeo loss (7.1): aux BCE + aux FT + main CE + main FT, all weights 1 (CE optionally class-weighted)."""
+    terms = [trinary_main_terms(logits, labels, class_weights) for logits in _heads(outputs)]
     ce, ft = sum(t[0] for t in terms), sum(t[1] for t in terms)
     return _with_aux(outputs, labels, ce + ft, _parts(main_ce=ce, main_ft=ft))
 
@@ -246,6 +257,7 @@ def neounet_loss(
 
 LOSSES: dict[str, LossFn] = {
     "blazeneo": blazeneo_loss,
+    "blazeneo_balanced": partial(blazeneo_loss, class_weights=(1.0, NON_NEOPLASTIC_WEIGHT, 1.0)),
     "bce_dice": bce_dice_loss,
     "dice": nanonet_dice_loss,
     "structure": mseg_structure_loss,

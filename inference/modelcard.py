@@ -133,7 +133,8 @@ def card_text(name: str, ckpt: dict, info, report, evaluation: dict, curves: str
         "`neopolyp_test.txt` (held out, for the scores below)",
         f"- seed {ckpt.get('seed')}; weights after epoch {ckpt.get('epoch')} of a "
         f"{ckpt.get('recipe', {}).get('epochs')}-epoch schedule (best validation score so far "
-        f"{ckpt.get('best_score', 0):.4f} = mean of polyp and neoplastic Dice, at epoch {ckpt.get('best_epoch')})",
+        f"{ckpt.get('best_score', 0):.4f} = {ckpt.get('selection', 'mean of polyp and neoplastic Dice')}, at epoch "
+        f"{ckpt.get('best_epoch')})",
         "- commands (in order: `--resume` continues a run, `--init` fine-tunes the previous weights with a "
         "new optimizer and schedule; the curve below is the last run's):",
         *[f"  - `{c}`" for c in commands if c],

@@ -453,9 +453,15 @@ def validate(model, head: str, loader, loss_fn, device) -> dict:
     return result
 
 
+# What best.pt is chosen by (validation split only). The non-neoplastic class counts: a model that never
+# draws green must not win on polyp and neoplastic Dice alone (before 2026-12-03 it was their mean).
+SELECTION = "mean of polyp, neoplastic and non-neoplastic validation Dice (polyp only for binary models)"
+
+
 def score_of(val: dict) -> float:
-    """Selection score: mean of polyp and neoplastic Dice (polyp only for binary models)."""
-    values = [val[c]["dice"] for c in ("polyp", "neoplastic") if val.get(c, {}).get("dice") is not None]
+    """Selection score: see SELECTION."""
+    values = [val[c]["dice"] for c in ("polyp", "neoplastic", "non_neoplastic")
+              if val.get(c, {}).get("dice") is not None]
     return sum(values) / len(values) if values else 0.0
 
 
@@ -692,6 +698,7 @@ def _payload(opts, model, optimizer, scheduler, state, record, data_text) -> dic
         "history": state["history"],
         "best_score": state["best_score"],
         "best_epoch": state["best_epoch"],
+        "selection": SELECTION,
         "rng": rng_state(),
         "recipe": opts.recipe.to_dict(),
         "seed": opts.seed,
@@ -716,6 +723,10 @@ def _resume(path: Path, opts, model, optimizer, scheduler) -> dict:
     if ckpt["epoch"] >= opts.recipe.epochs:
         print(f"{path}: already trained {ckpt['epoch']} of {opts.recipe.epochs} epochs", file=sys.stderr)
     state = {k: ckpt[k] for k in ("epoch", "history", "best_score", "best_epoch")}
+    if state["history"]:  # the selection rule may have changed since: rescore the epochs so far
+        scores = [score_of(h["val"]) for h in state["history"]]
+        best = max(range(len(scores)), key=scores.__getitem__)
+        state["best_score"], state["best_epoch"] = scores[best], state["history"][best]["epoch"]
     state["commands"] = list(ckpt.get("commands") or [ckpt.get("command", "")])
     return state
 

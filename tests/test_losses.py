@@ -67,6 +67,20 @@ def test_main_cross_entropy_hand_computed_ignoring_undefined():
     assert float(ce) == pytest.approx(pixel0 / 2)  # the undefined pixel counts in the mean as 0
 
 
+def test_class_weighted_cross_entropy_scales_each_pixel_by_its_true_class():
+    logits = torch.tensor([[[[2.0, 0.0, 1.0]], [[0.0, 1.0, 0.0]], [[0.0, 3.0, 2.0]]]])  # (1, 3, 1, 3)
+    labels = torch.tensor([[[NEOPLASTIC, NON_NEOPLASTIC, BACKGROUND]]])
+    plain, ft = losses.trinary_main_terms(logits, labels)
+    weighted, ft_w = losses.trinary_main_terms(logits, labels, (1.0, 3.0, 1.0))
+    p = torch.log_softmax(logits, 1)[0, :, 0]
+    per_pixel = [-float(p[0, 0]), -float(p[1, 1]), -float(p[2, 2])]
+    assert float(plain) == pytest.approx(sum(per_pixel) / 3)
+    assert float(weighted) == pytest.approx((per_pixel[0] + 3 * per_pixel[1] + per_pixel[2]) / 3)
+    assert float(ft) == float(ft_w)  # the Tversky term is unchanged
+    balanced = losses.create_loss("blazeneo_balanced")({"main": logits}, labels)[1]
+    assert balanced["main_ce"] == pytest.approx(float(weighted))
+
+
 def test_blazeneo_loss_perfect_vs_wrong():
     labels = _labels()
     perfect = {"main": _trinary_logits(labels), "aux": _aux_logits(labels)}
