@@ -22,7 +22,7 @@ from polypview.inference.modelfile import INPUT_NAME, OUTPUT_NAME, ModelInfo
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "nanonet-a-neo"
+DEFAULT_MODEL = "nanonet-lite0-neo"
 # Backend name -> module that defines `open_backend(path, threads=..., **options)`.
 BACKENDS = {"ort": "polypview.inference.backend_ort", "torch": "polypview.inference.backend_torch"}
 BACKEND_ALIASES = {"auto": "ort", "onnxruntime": "ort", "pytorch": "torch"}

@@ -67,9 +67,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--teacher", type=Path, default=None,
                         help="distil from this trained model (checkpoint or shipped .pt): its per-pixel class "
                              "probabilities become soft targets beside the labels")
-    parser.add_argument("--distill-weight", dest="distill_weight", type=float, default=1.0,
+    parser.add_argument("--distill-weight", dest="distill_weight", type=float, default=None,
                         help="weight of the distillation term (default 1)")
-    parser.add_argument("--temperature", type=float, default=2.0, help="distillation softmax temperature (default 2)")
+    parser.add_argument("--temperature", type=float, default=None,
+                        help="distillation softmax temperature (default 2)")
     parser.add_argument("--pseudo", action="store_true",
                         help="with --teacher: add the unlabelled NeoPolyp test images, labelled by the teacher")
     parser.add_argument("--no-pretrained", dest="pretrained", action="store_false",
@@ -103,7 +104,8 @@ def run(args) -> int:
         threads=args.threads, seed=args.seed, limit=args.limit, device=args.device,
         progress=args.progress, command=command_from_args(args), bf16=args.bf16,
         pretrained=getattr(args, "pretrained", True), teacher=getattr(args, "teacher", None),
-        distill_weight=getattr(args, "distill_weight", 1.0), temperature=getattr(args, "temperature", 2.0),
+        distill_weight=_or(getattr(args, "distill_weight", None), 1.0),
+        temperature=_or(getattr(args, "temperature", None), 2.0),
         pseudo=getattr(args, "pseudo", False),
     )
     if options.pseudo and options.teacher is None:
@@ -113,6 +115,10 @@ def run(args) -> int:
     print(f"done: {result['epochs']} epochs, best validation score {best:.4f} at epoch {result['best_epoch']}"
           f" -> {options.out / 'best.pt'}")
     return 0
+
+
+def _or(value, default):
+    return default if value is None else value
 
 
 def command_from_args(args) -> str:

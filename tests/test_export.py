@@ -249,7 +249,7 @@ def test_reexport_refuses_other_architecture_and_card(tmp_path, capsys):
     assert not (tmp_path / "x.onnx").exists()
 
 
-@pytest.mark.parametrize("name", ["nanonet-a-neo", "nanonet-c-neo"])
+@pytest.mark.parametrize("name", ["nanonet-a-neo", "nanonet-c-neo", "nanonet-lite0-neo"])
 def test_shipped_nanonet_files_hold_the_inference_graph_of_their_weights(name):
     import numpy as np
     import onnxruntime as ort
