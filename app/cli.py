@@ -18,6 +18,7 @@ SUBCOMMANDS = {
     "eval": ("polypview.inference.evaluate", "evaluate models on the test split (Dice/IoU, FPS, params, GMACs)"),
     "export": ("polypview.inference.export", "export a checkpoint to an ONNX model file with metadata"),
     "bench": ("polypview.bench", "benchmark every pipeline stage and the whole pipeline"),
+    "batch": ("polypview.batch", "annotate many videos on Ray (tables, summaries, annotated MP4s, an index)"),
 }
 VIEWER = ("polypview.run", "open the viewer, or process a video headless")
 

@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # only the type is needed: drawing must not depend on the run
 STYLES = ("fill", "contour")
 Rect = tuple[int, int, int, int]  # (x, y, w, h)
 
-__all__ = ["STYLES", "Overlay", "OverlaySettings", "detect_roi", "keep_regions"]
+__all__ = ["STYLES", "Overlay", "OverlaySettings", "Region", "detect_roi", "find_regions", "keep_regions"]
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,40 @@ def _regions(scores: np.ndarray, threshold: float, min_area: float):
     big = stats[:, cv2.CC_STAT_AREA] >= min_pixels
     big[0] = False  # component 0 is the background
     return big[labels], (count, labels)
+
+
+@dataclass(frozen=True)
+class Region:
+    """One drawn polyp region, as a table row: what the overlay would paint for it."""
+
+    label: int  # class index (0 neoplastic, 1 non-neoplastic for the -neo models)
+    area: float  # fraction of the predicted area (the image area of interest, or the frame)
+    score: float  # mean polyp confidence of its pixels
+    box: Rect  # (x, y, w, h) in frame pixels
+
+
+def find_regions(p: Prediction, settings: OverlaySettings, classes: int, frame_shape) -> list[Region]:
+    """The regions the overlay draws for prediction `p` (same threshold and smallest area), largest first.
+
+    Each region's class is its pixels' majority, as the overlay colours it by default."""
+    keep = keep_regions(p.scores, settings.threshold, settings.min_area).astype(np.uint8)
+    if not keep.any():
+        return []
+    count, components, stats, _ = cv2.connectedComponentsWithStats(keep, connectivity=8)
+    inside = keep.astype(bool)
+    index, labels = components[inside], p.labels[inside]
+    score_sums = np.bincount(index, weights=p.scores[inside], minlength=count)
+    voters = labels < classes
+    votes = np.bincount(index[voters] * classes + labels[voters], minlength=count * classes).reshape(count, classes)
+    tx, ty, tw, th = p.roi if p.roi is not None else (0, 0, frame_shape[1], frame_shape[0])
+    sx, sy = tw / keep.shape[1], th / keep.shape[0]
+    regions = []
+    for k in range(1, count):
+        x, y, w, h, pixels = (int(v) for v in stats[k])
+        box = (tx + round(x * sx), ty + round(y * sy), round(w * sx), round(h * sy))
+        label = int(votes[k].argmax()) if votes[k].any() else classes - 1
+        regions.append(Region(label, pixels / keep.size, float(score_sums[k] / pixels), box))
+    return sorted(regions, key=lambda r: -r.area)
 
 
 def _bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:

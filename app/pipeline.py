@@ -81,6 +81,7 @@ class Presented:
     stats: Stats
     pts: float
     reshown: bool = False  # the same frame again, now with its own mask (count it once)
+    prediction: Any = None  # the Prediction whose mask is drawn (None when none is)
 
 
 @dataclass
@@ -637,7 +638,9 @@ class Pipeline:
             self.stats_collector.presented(frame.seq, time.monotonic(), overlay_seq, stale)
         stats = self.stats()
         if self.sink is not None:
-            self.sink.on_frame(Presented(frame.seq, image, frame.image, overlay_seq, stale, stats, frame.pts, reshown))
+            prediction = result.prediction if result is not None else None
+            self.sink.on_frame(Presented(frame.seq, image, frame.image, overlay_seq, stale, stats, frame.pts, reshown,
+                                         prediction))
         if block or not self.config.reshow:
             if recorder is not None:
                 self._record(recorder, frame.seq, image, stats, block)

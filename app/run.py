@@ -47,10 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     cap.add_argument("--size", type=_size, metavar="WxH", help="capture size, e.g. 1920x1080 (also the demo size)")
     cap.add_argument("--fps", type=float, help="capture frame rate (also the demo rate)")
     cap.add_argument("--fourcc", type=_fourcc, help="capture pixel format, e.g. MJPG")
-    model = parser.add_argument_group("model")
-    model.add_argument("--model", metavar="NAME_OR_FILE",
-                       help="a shipped model name or an .onnx file (default: the shipped CPU real-time model; 'none': video only)")
-    model.add_argument("--backend", default="auto", help="auto | ort | torch (default auto)")
+    model = add_model_arguments(parser)
     model.add_argument("--threads", type=int, help="inference threads (default: the backend's choice)")
     model.add_argument("--input-size", metavar="N|HxW",
                        help="run the network at this input size instead of its file's (torch backend), e.g. 352")
@@ -66,6 +63,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--record-hud", action="store_true", help="burn the HUD text into the recording")
     run.add_argument("--metrics", metavar="FRAMES.csv", help="write one row of stage timestamps per frame")
     run.add_argument("--screenshot", metavar="PNG", help="save an annotated frame (headless: the last one)")
+    add_overlay_arguments(parser)
+
+
+def add_model_arguments(parser: argparse.ArgumentParser):
+    """--model and --backend (shared with `polypview batch`); returns the group for more options."""
+    model = parser.add_argument_group("model")
+    model.add_argument("--model", metavar="NAME_OR_FILE",
+                       help="a shipped model name or an .onnx file (default: the shipped CPU real-time model; 'none': video only)")
+    model.add_argument("--backend", default="auto", help="auto | ort | torch (default auto)")
+    return model
+
+
+def add_overlay_arguments(parser: argparse.ArgumentParser) -> None:
+    """How masks are drawn (shared with `polypview batch`); read back by overlay_settings()."""
     ov = parser.add_argument_group("overlay")
     ov.add_argument("--style", choices=("fill", "contour"), help="filled masks or contours (default fill)")
     ov.add_argument("--opacity", type=float, help="mask opacity 0..1 (default 0.45)")

@@ -125,3 +125,39 @@ def read_frames(path) -> tuple[list[np.ndarray], float]:
             except av.error.InvalidDataError:
                 continue
     return frames, rate
+
+
+# Box clips for the batch tests: a red (neoplastic) box moving 2 px a frame, and from GREEN_FROM on a
+# green (non-neoplastic) one, on grey (see onnx_models.make_color_model).
+BOX_SIZE = (160, 120)
+GREEN_FROM = 10  # frames from this one on also show a green (non-neoplastic) box
+
+
+def box_frame(n: int) -> np.ndarray:
+    from onnx_models import GREEN_BGR, RED_BGR, paint_frame
+
+    boxes = [((10 + 2 * n, 60, 30, 30), RED_BGR)]
+    if n >= GREEN_FROM:
+        boxes.append(((110, 10, 24, 24), GREEN_BGR))
+    return paint_frame((BOX_SIZE[1], BOX_SIZE[0]), boxes)
+
+
+def make_box_clip(path: Path, frames: int = 20, fps: float = 30.0) -> Path:
+    import av
+
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+        stream.width, stream.height = BOX_SIZE
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": "12", "preset": "ultrafast"}
+        for n in range(frames):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(box_frame(n), format="bgr24")))
+        container.mux(stream.encode(None))
+    return path
+
+
+def count_frames(path: Path) -> int:
+    import av
+
+    with av.open(str(path)) as container:
+        return sum(1 for _ in container.decode(video=0))

@@ -46,3 +46,10 @@ def test_viewer_runtime_path_does_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_only_the_batch_driver_imports_ray():
+    """Ray is the batch extra: the viewer, training and the GUI never need it."""
+    users = sorted(str(path.relative_to(REPO)) for folder in FORBIDDEN for path in (REPO / folder).rglob("*.py")
+                   if "ray" in _imported_roots(path))
+    assert users == ["app/batchrun.py"]

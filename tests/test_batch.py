@@ -1,0 +1,130 @@
+"""`polypview batch` without Ray: inputs, one video's outputs, bad options (test_batch_ray.py: the driver).
+
+The colour model (tests/onnx_models.py) marks red pixels neoplastic and green ones non-neoplastic,
+so each clip's table can be checked against the boxes painted into its frames.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+
+from clips import GREEN_FROM, count_frames, make_box_clip
+from onnx_models import make_color_model
+from polypview.batch import collect_inputs, output_names
+from polypview.batchjob import BatchSettings, VideoJob, file_sha256, is_done, process_video, timeline_image
+from polypview.cli import main
+from polypview.errors import ConfigError, InputError
+from polypview.overlay import OverlaySettings
+
+@pytest.fixture(scope="module")
+def color_model(tmp_path_factory) -> Path:
+    return make_color_model(tmp_path_factory.mktemp("model") / "color.onnx")
+
+
+@pytest.fixture(scope="module")
+def settings(color_model) -> BatchSettings:
+    return BatchSettings("color", file_sha256(color_model), asdict(OverlaySettings()))
+
+
+@pytest.fixture(scope="module")
+def engine(color_model):
+    from polypview.inference.runtime import load_engine
+
+    with load_engine(color_model, threads=1) as e:
+        yield e
+
+
+# ------------------------------------------------------------------------------------ inputs
+
+
+def test_inputs_from_files_folders_and_lists(tmp_path):
+    (tmp_path / "a" / "deep").mkdir(parents=True)
+    one = make_box_clip(tmp_path / "a" / "one.mp4", frames=2)
+    two = make_box_clip(tmp_path / "a" / "deep" / "two.MKV", frames=2)
+    (tmp_path / "a" / "notes.txt").write_text("not a video list entry")
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"# archive\n\na/deep/two.MKV\n{one}\nmissing.mp4\n")
+    assert collect_inputs([str(tmp_path / "a")]) == [two.resolve(), one.resolve()]
+    # duplicates go, order stays; a listed path that does not exist stays (it fails as a video)
+    assert collect_inputs([str(one), str(listing)]) == [one.resolve(), two.resolve(), (tmp_path / "missing.mp4").resolve()]
+    with pytest.raises(ConfigError, match="does not exist"):
+        collect_inputs([str(tmp_path / "nowhere")])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="no video files"):
+        collect_inputs([str(tmp_path / "empty")])
+
+
+def test_output_names_are_unique():
+    names = output_names([Path("/x/case.mp4"), Path("/y/case.mp4"), Path("/y/other.avi")])
+    assert names[2] == "other" and names[0] != names[1] and all(n.startswith("case-") for n in names[:2])
+
+
+# ------------------------------------------------------------------------------ one video
+
+
+def test_process_video_writes_table_video_timeline_and_summary(tmp_path, engine, settings):
+    clip = make_box_clip(tmp_path / "case.mp4", frames=20)
+    out = tmp_path / "out"
+    out.mkdir()
+    job = VideoJob(str(clip), "case", str(out))
+    summary = process_video(job, engine, settings)
+    assert sorted(p.name for p in out.iterdir()) == ["case.frames.csv", "case.json", "case.mp4", "case.timeline.png"]
+    rows = list(csv.DictReader(open(out / "case.frames.csv")))
+    assert [int(r["frame"]) for r in rows] == list(range(20))
+    for n, row in enumerate(rows):
+        regions = json.loads(row["details"])
+        assert int(row["neoplastic"]) == 1 and int(row["non_neoplastic"]) == (n >= GREEN_FROM)
+        red = next(r for r in regions if r["class"] == "neoplastic")
+        x, y, w, h = red["box"]
+        assert abs(x - (10 + 2 * n)) <= 3 and abs(y - 60) <= 3 and abs(w - 30) <= 4 and abs(h - 30) <= 4
+        assert 0.03 < red["area"] < 0.07 and red["score"] > 0.9
+    assert count_frames(out / "case.mp4") == 20
+    assert summary == json.loads((out / "case.json").read_text())
+    assert summary["frames"] == 20 and summary["frames_with_polyp"] == 20 and summary["first_detection_s"] == 0.0
+    assert summary["regions_per_class"] == {"neoplastic": 20, "non-neoplastic": 20 - GREEN_FROM}
+    assert summary["model_sha256"] == settings.model_sha256 and summary["settings"] == settings.key()
+    assert is_done(job, settings)
+    assert not is_done(job, BatchSettings("color", settings.model_sha256, settings.overlay, video=False))
+    assert not is_done(job, BatchSettings("color", "0" * 64, settings.overlay))
+
+
+def test_timeline_marks_each_class_where_it_was_seen():
+    marks = [(True, False)] * 5 + [(False, False)] * 5 + [(True, True)] * 10
+    image = timeline_image(marks, [(0, 0, 255), (0, 255, 0)], width=20, height=4)
+    red, green = image[0, :, 2] == 255, image[3, :, 1] == 255
+    assert red.tolist() == [True] * 5 + [False] * 5 + [True] * 10
+    assert green.tolist() == [False] * 10 + [True] * 10
+
+
+def test_a_corrupt_video_leaves_no_files(tmp_path, engine, settings):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00not a video" * 500)
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(InputError):
+        process_video(VideoJob(str(bad), "bad", str(out)), engine, settings)
+    assert list(out.iterdir()) == []
+
+
+def test_batch_without_ray_says_how_to_install_it(monkeypatch):
+    from polypview.batchrun import import_ray
+
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(ConfigError, match=r"pip install 'polypview\[batch\]'"):
+        import_ray()
+
+
+def test_batch_bad_options_are_one_line(tmp_path, capsys, color_model):
+    clip = make_box_clip(tmp_path / "c.mp4", frames=2)
+    assert main(["batch", str(tmp_path / "nothing"), "--out", str(tmp_path / "o")]) == 2
+    assert main(["batch", str(clip), "--out", str(clip)]) == 2
+    assert main(["batch", str(clip), "--out", str(tmp_path / "o"), "--workers", "0"]) == 2
+    assert main(["batch", str(clip), "--out", str(tmp_path / "o"), "--model", str(tmp_path / "no.onnx")]) == 5
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 4 and all(line.startswith("polypview: error: ") for line in err)
