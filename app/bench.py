@@ -15,7 +15,7 @@ For each clip it measures, one after another on an otherwise idle pipeline:
   I/O floor  the same Pipeline in sync mode with no model (decode, I420, encode, same threads);
   naive      decode -> infer -> draw -> encode in one thread, the structure of published demos;
 and, once, the window's time to its first frame (a subprocess, QT offscreen). Prints a table
-with issue 4's targets beside the figures and writes everything to JSON.
+with the live targets beside the figures and writes everything to JSON.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ import numpy as np
 from polypview.benchclips import ClipSpec, make_clip, parse_fps, parse_list, parse_size
 from polypview.benchreport import DISC_FRACTION, STAGES, evaluate_targets, format_report
 from polypview.errors import ConfigError, OutputError
-from polypview.inference.data import shared_data_dir
+from polypview.inference.data import neopolyp_dir
 
 DEFAULT_SIZES = "720p,1080p"
 DEFAULT_FPS = "30"
@@ -68,7 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", metavar="OUT.json", type=Path, help="write the results here")
     parser.add_argument("--quick", action="store_true", help="a tiny clip and few frames (a smoke test of a few seconds)")
     parser.add_argument("--realistic", action="store_true", help="clips from NeoPolyp images (needs ../shared/data)")
-    parser.add_argument("--data", type=Path, default=None, help="shared data folder for --realistic")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="NeoPolyp-Small folder for --realistic (default: $POLYPVIEW_DATA or ../shared/data/neopolyp_small)")
     parser.add_argument("--stage-frames", type=int, default=None, help=f"frames in the per-stage pass (default {STAGE_FRAMES})")
     parser.add_argument("--only", default=None, help="comma-separated runs to do (default all): " + ", ".join(RUN_NAMES))
     parser.add_argument("--no-gui", action="store_true", help="skip the window's time-to-first-frame probe")
@@ -598,7 +599,7 @@ def prepare_clips(args, folder: Path, log) -> list[tuple[Path, ClipSpec, str]]:
         spec, kind = given_clip(Path(args.clip))
         return [(Path(args.clip), spec, kind)]
     kind = "realistic" if args.realistic else "demo"
-    options = {"data_dir": args.data or shared_data_dir()} if args.realistic else {}
+    options = {"data_dir": args.data or neopolyp_dir()} if args.realistic else {}
     clips = []
     for spec in clip_specs(args):
         log(f"making the {kind} clip {spec.label} ({spec.frames} frames) ...")

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from polypview.errors import ConfigError, DataError
-from polypview.inference.data import shared_data_dir
+from polypview.inference.data import neopolyp_dir
 
 # Named frame sizes (w, h); anything else is given as WxH.
 SIZES = {"360p": (640, 360), "480p": (854, 480), "720p": (1280, 720), "1080p": (1920, 1080), "1440p": (2560, 1440)}
@@ -85,10 +85,10 @@ def demo_clip(spec: ClipSpec, folder: Path) -> Path:
 
 def neopolyp_images(data_dir: Path, count: int, seed: int = 0) -> list[Path]:
     """`count` NeoPolyp training images (seeded choice); DataError when the dataset is absent."""
-    folder = Path(data_dir) / "neopolyp_small" / "train" / "images"
+    folder = Path(data_dir) / "train" / "images"
     images = sorted(folder.glob("*.jp*g")) if folder.is_dir() else []
     if not images:
-        raise DataError(f"no NeoPolyp images in {folder}: --realistic needs ../shared/data (or set POLYPVIEW_DATA)")
+        raise DataError(f"no NeoPolyp images in {folder}: --realistic needs NeoPolyp-Small (--data FOLDER, POLYPVIEW_DATA or ../shared/data)")
     rng = np.random.default_rng(seed)
     picks = rng.choice(len(images), size=min(count, len(images)), replace=False)
     return [images[i] for i in sorted(picks)]
@@ -99,7 +99,7 @@ def realistic_clip(spec: ClipSpec, folder: Path, data_dir: Path | None = None) -
     from polypview.synthetic import write_image_clip
 
     count = max(1, math.ceil(spec.seconds / REALISTIC_SECONDS_PER_IMAGE))
-    paths = neopolyp_images(data_dir or shared_data_dir(), count)
+    paths = neopolyp_images(data_dir or neopolyp_dir(), count)
     path = Path(folder) / f"neopolyp-{spec.label}.mp4"
     try:
         write_image_clip(path, paths, frames=spec.frames, size=spec.size, fps=spec.fps,

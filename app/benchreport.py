@@ -1,4 +1,4 @@
-"""The report of `polypview bench`: issue 4's targets, which stage holds each one back, and the table.
+"""The report of `polypview bench`: the live targets, which stage holds each one back, and the table.
 
 Pure functions of the results dictionary that `polypview.bench` builds (and writes as JSON).
 """
@@ -30,7 +30,7 @@ STAGES = {
 
 @dataclass(frozen=True)
 class Target:
-    """One of issue 4's goals: a figure taken from a clip's results, compared with a bound."""
+    """One of the live goals: a figure taken from a clip's results, compared with a bound."""
 
     key: str
     text: str
@@ -364,7 +364,7 @@ def format_report(report: dict) -> str:
                 line += (f" shrunk beforehand on the pipeline's thread in {_ms(gui['shrink_1080p_ms'])} ms "
                          f"({_ms(gui.get('paint_1080p_qt_scaled_ms'))} ms when Qt scales it)")
             lines.append(line)
-    lines += ["", "targets (issue 4)"]
+    lines += ["", "targets (live 1080p30 on this machine)"]
     if not report["targets"]:
         lines.append("  none measured (the targets are defined at 1080p30 and 1080p)")
     for t in report["targets"]:

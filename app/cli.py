@@ -10,6 +10,7 @@ import argparse
 import importlib
 import sys
 
+from polypview import __version__
 from polypview.errors import PolypviewError
 
 # name -> (module, one-line help). The viewer itself is the default when no subcommand is given.
@@ -29,6 +30,8 @@ def _parser_for(name: str | None) -> tuple[argparse.ArgumentParser, object]:
     prog = f"polypview {name}" if name else "polypview"
     epilog = None if name else "subcommands: " + "; ".join(f"{k}: {h}" for k, (_, h) in SUBCOMMANDS.items())
     parser = argparse.ArgumentParser(prog=prog, description=help_text, epilog=epilog)
+    if not name:
+        parser.add_argument("--version", action="version", version=f"polypview {__version__}")
     module.add_arguments(parser)
     return parser, module
 

@@ -39,3 +39,9 @@ class DataError(PolypviewError, OSError):
     """A training or evaluation dataset that is missing or malformed."""
 
     exit_code = 7
+
+
+class DisplayError(PolypviewError, RuntimeError):
+    """No display to open the window on, or no working Qt (use --headless)."""
+
+    exit_code = 8

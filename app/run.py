@@ -16,7 +16,7 @@ import threading
 from contextlib import contextmanager
 from pathlib import Path
 
-from polypview.errors import ConfigError, PolypviewError
+from polypview.errors import ConfigError, DisplayError, PolypviewError
 
 INTERRUPTED_EXIT = 130
 
@@ -68,9 +68,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_model_arguments(parser: argparse.ArgumentParser):
     """--model and --backend (shared with `polypview batch`); returns the group for more options."""
+    from polypview.inference.runtime import DEFAULT_MODEL, find_models
+
+    shipped = ", ".join(f"{name} (default)" if name == DEFAULT_MODEL else name for name in find_models()) or "none"
     model = parser.add_argument_group("model")
     model.add_argument("--model", metavar="NAME_OR_FILE",
-                       help="a shipped model name or an .onnx file (default: the shipped CPU real-time model; 'none': video only)")
+                       help=f"a shipped model name or an .onnx file ('none': video only); shipped: {shipped}")
     model.add_argument("--backend", default="auto", help="auto | ort | torch (default auto)")
     return model
 
@@ -100,7 +103,7 @@ def _check_display() -> None:
     if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
         return
     if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        raise ConfigError("no display to open the window on (DISPLAY and WAYLAND_DISPLAY are unset): "
+        raise DisplayError("no display to open the window on (DISPLAY and WAYLAND_DISPLAY are unset): "
                           "run inside a desktop session, or use --headless")
 
 
@@ -109,7 +112,7 @@ def _run_gui(args) -> int:
     try:
         from polypview.ui.app import run_gui
     except ImportError as exc:
-        raise ConfigError(f"the window cannot open ({exc}); use --headless, or install PyQt6") from None
+        raise DisplayError(f"the window cannot open ({exc}); use --headless, or install PyQt6") from None
     return run_gui(args)
 
 

@@ -49,15 +49,17 @@ CI_KEY = "dice_ci95"
 
 def add_arguments(parser) -> None:
     """Command-line options of `polypview eval`."""
-    parser.add_argument("models", nargs="+", type=Path, help="checkpoints (.pt) or model files (.onnx)")
+    parser.add_argument("models", nargs="+", metavar="MODEL",
+                        help="shipped model names (as --model takes them), model files (.onnx) or checkpoints (.pt)")
     parser.add_argument("--data", type=Path, default=None,
                         help="NeoPolyp-Small folder (default: $POLYPVIEW_DATA or ../shared/data/neopolyp_small)")
     parser.add_argument("--split", default="test",
                         help="test | val | train (the packaged split), all (every pair), or a file of names")
-    parser.add_argument("--json", type=Path, default=Path("runs/eval.json"), help="where to write the results")
+    parser.add_argument("--json", type=Path, default=None, metavar="OUT.json",
+                        help="also write the results here (model cards read it: export --card)")
     parser.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads (default: its own)")
     parser.add_argument("--no-fps", dest="fps", action="store_false", help="skip the speed measurement")
-    parser.add_argument("--no-progress", dest="progress", action="store_false")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     parser.add_argument("--bootstrap", default=str(BOOTSTRAP_RESAMPLES), metavar="N",
                         help=f"bootstrap resamples for the 95 %% intervals (default {BOOTSTRAP_RESAMPLES}; 0: none)")
     parser.add_argument("--seed", default="0", help="seed of the bootstrap and of the --video clip (default 0)")
@@ -76,18 +78,30 @@ def run(args) -> int:
     resamples, seed, video = _parse_options(args)
     data = args.data or neopolyp_dir()
     pairs = eval_pairs(data, args.split)
+    paths = [model_path(m) for m in args.models]
     results = [evaluate_path(p, pairs, threads=args.threads, fps=args.fps, progress=args.progress,
                              resamples=resamples, seed=seed, video=video)
-               for p in args.models]
+               for p in paths]
     print(format_table(results, args.split))
     if video is not None:
         from polypview.inference.videoeval import format_video_table
 
         print()
         print(format_video_table(results))
-    write_json(args.json, results, data, args.split)
-    print(f"wrote {args.json}")
+    if args.json is not None:
+        write_json(args.json, results, data, args.split)
+        print(f"wrote {args.json}")
     return 0
+
+
+def model_path(model: str) -> Path:
+    """A shipped model's file, or the given checkpoint or model file (ModelFileError when neither)."""
+    from polypview.inference.runtime import resolve_model
+
+    path = Path(model).expanduser()
+    if path.suffix.lower() == ".pt" and path.is_file():
+        return path
+    return resolve_model(model)
 
 
 def _parse_options(args):

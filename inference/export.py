@@ -40,7 +40,7 @@ def add_arguments(parser) -> None:
                         help="--int8: training images to calibrate on (default 64)")
     parser.add_argument("--data", type=Path, default=None,
                         help="--int8: NeoPolyp-Small folder (default: $POLYPVIEW_DATA or ../shared/data/neopolyp_small)")
-    parser.add_argument("--opset", type=int, default=17)
+    parser.add_argument("--opset", type=int, default=17, help="ONNX opset of the exported graph (default 17)")
     parser.add_argument("--size", type=int, default=None, help="input size (default: the training size)")
     parser.add_argument("--version", default=None, help="model version string (default: package version + epoch)")
     parser.add_argument("--pt", action="store_true",

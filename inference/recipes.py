@@ -167,7 +167,7 @@ RECIPES: dict[str, Recipe] = {
 }
 
 # The GPU run for BlazeNeo-DHA with the recipe above (not run here: this task had no GPU), then
-# `polypview eval runs/blazeneo-dha/best.pt` and
+# `polypview eval runs/blazeneo-dha/best.pt --json runs/eval.json` and
 # `polypview export runs/blazeneo-dha/best.pt -o assets/blazeneo-dha.onnx --fp16 --card runs/eval.json`.
 BLAZENEO_GPU_COMMAND = (
     "polypview train --model blazeneo-dha --device cuda --workers 8 --threads 8 --out runs/blazeneo-dha"

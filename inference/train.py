@@ -32,7 +32,7 @@ RECIPE_FLAGS = ("epochs", "batch", "lr", "size", "multiscale", "oversample", "op
 
 def add_arguments(parser) -> None:
     """Command-line options of `polypview train`."""
-    parser.add_argument("--model", help="registered model name (e.g. nanonet-a-neo)")
+    parser.add_argument("--model", help="registered model name, e.g. nanonet-lite0-neo (see --recipes for families)")
     parser.add_argument("--config", help="JSON recipe: {\"recipe\": FAMILY, field: value, ...}")
     parser.add_argument("--recipes", action="store_true", help="print the family recipes and exit")
     parser.add_argument("--data", type=Path, default=None,
@@ -43,21 +43,23 @@ def add_arguments(parser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     parser.add_argument("--init", type=Path, default=None,
                         help="start from the weights of this checkpoint (new optimizer and schedule: fine-tuning)")
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--batch", type=int)
-    parser.add_argument("--lr", type=float)
-    parser.add_argument("--weight-decay", dest="weight_decay", type=float)
+    parser.add_argument("--epochs", type=int, help="training epochs (default: the recipe's)")
+    parser.add_argument("--batch", type=int, help="images per step (default: the recipe's)")
+    parser.add_argument("--lr", type=float, help="peak learning rate (default: the recipe's)")
+    parser.add_argument("--weight-decay", dest="weight_decay", type=float, help="weight decay (default: the recipe's)")
     parser.add_argument("--size", type=int, help="training/validation input size (multiple of 32)")
     parser.add_argument("--multiscale", type=_rates, help="comma-separated rates, e.g. 0.75,1.25,1; 'off' disables")
     parser.add_argument("--oversample", type=int, help="repeat images with non-neoplastic polyps N times")
-    parser.add_argument("--optimizer", choices=("sgd", "adam", "adamw"))
-    parser.add_argument("--schedule", choices=("warmup_cosine", "plateau", "constant"))
-    parser.add_argument("--warmup-epochs", dest="warmup_epochs", type=float)
+    parser.add_argument("--optimizer", choices=("sgd", "adam", "adamw"), help="optimizer (default: the recipe's)")
+    parser.add_argument("--schedule", choices=("warmup_cosine", "plateau", "constant"),
+                        help="learning-rate schedule (default: the recipe's)")
+    parser.add_argument("--warmup-epochs", dest="warmup_epochs", type=float,
+                        help="linear warm-up length in epochs (default: the recipe's)")
     parser.add_argument("--augment", help="augmentation pipeline name (default, blazeneo, none)")
     parser.add_argument("--loss", help="loss name (default: the model head's loss)")
-    parser.add_argument("--workers", type=int, default=1, help="DataLoader worker processes")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=1, help="DataLoader worker processes (default 1)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of weights, shuffling and augmentation (default 0)")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N train and val images (smoke runs)")
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
     parser.add_argument("--bf16", action="store_true",

@@ -39,7 +39,7 @@ def test_quick_bench_writes_every_section_and_prints_the_table(tmp_path, color_m
     assert report["gui"].get("error") is None and report["gui"]["torch_imported"] is False
     assert report["gui"]["first_frame_s"] > 0
     printed = capsys.readouterr().out
-    for text in ("polypview bench", "inference (the model alone)", "I/O floor", "sync / naive", "targets (issue 4)"):
+    for text in ("polypview bench", "inference (the model alone)", "I/O floor", "sync / naive", "targets (live 1080p30"):
         assert text in printed
 
 
@@ -102,7 +102,7 @@ def test_sizes_parse_by_name_or_wxh():
 
 
 def test_realistic_clip_drifts_over_neopolyp_images(tmp_path, neopolyp_dir):
-    path = make_clip("realistic", ClipSpec((160, 120), 10, 1.0), tmp_path, data_dir=neopolyp_dir.parent)
+    path = make_clip("realistic", ClipSpec((160, 120), 10, 1.0), tmp_path, data_dir=neopolyp_dir)
     source = open_source(str(path))
     frames = []
     while (frame := source.read()) is not None:

@@ -324,3 +324,12 @@ def test_model_card_prints_intervals_and_video_figures():
     assert "| framed | 20 | 90.0 | 88.0 | 60.0 | 1.0 |" in text
     no_video = card_text("m", {"recipe": {}}, info, report, {**evaluation, "video": None})
     assert "Scores on video" not in no_video
+
+
+def test_eval_takes_a_shipped_model_name_and_writes_json_only_when_asked(fake_data, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["eval", "nanonet-c-neo", "--data", str(fake_data), "--split", "all", "--no-fps",
+                 "--no-progress", "--bootstrap", "0"]) == 0
+    assert "nanonet-c-neo" in capsys.readouterr().out
+    assert list(tmp_path.rglob("*.json")) == []
+    assert main(["eval", "no-such-model", "--data", str(fake_data), "--split", "all"]) == 5

@@ -1,0 +1,36 @@
+"""The command line as a new user meets it: --version, --help, and every option explained."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from polypview.cli import SUBCOMMANDS, _parser_for, main
+from polypview.inference.runtime import DEFAULT_MODEL, find_models
+
+
+def test_version(capsys):
+    from polypview import __version__
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"polypview {__version__}"
+
+
+def test_help_names_the_shipped_models_and_the_default(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "1000")  # no wrapping inside a name
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    assert find_models() and all(name in text for name in find_models())
+    assert f"{DEFAULT_MODEL} (default)" in text and "batch:" in text
+
+
+@pytest.mark.parametrize("name", [None, *SUBCOMMANDS])
+def test_every_option_says_what_it_does(name):
+    parser, _ = _parser_for(name)
+    silent = [a.option_strings or a.dest for a in parser._actions
+              if not isinstance(a, argparse._HelpAction) and not a.help]
+    assert not silent, f"options without help text in `polypview {name or ''}`: {silent}"
