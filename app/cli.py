@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 
 from polypview import __version__
@@ -32,8 +33,24 @@ def _parser_for(name: str | None) -> tuple[argparse.ArgumentParser, object]:
     parser = argparse.ArgumentParser(prog=prog, description=help_text, epilog=epilog)
     if not name:
         parser.add_argument("--version", action="version", version=f"polypview {__version__}")
+    parser.add_argument("--verbose", action="store_true",
+                        help="log to stderr what is chosen and why (e.g. which ONNX Runtime provider runs)")
     module.add_arguments(parser)
     return parser, module
+
+
+def _log_to_stderr() -> None:
+    """--verbose: the project's log messages on stderr (once, however often main() runs)."""
+    log = logging.getLogger("polypview")
+    log.setLevel(logging.DEBUG)
+    for handler in log.handlers:
+        if getattr(handler, "polypview_verbose", False):
+            handler.setStream(sys.stderr)
+            return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    handler.polypview_verbose = True
+    log.addHandler(handler)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         parser, module = _parser_for(name)
         args = parser.parse_args(argv)
+        if args.verbose:
+            _log_to_stderr()
         return int(module.run(args) or 0)
     except PolypviewError as exc:
         print(f"polypview: error: {exc}", file=sys.stderr)

@@ -37,7 +37,7 @@ class OverlaySettings:
     threshold: float = 0.5
     min_area: float = 0.0005  # fraction of the image (ROI) area; smaller regions are not drawn
     smoothing: int = 0  # frames of TemporalSmoother
-    legend: bool = True
+    legend: bool = False  # burn the class legend into the frame (the window shows it beside the video)
     one_class_per_region: bool = True  # a polyp has one histology: each region takes its majority class
 
     def __post_init__(self) -> None:
@@ -166,7 +166,7 @@ class Overlay:
         if prediction is not None:
             self._draw_mask(out, prediction, settings, roi)
         if settings.legend:
-            self._draw_legend(out)
+            self._draw_legend(out, frame_bgr)
         return out
 
     def _draw_mask(self, out: np.ndarray, p: Prediction, s: OverlaySettings, roi: Rect | None) -> None:
@@ -221,19 +221,26 @@ class Overlay:
         return max(2, round(min(frame.shape[:2]) / 360))
 
     def legend_rect(self, frame_shape) -> Rect:
-        """Where the legend goes in a frame of this shape (bottom-left corner)."""
+        """Where the legend goes in a frame of this shape (the corner chosen at its first draw)."""
         return self._legend(frame_shape[0], frame_shape[1])[0]
 
-    def _draw_legend(self, out: np.ndarray) -> None:
-        (x, y, w, h), image = self._legend(out.shape[0], out.shape[1])
+    def _draw_legend(self, out: np.ndarray, source: np.ndarray) -> None:
+        (x, y, w, h), image = self._legend(out.shape[0], out.shape[1], source)
         out[y:y + h, x:x + w] = image
 
-    def _legend(self, frame_h: int, frame_w: int) -> tuple[Rect, np.ndarray]:
-        """The legend image for this frame size, rendered once and cached."""
+    def _legend(self, frame_h: int, frame_w: int, frame: np.ndarray | None = None) -> tuple[Rect, np.ndarray]:
+        """The legend image for this frame size, rendered once, in the corner with the least burned-in text.
+
+        The corner is chosen on the first frame that is not black (a capture can start black) and kept."""
         key = (frame_h, frame_w)
-        if key not in self._legend_cache:
-            self._legend_cache[key] = self._render_legend(frame_h, frame_w)
-        return self._legend_cache[key]
+        if key in self._legend_cache:
+            return self._legend_cache[key]
+        (x, y, w, h), image = self._render_legend(frame_h, frame_w)
+        rect = (x, y, w, h)
+        if frame is not None and frame.mean() > BLACK_FRAME:
+            rect = _quietest_corner(frame, w, h, x)
+            self._legend_cache[key] = rect, image
+        return rect, image
 
     def _render_legend(self, frame_h: int, frame_w: int) -> tuple[Rect, np.ndarray]:
         scale = max(min(frame_h, frame_w) / 1080, 0.25)
@@ -254,3 +261,21 @@ class Overlay:
         margin = max(2, round(16 * scale))
         x, y = min(margin, frame_w - w), max(0, frame_h - h - margin)
         return (x, y, w, h), image
+
+
+BLACK_FRAME = 8  # mean grey level under which a frame is taken as black (no corner can be judged)
+TEXT_LEVEL = 90  # grey level above which a pixel in a corner counts as burned-in text or image
+
+
+def _quietest_corner(frame: np.ndarray, w: int, h: int, margin: int) -> Rect:
+    """The corner box (w x h, `margin` from the edges) with the fewest bright pixels: towers burn patient
+    data and settings into the black border as bright text; the legend must not cover it. Ties go to
+    bottom-left, bottom-right, top-right, top-left, in that order."""
+    fh, fw = frame.shape[:2]
+    x0, x1 = min(margin, fw - w), max(0, fw - w - margin)
+    y0, y1 = min(margin, fh - h), max(0, fh - h - margin)
+    corners = [(x0, y1), (x1, y1), (x1, y0), (x0, y0)]
+    grey = frame.max(axis=2) if frame.ndim == 3 else frame
+    counts = [int(np.count_nonzero(grey[y:y + h, x:x + w] > TEXT_LEVEL)) for x, y in corners]
+    x, y = corners[counts.index(min(counts))]
+    return x, y, w, h

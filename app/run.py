@@ -63,6 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--record-hud", action="store_true", help="burn the HUD text into the recording")
     run.add_argument("--metrics", metavar="FRAMES.csv", help="write one row of stage timestamps per frame")
     run.add_argument("--screenshot", metavar="PNG", help="save an annotated frame (headless: the last one)")
+    run.add_argument("--fullscreen", action="store_true", help="open the window in full screen (F11 or Esc leaves)")
     add_overlay_arguments(parser)
 
 
@@ -89,6 +90,8 @@ def add_overlay_arguments(parser: argparse.ArgumentParser) -> None:
     ov.add_argument("--per-pixel-class", action="store_true",
                     help="colour each pixel by its own class (default: each polyp region takes its majority class)")
     ov.add_argument("--no-overlay", action="store_true", help="start with the overlay off")
+    ov.add_argument("--legend", action="store_true",
+                    help="burn the class legend into the video and recordings (in the corner with no burned-in text)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -135,6 +138,8 @@ def overlay_settings(args):
     values = {field: getattr(args, arg) for arg, field in names.items() if getattr(args, arg, None) is not None}
     if getattr(args, "per_pixel_class", False):
         values["one_class_per_region"] = False
+    if getattr(args, "legend", False):
+        values["legend"] = True
     return OverlaySettings(enabled=not args.no_overlay, **values)
 
 

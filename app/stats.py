@@ -10,6 +10,8 @@ The latency terms are product.md's, computed here and nowhere else:
 
 from __future__ import annotations
 
+import math
+
 import csv
 import threading
 import time
@@ -95,15 +97,41 @@ class Stats:
     video_delay_p50_ms: float = float("nan")
     decode_errors: int = 0
 
-    def hud_lines(self) -> list[str]:
-        """The HUD as text lines (also burned into recordings with --record-hud)."""
-        drops = ", ".join(f"{k} {v}" for k, v in sorted(self.drops.items()) if v) or "none"
-        return [
-            f"{self.model or 'no model'}  {self.backend} {self.provider}".rstrip(),
-            f"display {self.display_fps:.1f} fps  inference {self.inference_fps:.1f} fps {self.inference_ms:.1f} ms",
-            f"annotation delay p50 {self.annotation_delay_p50_ms:.0f} ms  p95 {self.annotation_delay_p95_ms:.0f} ms",
-            f"dropped: {drops}",
-        ]
+    def hud_lines(self, gui_superseded: int = 0, stale: bool = False) -> list[str]:
+        """The HUD text (the window's readout, and the text --record-hud burns into recordings)."""
+        return hud_lines(self, gui_superseded, stale)
+
+
+def _num(value, fmt: str = "{:.1f}") -> str:
+    """A number for the HUD; '–' for missing or not-a-number values."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return fmt.format(value)
+
+
+def hud_lines(stats: Stats | None, gui_superseded: int = 0, stale: bool = False) -> list[str]:
+    """The one HUD wording. Display drops (frames never shown: the ones that matter) are kept apart from
+    skipped inferences (the model works on the newest frame and skips older ones: harmless)."""
+    if stats is None:
+        return ["waiting for video…"]
+    engine = f"{stats.model} · {stats.backend} {stats.provider}".rstrip() if stats.model else "no model (video only)"
+    drops = dict(stats.drops or {})
+    display = drops.pop("display", 0) + gui_superseded
+    skipped = drops.pop("inference", 0)
+    lines = [
+        engine,
+        f"display {_num(stats.display_fps)} fps · inference {_num(stats.inference_fps)} fps, "
+        f"{_num(stats.inference_ms)} ms",
+        f"annotation delay p50 {_num(stats.annotation_delay_p50_ms, '{:.0f}')} ms"
+        f" · p95 {_num(stats.annotation_delay_p95_ms, '{:.0f}')} ms",
+        f"display drops {display} · inferences skipped {skipped}"
+        + "".join(f" · {name} drops {n}" for name, n in sorted(drops.items()) if n),
+    ]
+    if stats.decode_errors:
+        lines.append(f"bad packets skipped {stats.decode_errors}")
+    if stale:
+        lines.append("no mask: the newest is older than the staleness limit")
+    return lines
 
 
 @dataclass

@@ -29,3 +29,14 @@ def kvasir_dir() -> Path:
     if not KVASIR.is_dir():
         pytest.skip(f"needs the Kvasir-SEG sample at {KVASIR} (../shared/data is absent)")
     return KVASIR
+
+
+@pytest.fixture(autouse=True)
+def _answer_yes_to_window_questions(monkeypatch):
+    """A question box (close while recording?) would block a test forever: answer Yes unless a test says
+    otherwise by patching `dialogs.ask_yes_no` itself."""
+    try:
+        from polypview.ui import dialogs
+    except ImportError:  # no PyQt6: no window tests either
+        return
+    monkeypatch.setattr(dialogs, "ask_yes_no", lambda parent, title, question: True)

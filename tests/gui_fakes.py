@@ -63,9 +63,11 @@ class FakeSource:
 class FakePipeline:
     """Presents numbered solid frames from a thread at `fps`; records what the GUI asked of it."""
 
-    def __init__(self, source, engine, config, sink, fps: float = 60.0, stop_delay: float = 0.0):
+    def __init__(self, source, engine, config, sink, fps: float = 60.0, stop_delay: float = 0.0,
+                 mask_share: float = 1.0):
         self.source, self.engine, self.config, self.sink = source, engine, config, sink
         self.fps, self.stop_delay = fps, stop_delay
+        self.mask_share = mask_share  # the share of frames shown with a mask that stats() reports
         self.overlays, self.engines, self.seeks = [], [engine], []
         self.paused = False
         self.recording = False
@@ -123,7 +125,8 @@ class FakePipeline:
         return FakeReport(self.recording_path)
 
     def stats(self):
-        return fake_stats(frames_shown=self._seq, recording=self.recording)
+        return fake_stats(frames_shown=self._seq, masks_shown=int(self._seq * self.mask_share),
+                          recording=self.recording)
 
 
 class FakeEngine:
@@ -141,17 +144,24 @@ class FakeEngine:
 class FakeServices:
     """CoreServices with the fakes above; remembers every pipeline it made."""
 
-    def __init__(self, models=("fake-model", "other-model"), load_delay: float = 0.0, stop_delay: float = 0.0):
+    def __init__(self, models=("fake-model", "other-model"), load_delay: float = 0.0, stop_delay: float = 0.0,
+                 mask_share: float = 1.0):
         self.models = {name: Path(f"/models/{name}.onnx") for name in models}
-        self.load_delay, self.stop_delay = load_delay, stop_delay
+        self.load_delay, self.stop_delay, self.mask_share = load_delay, stop_delay, mask_share
         self.pipelines: list[FakePipeline] = []
         self.sources: list[FakeSource] = []
         self.loaded: list[FakeEngine] = []
         self.requested: list = []
         self.fail_open: Exception | None = None
+        self.devices: list = []  # what list_devices() reports
+        self.opened: list = []  # (spec, size, fps, fourcc) of every open_source call
         self.fail_load: Exception | None = None
 
+    def list_devices(self):
+        return list(self.devices)
+
     def open_source(self, spec, size=None, fps=None, fourcc=None):
+        self.opened.append((spec, size, fps, fourcc))
         if self.fail_open:
             raise self.fail_open
         self.sources.append(FakeSource())
@@ -174,5 +184,6 @@ class FakeServices:
         return OverlaySettings(**values)
 
     def make_pipeline(self, source, engine, options, sink):
-        self.pipelines.append(FakePipeline(source, engine, options, sink, stop_delay=self.stop_delay))
+        self.pipelines.append(FakePipeline(source, engine, options, sink, stop_delay=self.stop_delay,
+                                           mask_share=self.mask_share))
         return self.pipelines[-1]

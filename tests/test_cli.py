@@ -34,3 +34,16 @@ def test_every_option_says_what_it_does(name):
     silent = [a.option_strings or a.dest for a in parser._actions
               if not isinstance(a, argparse._HelpAction) and not a.help]
     assert not silent, f"options without help text in `polypview {name or ''}`: {silent}"
+
+
+def test_verbose_says_which_provider_runs(capsys):
+    import logging
+
+    log = logging.getLogger("polypview")
+    try:
+        assert main(["--verbose", "--demo", "--headless", "--sync", "--frames", "3", "--model", "nanonet-c-neo"]) == 0
+        assert "ONNX Runtime provider: CPUExecutionProvider" in capsys.readouterr().err
+    finally:  # leave no handler on a stream pytest closes
+        for handler in list(log.handlers):
+            log.removeHandler(handler)
+        log.setLevel(logging.NOTSET)

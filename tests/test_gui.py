@@ -19,7 +19,7 @@ from PyQt6.QtWidgets import QLabel  # noqa: E402
 
 from polypview.errors import InputError, ModelFileError, OutputError  # noqa: E402
 from polypview.ui import dialogs  # noqa: E402
-from polypview.ui.hud import format_drops, hud_lines  # noqa: E402
+from polypview.stats import hud_lines  # noqa: E402
 from polypview.ui.main_window import MainWindow  # noqa: E402
 from polypview.ui.services import ViewerOptions, source_spec  # noqa: E402
 from polypview.ui.video_view import fit_rect  # noqa: E402
@@ -57,12 +57,14 @@ def wait_frames(qtbot, window, n: int = 3, timeout: int = 5000) -> None:
 
 
 def test_hud_lines_show_every_readout():
-    text = "\n".join(hud_lines(fake_stats(drops={"inference": 3, "display": 0}), gui_superseded=2, stale=True))
-    for expected in ("30.0 fps", "25.0 fps", "7.5 ms", "p50 40 ms", "p95 65 ms", "5 (gui 2, inference 3)",
-                     "fake-model", "onnxruntime", "CPUExecutionProvider", "mask too old"):
+    text = "\n".join(hud_lines(fake_stats(drops={"inference": 3, "display": 1}), gui_superseded=2, stale=True))
+    for expected in ("display 30.0 fps", "inference 25.0 fps, 7.5 ms", "annotation delay p50 40 ms", "p95 65 ms",
+                     "display drops 3", "inferences skipped 3", "fake-model", "onnxruntime",
+                     "CPUExecutionProvider", "older than the staleness limit"):
         assert expected in text
-    assert format_drops({}, 0) == "0"
+    assert "display drops 0 · inferences skipped 0" in "\n".join(hud_lines(fake_stats(drops={})))
     assert "–" in "\n".join(hud_lines(fake_stats(inference_fps=float("nan"), inference_ms=None)))
+    assert hud_lines(fake_stats(model=""))[0] == "no model (video only)"
 
 
 def test_fit_rect_keeps_aspect_ratio_and_centres():
@@ -121,7 +123,7 @@ def test_shortcuts_trigger_their_actions(qtbot, tmp_path, errors, monkeypatch):
     snaps = list((tmp_path / "rec").glob("snapshot-*.png"))
     assert len(snaps) == 1
     asked = []
-    monkeypatch.setattr(dialogs, "ask_video_file", lambda parent: asked.append(True) or None)
+    monkeypatch.setattr(dialogs, "ask_video_file", lambda parent, folder=None: asked.append(True) or None)
     qtbot.keyClick(window, Qt.Key.Key_O)
     assert asked == [True]
     qtbot.keyClick(window, Qt.Key.Key_F)
@@ -187,7 +189,7 @@ def test_model_choice_loads_off_the_gui_thread_and_swaps_the_engine(qtbot, tmp_p
     window.panel.model_chosen.emit("other-model")
     qtbot.waitUntil(lambda: len(pipeline.engines) == 3, timeout=3000)
     assert pipeline.engines[-1].name == "other-model"
-    monkeypatch.setattr(dialogs, "ask_model_file", lambda parent: "/somewhere/custom.onnx")
+    monkeypatch.setattr(dialogs, "ask_model_file", lambda parent, folder=None: "/somewhere/custom.onnx")
     window.panel.model_chosen.emit("Open model file…")
     qtbot.waitUntil(lambda: len(pipeline.engines) == 4, timeout=3000)
     assert pipeline.engines[-1].name == "custom" and window.panel.model_combo.currentText() == "custom"
@@ -240,9 +242,10 @@ def test_start_page_choices_and_dropped_file(qtbot, tmp_path, errors, monkeypatc
     real_open = services.open_source
     monkeypatch.setattr(services, "open_source", lambda spec, **kw: opened.append(spec) or real_open(spec, **kw))
     window.start_page.demo_button.click()
-    monkeypatch.setattr(dialogs, "ask_device", lambda parent: "2")
+    monkeypatch.setattr(dialogs, "ask_device", lambda parent, devices, last=None: {"device": "2", "size": None,
+                                                                                    "fps": None, "fourcc": None})
     window.start_page.device_button.click()
-    monkeypatch.setattr(dialogs, "ask_video_file", lambda parent: "/videos/case.mp4")
+    monkeypatch.setattr(dialogs, "ask_video_file", lambda parent, folder=None: "/videos/case.mp4")
     window.start_page.file_button.click()
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile("/videos/dropped.mkv")])

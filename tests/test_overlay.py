@@ -61,7 +61,7 @@ def test_pixels_outside_the_mask_are_identical(style):
 def test_legend_only_touches_its_box():
     frame = _frame(1)
     overlay = Overlay(CLASSES, COLORS_RGB)
-    out = overlay.draw(frame, _prediction([(BOX, 1, 0.95)]), OverlaySettings())
+    out = overlay.draw(frame, _prediction([(BOX, 1, 0.95)]), OverlaySettings(legend=True))
     x, y, w, h = overlay.legend_rect(frame.shape)
     allowed = _allowed(BOX)
     allowed[y:y + h, x:x + w] = True
@@ -70,6 +70,23 @@ def test_legend_only_touches_its_box():
     assert changed[y:y + h, x:x + w].mean() > 0.9
     no_legend = overlay.draw(frame, _prediction([(BOX, 1, 0.95)]), NO_LEGEND)
     assert not _changed(no_legend, frame)[y:y + h, x:x + w].any()
+
+
+def test_legend_is_off_by_default_and_avoids_burned_in_text():
+    import cv2
+
+    frame = np.zeros((*FRAME_SHAPE, 3), np.uint8)
+    frame[60:-60, 80:-80] = 120  # the endoscope image in the middle, black borders
+    for corner_y in (30, FRAME_SHAPE[0] - 12):  # patient name and date burned in, bottom-left and top-left
+        cv2.putText(frame, "DOE^JANE 1970-01-01", (4, corner_y), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1)
+    overlay = Overlay(CLASSES, COLORS_RGB)
+    assert np.array_equal(overlay.draw(frame, None, OverlaySettings()), frame)  # no legend unless asked
+    out = overlay.draw(frame, None, OverlaySettings(legend=True))
+    x, y, w, h = overlay.legend_rect(frame.shape)
+    assert x > FRAME_SHAPE[1] // 2  # a right-hand corner: the left ones hold text
+    text = frame.max(axis=2) > 90
+    assert np.array_equal(out[text], frame[text])  # not one text pixel covered
+    assert _changed(out, frame)[y:y + h, x:x + w].mean() > 0.9
 
 
 def test_fill_blends_class_colour_inside_the_box():
@@ -99,7 +116,7 @@ def test_opacity_zero_and_disabled_leave_the_frame_unchanged():
     assert np.array_equal(overlay.draw(frame, p, OverlaySettings(opacity=0.0, legend=False)), frame)
     assert np.array_equal(overlay.draw(frame, p, OverlaySettings(enabled=False)), frame)
     assert np.array_equal(overlay.draw(frame, None, NO_LEGEND), frame)
-    with_legend = overlay.draw(frame, p, OverlaySettings(opacity=0.0))
+    with_legend = overlay.draw(frame, p, OverlaySettings(opacity=0.0, legend=True))
     x, y, w, h = overlay.legend_rect(frame.shape)
     outside = np.ones(FRAME_SHAPE, bool)
     outside[y:y + h, x:x + w] = False

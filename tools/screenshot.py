@@ -1,6 +1,10 @@
-"""Make the README screenshot: the window playing the generated demo clip, grabbed offscreen.
+"""Make the README screenshots: the window playing the generated demo clip, grabbed as the user sees it.
 
-    python tools/screenshot.py docs/screenshot.png [--model NAME_OR_FILE] [--frames 45]
+    xvfb-run -s "-screen 0 1920x1080x24" python tools/screenshot.py docs/screenshot.png
+    xvfb-run -s "-screen 0 1920x1080x24" python tools/screenshot.py docs/screenshot-fullscreen.png --fullscreen
+
+Under an X server (Xvfb above) the window has a real screen to fill; without a display it is drawn
+offscreen. The window starts with default settings (none of the user's remembered ones).
 
 The model is the shipped default when assets/ has one, else the colour test model of
 tests/onnx_models.py (written to a temporary folder).
@@ -36,15 +40,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default=None, help="shipped model name or .onnx file (default: see above)")
     parser.add_argument("--frames", type=int, default=45, help="frames to play before the grab")
     parser.add_argument("--size", default="1280x720", help="demo clip size WxH")
+    parser.add_argument("--fullscreen", action="store_true", help="grab the window in full screen")
     opts = parser.parse_args(argv)
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    if not os.environ.get("DISPLAY"):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from polypview.ui.app import run_gui
 
     with tempfile.TemporaryDirectory() as tmp:
+        os.environ["POLYPVIEW_SETTINGS"] = str(Path(tmp) / "settings.ini")  # defaults, and the user's stay untouched
         model = opts.model if opts.model is not None else default_model(Path(tmp))
         w, h = (int(v) for v in opts.size.lower().split("x"))
         args = argparse.Namespace(demo=True, video=None, device=None, size=(w, h), model=model or None,
-                                  screenshot=opts.output, frames=opts.frames, backend="auto")
+                                  screenshot=opts.output, frames=opts.frames, backend="auto",
+                                  fullscreen=opts.fullscreen)
         code = run_gui(args)
     if not opts.output.exists():
         print(f"screenshot: no image was written to {opts.output}", file=sys.stderr)

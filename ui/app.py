@@ -12,6 +12,7 @@ from PyQt6.QtWidgets import QApplication
 
 from polypview.ui import dialogs
 from polypview.ui.main_window import MainWindow
+from polypview.ui.preferences import Preferences
 from polypview.ui.services import ViewerOptions
 
 SCREENSHOT_FRAMES = 45  # frames to play before the grab, so the HUD's rates have settled
@@ -27,10 +28,12 @@ def application() -> QApplication:
     return app
 
 
-def build_window(options: ViewerOptions, services: Any = None) -> MainWindow:
+def build_window(options: ViewerOptions, services: Any = None, prefs: Preferences | None = None) -> MainWindow:
     """A started window (input opening, model loading on a worker thread)."""
-    window = MainWindow(options, services)
+    window = MainWindow(options, services, prefs)
     window.show()
+    if options.fullscreen:
+        window.toggle_fullscreen()
     window.start()
     return window
 
@@ -87,7 +90,7 @@ def run_gui(args: Any, services: Any = None) -> int:
     """Open the window with the command line's options; the exit code when it closes (1: no screenshot)."""
     app = application()
     options = ViewerOptions.from_args(args)
-    window = build_window(options, services)
+    window = build_window(options, services, Preferences.for_user())
     install_excepthook(window)
     taker = None  # kept referenced while the event loop runs
     if options.screenshot:

@@ -6,6 +6,7 @@ from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtGui import QAction
 from PyQt6.QtWidgets import (
     QCheckBox,
+    QPushButton,
     QComboBox,
     QFormLayout,
     QGroupBox,
@@ -71,6 +72,7 @@ class ControlPanel(QWidget):
         layout = QVBoxLayout(box)
         self.model_combo = QComboBox()
         self.model_combo.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.model_combo.setToolTip("the network that draws the masks; 'none' shows the video only")
         self.model_combo.activated.connect(lambda i: self.model_chosen.emit(self.model_combo.itemText(i)))
         self.legend = LegendWidget()
         layout.addWidget(self.model_combo)
@@ -83,7 +85,9 @@ class ControlPanel(QWidget):
         self.overlay_check = QCheckBox("show masks")
         self.overlay_check.setChecked(True)
         self.overlay_check.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.overlay_check.setToolTip("draw the model's masks over the video (M)")
         self.legend_check = QCheckBox("legend in video")
+        self.legend_check.setToolTip("burn the class legend into the video, in the corner with no burned-in text")
         self.legend_check.setChecked(True)
         self.legend_check.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.region_check = QCheckBox("one class per polyp")
@@ -92,9 +96,12 @@ class ControlPanel(QWidget):
         self.region_check.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.style_combo = QComboBox()
         self.style_combo.addItems(STYLES)
+        self.style_combo.setToolTip("filled masks, or outlines only")
         self.style_combo.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.opacity_slider = _slider(0, 100, 45)
+        self.opacity_slider.setToolTip("how strongly filled masks colour the image")
         self.threshold_slider = _slider(1, 99, 50)
+        self.threshold_slider.setToolTip("polyp confidence from which a pixel is drawn")
         self.opacity_label, self.threshold_label = QLabel(), QLabel()
         form.addRow(self.overlay_check)
         form.addRow(self.legend_check)
@@ -152,6 +159,9 @@ class ControlPanel(QWidget):
         self.overlay_changed.emit()
 
     def _update_labels(self) -> None:
+        contour = self.style_combo.currentText() == "contour"
+        self.opacity_slider.setEnabled(not contour)  # contours are drawn solid
+        self.opacity_label.setEnabled(not contour)
         self.opacity_label.setText(f"opacity {self.opacity_slider.value()}%")
         self.threshold_label.setText(f"threshold {self.threshold_slider.value() / 100:.2f}")
 
@@ -182,6 +192,11 @@ class TransportBar(QWidget):
         self.slider.setRange(0, int(self._duration * 1000))
         self.slider.blockSignals(False)
 
+    def show_end(self) -> None:
+        """The input ended: the position reads the full length (not the last frame's start)."""
+        if self._duration:
+            self.set_position(self._duration)
+
     def set_position(self, seconds: float) -> None:
         """Move the slider (unless the user holds it) and update the time label."""
         if not self.slider.isSliderDown():
@@ -190,3 +205,37 @@ class TransportBar(QWidget):
             self.slider.blockSignals(False)
         total = f" / {format_time(self._duration)}" if self._duration else ""
         self.time_label.setText(format_time(seconds) + total)
+
+
+BANNER_STYLE = "QWidget#banner { background-color: #5a3b00; } QLabel { color: #ffe0a0; font-weight: bold; }"
+
+
+class SlowModelBanner(QWidget):
+    """A plain warning above the video when the model masks too few frames, with the way out."""
+
+    switch = pyqtSignal(str)  # the faster model's name
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("banner")
+        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
+        self.setStyleSheet(BANNER_STYLE)
+        layout = QHBoxLayout(self)
+        self.label = QLabel()
+        self.label.setWordWrap(True)
+        self.button = QPushButton()
+        self.button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.button.clicked.connect(lambda: self.switch.emit(self._faster))
+        layout.addWidget(self.label, 1)
+        layout.addWidget(self.button)
+        self._faster = ""
+        self.hide()
+
+    def warn(self, model: str, share: float, inference_ms: float, faster: str | None) -> None:
+        ms = f"{inference_ms:.0f} ms per frame" if inference_ms == inference_ms else "slow"
+        self.label.setText(f"{model} is too slow for this computer ({ms}): only {share:.0%} of frames get a mask, "
+                           "so a polyp can go unmarked. No colour does not mean no polyp.")
+        self._faster = faster or ""
+        self.button.setText(f"Use {faster}")
+        self.button.setVisible(bool(faster))
+        self.show()

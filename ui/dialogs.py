@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PyQt6.QtWidgets import QFileDialog, QInputDialog, QMessageBox, QWidget
+from PyQt6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 VIDEO_FILTER = "Videos (*.mp4 *.mkv *.avi *.mov *.webm *.mpg *.mpeg *.ts *.m4v *.wmv);;All files (*)"
 MODEL_FILTER = "ONNX model files (*.onnx);;All files (*)"
@@ -15,21 +15,39 @@ def show_error(parent: QWidget | None, message: str, title: str = "polypview") -
     QMessageBox.critical(parent, title, message)
 
 
-def ask_video_file(parent: QWidget | None) -> str | None:
-    """Ask for a video file; None when cancelled."""
-    path, _ = QFileDialog.getOpenFileName(parent, "Open video file", str(Path.cwd()), VIDEO_FILTER)
+def show_info(parent: QWidget | None, title: str, text: str) -> None:
+    """An information box (About, the list of shortcuts)."""
+    QMessageBox.information(parent, title, text)
+
+
+def ask_yes_no(parent: QWidget | None, title: str, question: str) -> bool:
+    """A question with Yes / No (No is the default answer)."""
+    buttons = QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No
+    answer = QMessageBox.question(parent, title, question, buttons, QMessageBox.StandardButton.No)
+    return answer == QMessageBox.StandardButton.Yes
+
+
+def ask_video_file(parent: QWidget | None, folder: str | None = None) -> str | None:
+    """Ask for a video file (starting in `folder`); None when cancelled."""
+    path, _ = QFileDialog.getOpenFileName(parent, "Open video file", folder or str(Path.cwd()), VIDEO_FILTER)
     return path or None
 
 
-def ask_model_file(parent: QWidget | None) -> str | None:
+def ask_model_file(parent: QWidget | None, folder: str | None = None) -> str | None:
     """Ask for an ONNX model file; None when cancelled."""
-    path, _ = QFileDialog.getOpenFileName(parent, "Open model file", str(Path.cwd()), MODEL_FILTER)
+    path, _ = QFileDialog.getOpenFileName(parent, "Open model file", folder or str(Path.cwd()), MODEL_FILTER)
     return path or None
 
 
-def ask_device(parent: QWidget | None) -> str | None:
-    """Ask for a capture device (index or /dev/videoN); None when cancelled."""
-    prompt = "Device index or path (e.g. 0 or /dev/video0):"
-    text, ok = QInputDialog.getText(parent, "Open capture device", prompt, text="0")
-    text = text.strip()
-    return text if ok and text else None
+def ask_folder(parent: QWidget | None, title: str, folder: str | None = None) -> str | None:
+    """Ask for a folder; None when cancelled."""
+    path = QFileDialog.getExistingDirectory(parent, title, folder or str(Path.cwd()))
+    return path or None
+
+
+def ask_device(parent: QWidget | None, devices: list, last: dict | None = None) -> dict | None:
+    """Ask for a capture device and format (see device_dialog.py); None when cancelled."""
+    from polypview.ui.device_dialog import DeviceDialog
+
+    dialog = DeviceDialog(parent, devices, last)
+    return dialog.choice() if dialog.exec() == DeviceDialog.DialogCode.Accepted else None

@@ -1,72 +1,42 @@
-"""The heads-up display: pipeline Stats as a few lines of text, refreshed by a timer (not per frame)."""
+"""The heads-up display (pipeline Stats as text, in a strip below the video) and the class legend."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from PyQt6.QtCore import Qt
 from PyQt6.QtGui import QColor
 from PyQt6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-HUD_STYLE = (
-    "QLabel { background-color: rgba(0, 0, 0, 150); color: #e8e8e8; padding: 6px;"
-    " border-radius: 6px; font-family: monospace; font-size: 11px; }"
-)
+from polypview.stats import hud_lines
+
+HUD_STYLE = "QLabel {{ background-color: #161616; color: #e8e8e8; padding: 4px 8px; font-family: monospace;" \
+            " font-size: {px}px; }}"
+SEPARATOR = "   │   "
 
 
-def _num(value: Any, fmt: str = "{:.1f}") -> str:
-    """A number for the HUD; '–' for missing or not-a-number values."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return fmt.format(value)
-
-
-def format_drops(drops: dict[str, int] | None, gui_superseded: int = 0) -> str:
-    """'total (stage n, ...)' with the GUI's own unpainted frames as the 'gui' stage."""
-    counts = {k: int(v) for k, v in (drops or {}).items() if v}
-    if gui_superseded:
-        counts["gui"] = gui_superseded
-    if not counts:
-        return "0"
-    detail = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
-    return f"{sum(counts.values())} ({detail})"
-
-
-def hud_lines(stats: Any, gui_superseded: int = 0, stale: bool = False) -> list[str]:
-    """The HUD text for one Stats snapshot (pure: testable without Qt widgets)."""
-    if stats is None:
-        return ["waiting for video…"]
-    engine = f"{stats.model or 'no model'} · {stats.backend or '–'} {stats.provider or ''}".rstrip()
-    lines = [
-        f"display   {_num(stats.display_fps)} fps",
-        f"inference {_num(stats.inference_fps)} fps  {_num(stats.inference_ms)} ms",
-        f"delay     p50 {_num(stats.annotation_delay_p50_ms, '{:.0f}')} ms"
-        f"  p95 {_num(stats.annotation_delay_p95_ms, '{:.0f}')} ms",
-        f"dropped   {format_drops(stats.drops, gui_superseded)}",
-        engine,
-    ]
-    if getattr(stats, "decode_errors", 0):
-        lines.append(f"skipped   {stats.decode_errors} bad packets")
-    if stale:
-        lines.append("overlay   none (mask too old)")
-    return lines
+def hud_font_px(window_height: int) -> int:
+    """The HUD's font size for a window (or screen) this tall: readable from across the room."""
+    return max(11, min(28, round(window_height / 55)))
 
 
 class HudWidget(QLabel):
-    """A translucent text panel laid over the video's top-left corner."""
+    """The readouts, in a strip of their own below the video: never drawn over the image, where towers
+    burn in patient data. Refreshed by a timer, not per frame."""
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
-        self.setStyleSheet(HUD_STYLE)
         self.setTextFormat(Qt.TextFormat.PlainText)
-        self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self.setWordWrap(True)
+        self.set_font_px(11)
         self.show_stats(None)
+
+    def set_font_px(self, px: int) -> None:
+        self.setStyleSheet(HUD_STYLE.format(px=px))
 
     def show_stats(self, stats: Any, gui_superseded: int = 0, stale: bool = False) -> None:
         """Replace the text with this snapshot."""
-        self.setText("\n".join(hud_lines(stats, gui_superseded, stale)))
-        self.adjustSize()
+        self.setText(SEPARATOR.join(hud_lines(stats, gui_superseded, stale)))
 
 
 class LegendWidget(QWidget):

@@ -5,9 +5,9 @@ frame wins), engines load on a worker thread and are handed to the running pipel
 `set_engine`, the HUD reads `pipeline.stats()` from a timer. Every error goes to
 `dialogs.show_error`.
 
-Shortcuts: Space play/pause (after the end: play again), R record, S snapshot, O open file,
-F full screen, Esc leave full screen (Esc never closes the window: too easy to hit mid-procedure),
-H show/hide the HUD.
+The actions, menus and shortcuts are listed in menus.py (F1 shows them); Esc leaves full screen and
+never closes the window (too easy to hit mid-procedure). What the window remembers between sessions
+lives in preferences.py; the command line wins over it.
 """
 
 from __future__ import annotations
@@ -18,15 +18,18 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from PyQt6.QtCore import Qt, QTimer
-from PyQt6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
-from PyQt6.QtWidgets import QHBoxLayout, QMainWindow, QStackedWidget, QVBoxLayout, QWidget
+from PyQt6.QtCore import QTimer
+from PyQt6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QResizeEvent
+from PyQt6.QtWidgets import QHBoxLayout, QLabel, QMainWindow, QStackedWidget, QVBoxLayout, QWidget
 
+from polypview import __version__
 from polypview.errors import OutputError, PolypviewError
 from polypview.ui import dialogs
 from polypview.ui.bridge import BackgroundCall, SinkBridge
-from polypview.ui.controls import NO_MODEL, OPEN_MODEL_ITEM, ControlPanel, TransportBar
-from polypview.ui.hud import HudWidget
+from polypview.ui.controls import NO_MODEL, OPEN_MODEL_ITEM, ControlPanel, SlowModelBanner, TransportBar
+from polypview.ui.hud import HudWidget, hud_font_px
+from polypview.ui.menus import about_text, build_actions, build_menus, shortcuts_text
+from polypview.ui.preferences import Preferences
 from polypview.ui.services import CoreServices, ViewerOptions, source_spec
 from polypview.ui.start_page import StartPage
 from polypview.ui.video_view import VideoView
@@ -34,6 +37,11 @@ from polypview.ui.video_view import VideoView
 __all__ = ["CoreServices", "MainWindow", "ViewerOptions", "save_png", "source_duration", "source_spec"]
 
 HUD_INTERVAL_MS = 250  # the HUD refreshes 4 times a second, never per frame
+SEEK_STEP_S = 5.0
+SPEED_WINDOW = 12  # HUD refreshes (3 s) over which the share of frames with a mask is judged
+SPEED_MIN_FRAMES = 20
+SLOW_SHARE = 0.5  # fewer masked frames than this: the model is too slow for the machine
+REC_STYLE = "QLabel { background-color: #161616; color: #ff4040; font-weight: bold; padding: 4px 8px; }"
 
 
 def timestamp() -> str:
@@ -44,10 +52,11 @@ def timestamp() -> str:
 class MainWindow(QMainWindow):
     """The polypview window."""
 
-    def __init__(self, options: ViewerOptions | None = None, services: Any = None):
+    def __init__(self, options: ViewerOptions | None = None, services: Any = None, prefs: Preferences | None = None):
         super().__init__()
         self.options = options or ViewerOptions()
         self.services = services or CoreServices()
+        self.prefs = prefs or Preferences()  # without a store: remembers nothing (tests, probes)
         self.pipeline = None
         self.source = None
         self.bridge: SinkBridge | None = None
@@ -59,13 +68,15 @@ class MainWindow(QMainWindow):
         self._current_spec: Any = None
         self.finished = False  # the input ended (Space plays it again)
         self.recording_path: Path | None = None
+        self._mask_samples: list[tuple[int, int]] = []  # (frames shown, masks shown) at recent HUD refreshes
         self.last_recording = None  # RecordingReport of the last recording stopped from the GUI
         self._stale = False
         self._closed = False
         self.last_presented = None
         self._errors_shown: set[str] = set()  # messages whose dialog is open right now
         self._errors_reported: set[int] = set()  # pipeline errors already shown (ids; the summary repeats them)
-        self.overlay = self.services.overlay_settings(**self.options.overlay)
+        self.overlay = self.services.overlay_settings(**{**self.prefs.overlay(), **self.options.overlay})
+        self.recording_started = 0.0  # time.monotonic() when the running recording began
         self.loader = BackgroundCall(self)
         self.loader.done.connect(self._engine_loaded)
         self.loader.failed.connect(self._engine_failed)
@@ -73,30 +84,22 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self._build_actions()
         self._build_pages()
+        self._restore_window()
         self.hud_timer = QTimer(self)
         self.hud_timer.setInterval(HUD_INTERVAL_MS)
         self.hud_timer.timeout.connect(self.refresh_hud)
 
     # ---- construction
-    def _action(self, text: str, key: str, slot, checkable: bool = False) -> QAction:
-        action = QAction(text, self)
-        action.setShortcut(QKeySequence(key))
-        action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-        action.setToolTip(f"{text} ({key})")
-        action.setCheckable(checkable)
-        action.triggered.connect(slot)
-        self.addAction(action)  # shortcuts work even while the panel is hidden (full screen)
-        return action
-
     def _build_actions(self) -> None:
-        self.play_action = self._action("Pause", "Space", self.toggle_play)
-        self.record_action = self._action("Record", "R", self.toggle_recording, checkable=True)
-        self.snapshot_action = self._action("Snapshot", "S", self.snapshot)
-        self.open_action = self._action("Open file…", "O", self.open_file_dialog)
-        self.fullscreen_action = self._action("Full screen", "F", self.toggle_fullscreen, checkable=True)
-        self.escape_action = self._action("Leave full screen", "Esc", self.leave_fullscreen)
-        self.hud_action = self._action("HUD", "H", self.toggle_hud, checkable=True)
-        self.hud_action.setChecked(True)
+        self.actions = build_actions(self)
+        a = self.actions
+        self.play_action, self.record_action, self.snapshot_action = a["play"], a["record"], a["snapshot"]
+        self.open_action, self.fullscreen_action, self.escape_action = a["open"], a["fullscreen"], a["escape"]
+        self.hud_action, self.masks_action = a["hud"], a["masks"]
+        self.hud_action.setChecked(self.prefs.hud)
+        self.masks_action.setChecked(self.overlay.enabled)
+        self.recent_menu = build_menus(self, self.actions)
+        self._refresh_recent()
 
     def _build_pages(self) -> None:
         self.start_page = StartPage()
@@ -105,8 +108,13 @@ class MainWindow(QMainWindow):
         self.start_page.open_demo.connect(lambda: self.open_input("demo"))
         self.view = VideoView()
         self.view.resized.connect(self._view_resized)
-        self.hud = HudWidget(self.view)
-        self.hud.move(8, 8)
+        self.hud = HudWidget()
+        self.hud.setVisible(self.hud_action.isChecked())
+        self.rec_label = QLabel()
+        self.rec_label.setStyleSheet(REC_STYLE)
+        self.rec_label.hide()
+        self.banner = SlowModelBanner()
+        self.banner.switch.connect(self.load_model)
         self.transport = TransportBar(self.play_action)
         self.transport.seek_requested.connect(self.seek)
         actions = [self.record_action, self.snapshot_action, self.open_action, self.fullscreen_action,
@@ -125,7 +133,14 @@ class MainWindow(QMainWindow):
         left = QWidget()
         column = QVBoxLayout(left)
         column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        column.addWidget(self.banner)
         column.addWidget(self.view, 1)
+        strip = QHBoxLayout()  # the readouts: below the image, never over it
+        strip.setSpacing(0)
+        strip.addWidget(self.rec_label)
+        strip.addWidget(self.hud, 1)
+        column.addLayout(strip)
         column.addWidget(self.transport)
         page = QWidget()
         row = QHBoxLayout(page)
@@ -133,6 +148,17 @@ class MainWindow(QMainWindow):
         row.addWidget(left, 1)
         row.addWidget(self.panel)
         return page
+
+    def _restore_window(self) -> None:
+        geometry = self.prefs.geometry()
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 (Qt API)
+        super().resizeEvent(event)
+        px = hud_font_px(self.height())
+        self.hud.set_font_px(px)
+        self.rec_label.setStyleSheet(REC_STYLE.replace("}", f" font-size: {px}px; }}"))
 
     def _overlay_fields(self) -> dict:
         names = ("enabled", "style", "opacity", "threshold", "legend", "one_class_per_region")
@@ -142,16 +168,30 @@ class MainWindow(QMainWindow):
     def start(self) -> None:
         """Open the command line's input (or show the start page) and start loading the model."""
         self.refresh_models()
-        self.load_model(self.options.model)
+        self.load_model(self.options.model if self.options.model is not None else self._remembered_model())
         if self.options.source is None or not self.open_input(self.options.source):
             self.stack.setCurrentWidget(self.start_page)
 
-    def open_input(self, spec: Any) -> bool:
-        """Play this input (file, device or "demo") in place of the current one; False on error."""
+    def _remembered_model(self) -> str | None:
+        """The model of the last session, if it still exists (else None: the default)."""
+        model = self.prefs.model
+        if not model or model.lower() == NO_MODEL or model in self._shipped_models():
+            return model or None
+        return model if Path(model).is_file() else None
+
+    def _shipped_models(self) -> list[str]:
+        try:
+            return sorted(self.services.find_models())
+        except PolypviewError:
+            return []
+
+    def open_input(self, spec: Any, size=None, fps=None, fourcc=None) -> bool:
+        """Play this input (file, device or "demo") in place of the current one; False on error.
+        A device opens with `size`, `fps` and `fourcc` when given, else the command line's."""
         self._close_pipeline()
         try:
-            source = self.services.open_source(spec, size=self.options.size, fps=self.options.fps,
-                                               fourcc=self.options.fourcc)
+            source = self.services.open_source(spec, size=size or self.options.size, fps=fps or self.options.fps,
+                                               fourcc=fourcc or self.options.fourcc)
         except PolypviewError as exc:
             self.show_error(str(exc))
             return False
@@ -163,6 +203,9 @@ class MainWindow(QMainWindow):
             return False
         self._current_spec = spec
         self.setWindowTitle(f"polypview — {getattr(source, 'name', spec)}")
+        if isinstance(spec, str) and spec != "demo" and not spec.startswith("/dev/"):
+            self.prefs.add_recent(spec)
+            self._refresh_recent()
         return True
 
     def _start_pipeline(self, source) -> None:
@@ -174,6 +217,8 @@ class MainWindow(QMainWindow):
         pipeline = self.services.make_pipeline(source, self.engine, self.options, bridge)
         pipeline.set_overlay(self.overlay)
         self.source, self.pipeline, self.finished = source, pipeline, False
+        self._mask_samples.clear()
+        self.statusBar().clearMessage()
         self._show_player(source)
         pipeline.start()
         if self.options.record_path is not None:  # the config records from frame 1
@@ -206,16 +251,44 @@ class MainWindow(QMainWindow):
             self.source = None
 
     def open_file_dialog(self) -> None:
-        """Ask for a video file and play it."""
-        path = dialogs.ask_video_file(self)
+        """Ask for a video file (in the folder used last) and play it."""
+        path = dialogs.ask_video_file(self, self.prefs.folder("videos"))
         if path:
+            self.prefs.set_folder("videos", Path(path).parent)
             self.open_input(path)
 
     def open_device_dialog(self) -> None:
-        """Ask for a capture device and play it."""
-        device = dialogs.ask_device(self)
-        if device:
-            self.open_input(source_spec(None, device, False))
+        """Ask for a capture device and its format (the system's devices listed, the last one first)."""
+        try:
+            devices = self.services.list_devices()
+        except OSError:
+            devices = []
+        choice = dialogs.ask_device(self, devices, self.prefs.device)
+        if choice:
+            self.prefs.device = choice
+            size = tuple(int(v) for v in choice["size"].split("x")) if choice.get("size") else self.options.size
+            self.open_input(source_spec(None, choice["device"], False), size=size,
+                            fps=choice.get("fps") or self.options.fps, fourcc=choice.get("fourcc") or self.options.fourcc)
+
+    def choose_recordings_folder(self) -> None:
+        """Ask where recordings and snapshots go (remembered)."""
+        folder = dialogs.ask_folder(self, "Recordings folder", str(self.recordings_dir))
+        if folder:
+            self.prefs.set_folder("recordings", folder)
+            self.options.recordings_dir = Path(folder)
+            self.statusBar().showMessage(f"Recordings go to {folder}", 5000)
+
+    @property
+    def recordings_dir(self) -> Path:
+        """The command line's folder, else the remembered one, else ./recordings."""
+        remembered = self.prefs.folder("recordings")
+        return self.options.recordings_dir or (Path(remembered) if remembered else Path.cwd() / "recordings")
+
+    def _refresh_recent(self) -> None:
+        self.recent_menu.clear()
+        for path in self.prefs.recent():
+            self.recent_menu.addAction(path, partial(self.open_input, path))
+        self.recent_menu.setEnabled(bool(self.prefs.recent()))
 
     # ---- drag and drop
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt API)
@@ -265,6 +338,7 @@ class MainWindow(QMainWindow):
             return
         self.finished = True
         self.play_action.setText("Play")
+        self.transport.show_end()
         saved = self.view.recording and getattr(summary, "recording", None)
         self._show_recording(False)
         self.refresh_hud()
@@ -278,6 +352,7 @@ class MainWindow(QMainWindow):
         """Pause/resume; after the end of a file, play it again from the start."""
         if self.pipeline is None:
             return
+        self.statusBar().clearMessage()
         if self.finished:
             self.open_input(self._current_spec)
         elif self.pipeline.paused:
@@ -288,13 +363,39 @@ class MainWindow(QMainWindow):
             self.play_action.setText("Play")
 
     def seek(self, seconds: float) -> None:
-        """Jump to this position of the file."""
+        """Jump to this position of the file (after the end too: the file is opened again)."""
         if self.pipeline is None or not getattr(self.source, "seekable", False):
             return
+        if self.finished and not self.open_input(self._current_spec):
+            return
+        self.statusBar().clearMessage()
         try:
-            self.pipeline.seek(seconds)
+            self.pipeline.seek(max(0.0, seconds))
         except PolypviewError as exc:
             self.show_error(str(exc))
+
+    def position(self) -> float:
+        """Seconds into the input of the frame on screen."""
+        return float(getattr(self.last_presented, "pts", 0.0) or 0.0) if self.last_presented is not None else 0.0
+
+    def seek_back(self) -> None:
+        self.seek(self.position() - SEEK_STEP_S)
+
+    def seek_forward(self) -> None:
+        self.seek(self.position() + SEEK_STEP_S)
+
+    def step_forward(self) -> None:
+        """One frame on, when paused (the frame is shown with its own mask)."""
+        self._step(+1)
+
+    def step_back(self) -> None:
+        self._step(-1)
+
+    def _step(self, frames: int) -> None:
+        if self.pipeline is None or not self.pipeline.paused or self.finished:
+            return
+        fps = float(getattr(self.source, "fps", 0) or 30.0)
+        self.seek(self.position() + frames / fps)  # the source shows the first frame at or after it
 
     # ---- model
     def refresh_models(self) -> None:
@@ -308,7 +409,7 @@ class MainWindow(QMainWindow):
     def choose_model(self, choice: str) -> None:
         """Switch to a shipped model, a model file opened before, 'none', or ask for a model file."""
         if choice == OPEN_MODEL_ITEM:
-            choice = dialogs.ask_model_file(self)
+            choice = dialogs.ask_model_file(self, self.prefs.folder("models"))
             if not choice:
                 self.refresh_models()
                 return
@@ -318,6 +419,7 @@ class MainWindow(QMainWindow):
         """Load an engine on a worker thread; the video keeps playing meanwhile ('none': video only)."""
         self._engine_request += 1
         if model is not None and str(model).lower() == NO_MODEL:
+            self.prefs.model = NO_MODEL
             self._use_engine(None)
             return
         backend, threads, size = self.options.backend, self.options.threads, self.options.input_size
@@ -332,6 +434,7 @@ class MainWindow(QMainWindow):
             return
         if model is not None:
             self._model_files[engine.name] = str(model)  # the combo lists names; remember the file
+        self.prefs.model = str(model) if model is not None else engine.name
         self._use_engine(engine)
         self.statusBar().showMessage(f"Model {engine.name} on {engine.backend} {engine.provider}", 5000)
 
@@ -340,6 +443,8 @@ class MainWindow(QMainWindow):
         if self.engine is not None:
             self._retired_engines.append(self.engine)  # the inference worker may still be using it
         self.engine = engine
+        self._mask_samples.clear()
+        self.banner.hide()
         if self.pipeline is not None:
             self.pipeline.set_engine(engine)
         info = getattr(engine, "info", None)
@@ -357,8 +462,14 @@ class MainWindow(QMainWindow):
     # ---- overlay
     def _overlay_changed(self) -> None:
         self.overlay = dataclasses.replace(self.overlay, **self.panel.overlay_values())
+        self.masks_action.setChecked(self.overlay.enabled)
+        self.prefs.save_overlay(self.overlay)
         if self.pipeline is not None:
             self.pipeline.set_overlay(self.overlay)
+
+    def toggle_masks(self) -> None:
+        """Masks on or off (M), as the panel's "show masks" box."""
+        self.panel.overlay_check.setChecked(self.masks_action.isChecked())
 
     # ---- recording and snapshots
     def toggle_recording(self) -> None:
@@ -376,12 +487,22 @@ class MainWindow(QMainWindow):
         self._show_recording(on)
 
     def _show_recording(self, on: bool) -> None:
+        if on and not self.view.recording:
+            self.recording_started = time.monotonic()
         self.record_action.setChecked(on)
+        self.record_action.setText("Stop recording" if on else "Record")
         self.view.set_recording(on)
+        self.rec_label.setVisible(on)
+        self._show_elapsed()
+
+    def _show_elapsed(self) -> None:
+        if self.view.recording:
+            seconds = int(time.monotonic() - self.recording_started)
+            self.rec_label.setText(f"● REC {seconds // 60}:{seconds % 60:02d}")
 
     def new_recording_path(self) -> Path:
         """recordings/polypview-YYYYmmdd-HHMMSS.mp4 (a counter avoids overwriting)."""
-        folder = self.options.recordings_dir
+        folder = self.recordings_dir
         path, n = folder / f"polypview-{timestamp()}.mp4", 1
         while path.exists():
             n += 1
@@ -414,7 +535,7 @@ class MainWindow(QMainWindow):
         frame = self.view.frame()
         if frame is None:
             return None
-        path = self.options.recordings_dir / f"snapshot-{timestamp()}-{int(time.time() * 1000) % 1000:03d}.png"
+        path = self.recordings_dir / f"snapshot-{timestamp()}-{int(time.time() * 1000) % 1000:03d}.png"
         try:
             save_png(frame, path)
         except OutputError as exc:
@@ -430,12 +551,42 @@ class MainWindow(QMainWindow):
             return
         stats = self.pipeline.stats()
         self.hud.show_stats(stats, self.bridge.superseded if self.bridge else 0, self._stale)
+        self._check_speed(stats)
+        self._show_elapsed()
         if self.record_action.isChecked() and not self.pipeline.recording:
             self._show_recording(False)  # the recorder stopped itself (e.g. disk full)
 
+    def _check_speed(self, stats: Any) -> None:
+        """Say plainly when the model is too slow for this machine to mask most frames."""
+        self._mask_samples = (self._mask_samples + [(stats.frames_shown, stats.masks_shown)])[-SPEED_WINDOW:]
+        (f0, m0), (f1, m1) = self._mask_samples[0], self._mask_samples[-1]
+        if self.engine is None or self.finished or (self.pipeline and self.pipeline.paused) or f1 - f0 < SPEED_MIN_FRAMES:
+            return
+        share = (m1 - m0) / (f1 - f0)
+        if share < SLOW_SHARE:
+            fast = self._faster_model()
+            self.banner.warn(self.engine.name, share, stats.inference_ms, fast)
+        elif share > SLOW_SHARE + 0.25:
+            self.banner.hide()
+
+    def _faster_model(self) -> str | None:
+        """The shipped real-time default, when it is not the model already running."""
+        from polypview.inference.runtime import DEFAULT_MODEL
+
+        return DEFAULT_MODEL if DEFAULT_MODEL in self._shipped_models() and self.engine.name != DEFAULT_MODEL else None
+
     def toggle_hud(self) -> None:
-        """Show or hide the HUD over the video (it can cover burned-in patient data)."""
+        """Show or hide the readouts strip below the video (remembered)."""
         self.hud.setVisible(self.hud_action.isChecked())
+        self.prefs.hud = self.hud_action.isChecked()
+
+    def show_shortcuts(self) -> None:
+        dialogs.show_info(self, "Keyboard shortcuts", shortcuts_text())
+
+    def show_about(self) -> None:
+        engine = self.engine
+        dialogs.show_info(self, "About polypview", about_text(__version__, getattr(engine, "name", None),
+                                                               getattr(engine, "provider", None)))
 
     # ---- full screen
     def toggle_fullscreen(self) -> None:
@@ -446,20 +597,31 @@ class MainWindow(QMainWindow):
         self.panel.hide()
         self.transport.hide()
         self.statusBar().hide()
+        self.menuBar().hide()
         self.fullscreen_action.setChecked(True)
         self.showFullScreen()
+        if self.screen() is not None and self.size() != self.screen().size():
+            self.setGeometry(self.screen().geometry())  # no window manager (a kiosk X server) to do it
 
     def leave_fullscreen(self) -> None:
         """Back to the normal window (Esc never closes the window: too easy to hit mid-procedure)."""
         self.panel.show()
         self.transport.show()
         self.statusBar().show()
+        self.menuBar().show()
         self.fullscreen_action.setChecked(False)
         if self.isFullScreen():
             self.showNormal()
 
     # ---- closing
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt API)
+        if not self._closed and self.pipeline is not None and self.pipeline.recording and not dialogs.ask_yes_no(
+                self, "Recording in progress", "A recording is running. Stop it (the file is kept) and close?"):
+            event.ignore()
+            return
+        if not self.isFullScreen():
+            self.prefs.save_geometry(self.saveGeometry())
+        self.prefs.sync()
         self.shutdown()
         event.accept()
 

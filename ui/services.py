@@ -35,7 +35,8 @@ class ViewerOptions:
     metrics_path: Path | None = None
     frames: int | None = None  # close after this many frames (with screenshot: grab then close)
     screenshot: Path | None = None
-    recordings_dir: Path = field(default_factory=lambda: Path.cwd() / "recordings")
+    fullscreen: bool = False  # open in full screen
+    recordings_dir: Path | None = None  # None: the remembered folder, else ./recordings
     stop_timeout_s: float = STOP_TIMEOUT_S
 
     @classmethod
@@ -63,6 +64,7 @@ class ViewerOptions:
             metrics_path=_path_or_none(get("metrics", None)),
             frames=get("frames", None),
             screenshot=_path_or_none(get("screenshot", None)),
+            fullscreen=bool(get("fullscreen", False)),
         )
 
 
@@ -84,6 +86,8 @@ def overlay_from_args(args: Any) -> dict:
         values["enabled"] = False
     if getattr(args, "per_pixel_class", False):
         values["one_class_per_region"] = False
+    if getattr(args, "legend", False):
+        values["legend"] = True
     return values
 
 
@@ -102,6 +106,11 @@ class CoreServices:
         from polypview.sources import open_source
 
         return open_source(spec, size=size, fps=fps, fourcc=fourcc)
+
+    def list_devices(self) -> list:
+        from polypview.devices import list_devices
+
+        return list_devices()
 
     def find_models(self) -> dict[str, Path]:
         from polypview.inference.runtime import find_models

@@ -5,10 +5,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 from PyQt6.QtCore import QRect, QRectF, QSize, Qt, pyqtSignal
-from PyQt6.QtGui import QColor, QFont, QImage, QPainter, QPaintEvent, QResizeEvent
+from PyQt6.QtGui import QColor, QImage, QPainter, QPaintEvent, QResizeEvent
 from PyQt6.QtWidgets import QSizePolicy, QWidget
 
-REC_RED = QColor(220, 20, 20)
 
 
 def fit_rect(image_size: QSize, area: QRect) -> QRect:
@@ -101,9 +100,8 @@ class VideoView(QWidget):
         return self._frame
 
     def set_recording(self, on: bool) -> None:
-        """Show or hide the red REC indicator."""
+        """Whether a recording runs (the window shows REC beside the readouts, never over the image)."""
         self.recording = on
-        self.update()
 
     def image_rect(self) -> QRect:
         """Where the frame is drawn, in widget coordinates (empty without a frame)."""
@@ -122,25 +120,8 @@ class VideoView(QWidget):
         else:
             painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.smooth)
             painter.drawImage(QRectF(self.image_rect()), self._image)
-        if self.recording:
-            self._paint_rec(painter)
         painter.end()
 
     def _paint_message(self, painter: QPainter) -> None:
         painter.setPen(QColor(160, 160, 160))
         painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self.message)
-
-    def _paint_rec(self, painter: QPainter) -> None:
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
-        x, y = self.width() - 84, 12
-        painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(QColor(0, 0, 0, 150))
-        painter.drawRoundedRect(x - 8, y - 4, 80, 30, 6, 6)
-        painter.setBrush(REC_RED)
-        painter.drawEllipse(x, y + 4, 14, 14)
-        font = QFont(painter.font())
-        font.setBold(True)
-        font.setPointSize(12)
-        painter.setFont(font)
-        painter.setPen(REC_RED)
-        painter.drawText(x + 20, y + 18, "REC")

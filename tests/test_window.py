@@ -1,0 +1,248 @@
+"""The window a clinician keeps open all day: remembered settings, menus and shortcuts, the transport
+after the end, recording states, readouts that never cover the image, the too-slow-model warning."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from PyQt6.QtCore import QRect, Qt  # noqa: E402
+
+from polypview.ui import dialogs  # noqa: E402
+from polypview.ui.main_window import MainWindow  # noqa: E402
+from polypview.ui.menus import ACTIONS, shortcuts_text  # noqa: E402
+from polypview.ui.preferences import Preferences  # noqa: E402
+from polypview.ui.services import ViewerOptions  # noqa: E402
+
+from gui_fakes import FakeServices  # noqa: E402
+from test_gui import box_clip, errors, open_window, real_core, wait_frames  # noqa: E402,F401 (fixtures)
+
+
+def window_with(qtbot, tmp_path, services, prefs, **options) -> MainWindow:
+    options.setdefault("source", "fake.mp4")
+    window = MainWindow(ViewerOptions(recordings_dir=tmp_path / "rec", **options), services, prefs)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    window.activateWindow()
+    window.start()
+    return window
+
+
+def in_window(widget, window) -> QRect:
+    return QRect(widget.mapTo(window, widget.rect().topLeft()), widget.size())
+
+
+def test_settings_survive_a_restart(qtbot, tmp_path, errors):
+    ini = tmp_path / "settings.ini"
+    services = FakeServices()
+    window = window_with(qtbot, tmp_path, services, Preferences.from_file(ini))
+    wait_frames(qtbot, window)
+    qtbot.waitUntil(lambda: bool(services.loaded), timeout=2000)
+    window.panel.opacity_slider.setValue(70)
+    window.panel.threshold_slider.setValue(35)
+    window.panel.style_combo.setCurrentText("contour")
+    window.panel.model_chosen.emit("other-model")
+    qtbot.waitUntil(lambda: window.engine is not None and window.engine.name == "other-model", timeout=2000)
+    qtbot.keyClick(window, Qt.Key.Key_H)
+    window.resize(700, 500)  # inside the offscreen screen (800x600): restoring clamps to the screen
+    size = (window.width(), window.height())
+    window.close()
+    assert ini.is_file()
+
+    again = FakeServices()
+    window = window_with(qtbot, tmp_path, again, Preferences.from_file(ini), source=None)
+    qtbot.waitUntil(lambda: bool(again.requested), timeout=2000)
+    assert again.requested[0] == "other-model"  # the model of the last session
+    values = window.panel.overlay_values()
+    assert (values["opacity"], values["threshold"], values["style"]) == (0.7, 0.35, "contour")
+    assert window.hud.isHidden() and not window.hud_action.isChecked()
+    assert (window.width(), window.height()) == size
+    assert [a.text() for a in window.recent_menu.actions()] == [str((tmp_path.cwd() / "fake.mp4").resolve())]
+    # the command line wins over what was remembered
+    third = window_with(qtbot, tmp_path, FakeServices(), Preferences.from_file(ini), overlay={"opacity": 0.2})
+    assert third.panel.overlay_values()["opacity"] == 0.2
+    assert errors == []
+
+
+def test_without_a_store_nothing_is_remembered(qtbot, tmp_path, errors):
+    window = open_window(qtbot, tmp_path, FakeServices())
+    window.panel.opacity_slider.setValue(10)
+    window.close()
+    assert Preferences().overlay() == {}
+
+
+def test_menus_list_every_command_and_shortcuts_work(qtbot, tmp_path, errors, monkeypatch):
+    services = FakeServices()
+    window = open_window(qtbot, tmp_path, services)
+    wait_frames(qtbot, window)
+    titles = [a.text() for a in window.menuBar().actions()]
+    assert titles == ["&File", "&Playback", "&View", "&Help"]
+    in_menus = {a.text() for m in window.menuBar().actions() for a in m.menu().actions()}
+    for spec in ACTIONS:
+        assert spec.name == "escape" or window.actions[spec.name].text() in in_menus or spec.name == "play"
+    shown = []
+    monkeypatch.setattr(dialogs, "show_info", lambda parent, title, text: shown.append((title, text)))
+    qtbot.keyClick(window, Qt.Key.Key_F1)
+    assert shown[-1][0] == "Keyboard shortcuts" and "Ctrl+O" in shown[-1][1] and "F11" in shown[-1][1]
+    window.actions["about"].trigger()
+    assert "Research use only" in shown[-1][1] and "fake-model" in shown[-1][1] or "none" in shown[-1][1]
+    asked = []
+    monkeypatch.setattr(dialogs, "ask_video_file", lambda parent, folder=None: asked.append(folder) or None)
+    qtbot.keyClick(window, Qt.Key.Key_O, Qt.KeyboardModifier.ControlModifier)
+    assert asked == [None]
+    pipeline = services.pipelines[-1]
+    qtbot.keyClick(window, Qt.Key.Key_Right)
+    assert pipeline.seeks and pipeline.seeks[-1] == pytest.approx(window.position() + 5.0, abs=0.5)
+    qtbot.keyClick(window, Qt.Key.Key_Space)  # pause, then step one frame on and back
+    assert pipeline.paused
+    at = window.position()
+    qtbot.keyClick(window, Qt.Key.Key_Period)
+    assert pipeline.seeks[-1] == pytest.approx(at + 1 / 30)
+    qtbot.keyClick(window, Qt.Key.Key_Comma)
+    assert pipeline.seeks[-1] == pytest.approx(at - 1 / 30)
+    qtbot.keyClick(window, Qt.Key.Key_M)
+    assert pipeline.overlays[-1].enabled is False and not window.panel.overlay_check.isChecked()
+    qtbot.keyClick(window, Qt.Key.Key_M)
+    assert pipeline.overlays[-1].enabled is True
+    qtbot.keyClick(window, Qt.Key.Key_F11)
+    qtbot.waitUntil(window.isFullScreen, timeout=2000)
+    assert window.menuBar().isHidden()
+    qtbot.keyClick(window, Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: not window.isFullScreen(), timeout=2000)
+    qtbot.keyClick(window, Qt.Key.Key_Q, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=2000)
+    assert pipeline.stopped_with is not None
+    assert "Step" not in shortcuts_text() and "Next frame" in shortcuts_text()
+
+
+def test_recording_button_states_and_elapsed_time(qtbot, tmp_path, errors, monkeypatch):
+    services = FakeServices()
+    window = open_window(qtbot, tmp_path, services)
+    wait_frames(qtbot, window)
+    assert window.record_action.text() == "Record" and window.rec_label.isHidden()
+    qtbot.keyClick(window, Qt.Key.Key_R)
+    assert window.record_action.text() == "Stop recording" and window.record_action.isChecked()
+    assert not window.rec_label.isHidden() and window.rec_label.text() == "● REC 0:00"
+    window.recording_started -= 75  # as if it had run for 75 s
+    window.refresh_hud()
+    assert window.rec_label.text() == "● REC 1:15"
+    qtbot.keyClick(window, Qt.Key.Key_R)
+    assert window.record_action.text() == "Record" and window.rec_label.isHidden()
+
+
+def test_closing_while_recording_asks_first(qtbot, tmp_path, errors, monkeypatch):
+    services = FakeServices()
+    window = open_window(qtbot, tmp_path, services)
+    wait_frames(qtbot, window)
+    qtbot.keyClick(window, Qt.Key.Key_R)
+    pipeline = services.pipelines[-1]
+    answers = []
+    monkeypatch.setattr(dialogs, "ask_yes_no", lambda parent, title, question: answers.append(question) or False)
+    window.close()
+    assert window.isVisible() and pipeline.recording and "recording" in answers[-1].lower()
+    monkeypatch.setattr(dialogs, "ask_yes_no", lambda parent, title, question: True)
+    window.close()
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=2000)
+    assert not pipeline.recording and pipeline.stopped_with is not None
+
+
+def test_readouts_never_cover_the_image(qtbot, tmp_path, errors):
+    window = open_window(qtbot, tmp_path, FakeServices())
+    wait_frames(qtbot, window)
+    qtbot.keyClick(window, Qt.Key.Key_R)  # REC shows too
+    for full in (False, True):
+        if full:
+            qtbot.keyClick(window, Qt.Key.Key_F11)
+            qtbot.waitUntil(window.isFullScreen, timeout=2000)
+        view = in_window(window.view, window)
+        for widget in (window.hud, window.rec_label):
+            assert widget.isVisible() and not in_window(widget, window).intersects(view)
+    small = window.hud.styleSheet()
+    window.resize(window.width(), 1400)
+    qtbot.waitUntil(lambda: window.hud.styleSheet() != small, timeout=2000)  # the font grows with the window
+
+
+def test_opacity_is_disabled_for_contours(qtbot, tmp_path, errors):
+    window = open_window(qtbot, tmp_path, FakeServices())
+    assert window.panel.opacity_slider.isEnabled()
+    window.panel.style_combo.setCurrentText("contour")
+    assert not window.panel.opacity_slider.isEnabled()
+
+
+def test_a_model_too_slow_for_the_machine_is_said_plainly(qtbot, tmp_path, errors):
+    services = FakeServices(models=("blazeneo-dha", "nanonet-lite0-neo"), mask_share=0.2)
+    window = open_window(qtbot, tmp_path, services, model="blazeneo-dha")
+    wait_frames(qtbot, window)
+    qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=5000)
+    text = window.banner.label.text()
+    share = int(re.search(r"only (\d+)% of frames", text).group(1))
+    assert "blazeneo-dha is too slow" in text and 15 <= share <= 25  # the fake masks 20 % of its frames
+    assert window.banner.button.text() == "Use nanonet-lite0-neo"
+    window.banner.button.click()
+    qtbot.waitUntil(lambda: services.requested[-1] == "nanonet-lite0-neo", timeout=2000)
+    qtbot.waitUntil(lambda: window.banner.isHidden(), timeout=2000)
+
+
+def test_a_fast_model_gets_no_warning(qtbot, tmp_path, errors):
+    window = open_window(qtbot, tmp_path, FakeServices())
+    wait_frames(qtbot, window, 60)
+    window.refresh_hud()
+    assert window.banner.isHidden()
+
+
+def test_after_the_end_the_time_is_full_and_seeking_plays_again(qtbot, tmp_path, errors, real_core):
+    from clips import frame_number
+
+    clip = box_clip(tmp_path / "short.mp4", frames=120)  # 4.0 s
+    window = open_window(qtbot, tmp_path, None, source=str(clip), model="none")
+    qtbot.waitUntil(lambda: window.finished, timeout=8000)
+    assert window.transport.time_label.text() == "0:04 / 0:04"
+    assert "End of input" in window.statusBar().currentMessage()
+    window.seek(0.5)  # the slider, or the arrow keys, after the end: the file plays again from there
+    assert not window.finished and window.statusBar().currentMessage() == ""
+    qtbot.waitUntil(lambda: window.last_presented is not None and window.last_presented.pts >= 0.45, timeout=5000)
+    assert 14 <= frame_number(window.last_presented.raw) <= 119
+    qtbot.keyClick(window, Qt.Key.Key_Space)  # pause, then step a frame
+    qtbot.wait(100)
+    before = frame_number(window.last_presented.raw)
+    qtbot.keyClick(window, Qt.Key.Key_Period)
+    qtbot.waitUntil(lambda: frame_number(window.last_presented.raw) == before + 1, timeout=3000)
+    assert errors == []
+
+
+def test_open_device_lists_the_devices_and_remembers_the_choice(qtbot, tmp_path, errors, monkeypatch):
+    from polypview.devices import CaptureDevice, CaptureFormat
+    from polypview.ui.device_dialog import DeviceDialog
+
+    card = CaptureDevice("/dev/video2", "USB Capture HDMI", [CaptureFormat("MJPG", 1920, 1080, 60.0),
+                                                              CaptureFormat("YUYV", 1280, 720, 30.0)])
+    dialog = DeviceDialog(None, [card])
+    qtbot.addWidget(dialog)
+    assert [dialog.device_combo.itemText(i) for i in range(dialog.device_combo.count())][0] == card.label()
+    assert dialog.format_combo.itemText(1) == "MJPG 1920x1080 @ 60 fps"
+    dialog.format_combo.setCurrentIndex(1)
+    choice = dialog.choice()
+    assert choice == {"device": "/dev/video2", "size": "1920x1080", "fps": 60.0, "fourcc": "MJPG"}
+    again = DeviceDialog(None, [card], choice)  # the last choice comes back selected
+    qtbot.addWidget(again)
+    assert again.choice() == choice
+    empty = DeviceDialog(None, [], None)  # nothing found: an index can be typed
+    qtbot.addWidget(empty)
+    assert empty.other.isEnabled() and empty.choice()["device"] == "0"
+
+    services = FakeServices()
+    services.devices = [card]
+    prefs = Preferences.from_file(tmp_path / "s.ini")
+    window = window_with(qtbot, tmp_path, services, prefs, source=None)
+    offered = []
+    monkeypatch.setattr(dialogs, "ask_device", lambda parent, devices, last=None: offered.append((devices, last))
+                        or choice)
+    window.actions["open_device"].trigger()
+    assert offered == [([card], None)]
+    assert services.opened[-1] == ("/dev/video2", (1920, 1080), 60.0, "MJPG")
+    window.actions["open_device"].trigger()
+    assert offered[-1][1] == choice  # remembered
