@@ -181,7 +181,7 @@ class BatchRunner:
         finally:
             bar.close()
 
-    def _submit(self, pool: "Pool", pending: deque, running: dict) -> None:
+    def _submit(self, pool: Pool, pending: deque, running: dict) -> None:
         while pending and pool.idle:
             job, attempt = pending.popleft()
             actor = pool.idle.popleft()
@@ -189,7 +189,7 @@ class BatchRunner:
             if self.on_submit is not None:
                 self.on_submit(job, attempt, pool.pids[actor])
 
-    def _collect(self, ray, pool: "Pool", ref, entry, pending: deque, bar) -> None:
+    def _collect(self, ray, pool: Pool, ref, entry, pending: deque, bar) -> None:
         job, attempt, actor = entry
         try:
             reply = ray.get(ref)

@@ -30,10 +30,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -60,7 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clip", metavar="FILE", help="benchmark this video instead of generated clips")
     parser.add_argument("--sizes", default=None, help=f"generated clip sizes (default {DEFAULT_SIZES}; names or WxH)")
     parser.add_argument("--fps", default=None, help=f"generated clip frame rates (default {DEFAULT_FPS}), e.g. 30,60")
-    parser.add_argument("--seconds", type=float, default=None, help=f"length of each generated clip (default {DEFAULT_SECONDS:g})")
+    parser.add_argument("--seconds", type=float, default=None,
+                        help=f"length of each generated clip (default {DEFAULT_SECONDS:g})")
     parser.add_argument("--model", metavar="NAME_OR_FILE", help="shipped model name or .onnx file (default: the CPU default)")
     parser.add_argument("--backend", default="auto", help="inference backend: auto, ort or torch")
     parser.add_argument("--threads", type=int, default=None, help="intra-op threads of the model (default: the runtime's)")
@@ -136,7 +137,7 @@ def decode_pass(path: Path, keep: int) -> tuple[dict, list[np.ndarray], dict]:
                 # Frame threads return frames late: charge the decode calls since the last frame to this one.
                 clock.add("decode", pending_wall, pending_cpu)
                 pending_wall = pending_cpu = 0.0
-                image = clock.time("colour", lambda: frame.to_ndarray(format="bgr24"))
+                image = clock.time("colour", lambda f=frame: f.to_ndarray(format="bgr24"))
                 if len(frames) < keep:
                     frames.append(image)
                 count += 1
@@ -370,9 +371,11 @@ RUNS: dict[str, Callable[[BenchContext], dict]] = {
     "stages": lambda c: stage_costs(c.path, c.engine, c.settings, c.spec, c.stage_frames, c.folder),
     "io_floor": lambda c: run_pipeline(c.path, None, "sync", c.folder / f"floor-{c.spec.label}.mp4", c.settings, c.timeout_s),
     "naive": lambda c: naive_loop(c.path, c.engine, c.settings, c.spec, c.folder / f"naive-{c.spec.label}.mp4"),
-    "sync_record": lambda c: run_pipeline(c.path, c.engine, "sync", c.folder / f"sync-{c.spec.label}.mp4", c.settings, c.timeout_s),
+    "sync_record": lambda c: run_pipeline(c.path, c.engine, "sync", c.folder / f"sync-{c.spec.label}.mp4", c.settings,
+                                          c.timeout_s),
     "live": lambda c: run_pipeline(c.path, c.engine, "live", None, c.settings, c.timeout_s),
-    "live_record": lambda c: run_pipeline(c.path, c.engine, "live", c.folder / f"live-{c.spec.label}.mp4", c.settings, c.timeout_s),
+    "live_record": lambda c: run_pipeline(c.path, c.engine, "live", c.folder / f"live-{c.spec.label}.mp4", c.settings,
+                                          c.timeout_s),
 }
 RUN_NAMES = tuple(RUNS)
 
@@ -439,7 +442,9 @@ def poll():
     big = np.random.default_rng(0).integers(0, 256, (1080, 1920, 3), dtype=np.uint8)
     shrinks = []
     for _ in range(15):
-        t0 = time.perf_counter(); small = scale_for_display(big, window.view.paint_area()); shrinks.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        small = scale_for_display(big, window.view.paint_area())
+        shrinks.append(time.perf_counter() - t0)
     out["shrink_1080p_ms"] = sorted(shrinks)[7] * 1000 if small is not None else None
     window.view.set_frame(big, small)  # as the GUI gets frames from the bridge
     out["paint_1080p_ms"] = median_paint()
@@ -633,7 +638,8 @@ def run(args) -> int:
             clips.append(clip)
     gui = None if args.no_gui else gui_first_frame(str(args.model) if args.model else None)
     info["load_average_end"] = [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None
-    report = {"machine": info, "command": "polypview bench " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["bench"] else sys.argv[1:]),
+    command = "polypview bench " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["bench"] else sys.argv[1:])
+    report = {"machine": info, "command": command,
               "clips": clips, "gui": gui, "targets": evaluate_targets(clips, gui, info)}
     engine.close()
     print(format_report(report))

@@ -88,7 +88,8 @@ def neopolyp_images(data_dir: Path, count: int, seed: int = 0) -> list[Path]:
     folder = Path(data_dir) / "train" / "images"
     images = sorted(folder.glob("*.jp*g")) if folder.is_dir() else []
     if not images:
-        raise DataError(f"no NeoPolyp images in {folder}: --realistic needs NeoPolyp-Small (--data FOLDER, POLYPVIEW_DATA or ../shared/data)")
+        raise DataError(f"no NeoPolyp images in {folder}: --realistic needs NeoPolyp-Small "
+                        "(--data FOLDER, POLYPVIEW_DATA or ../shared/data)")
     rng = np.random.default_rng(seed)
     picks = rng.choice(len(images), size=min(count, len(images)), replace=False)
     return [images[i] for i in sorted(picks)]

@@ -5,8 +5,8 @@ Pure functions of the results dictionary that `polypview.bench` builds (and writ
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 DISC_FRACTION = 0.04  # the synthetic polyp mask of the overlay stage covers this share of the frame
 
@@ -271,7 +271,8 @@ def stage_lines(result: dict, cores: int = 2, workers: int = 1) -> list[str]:
             f"{name} {c['wall_ms']:.1f} ({c['cpu_ms']:.1f})" for name, c in threads.items()))
     budget = cpu_budget(stages, cores, workers)
     if budget:
-        cap = "all cores busy" if budget["capped_by"] == "cores" else f"{budget['busiest_thread']} {budget['busiest_cpu_ms']:.1f} ms"
+        busiest = f"{budget['busiest_thread']} {budget['busiest_cpu_ms']:.1f} ms"
+        cap = "all cores busy" if budget["capped_by"] == "cores" else busiest
         lines.append(f"  CPU budget {budget['cpu_ms_per_frame']:.1f} ms/frame; on {cores} idle cores every-frame mode "
                      f"({workers} inference workers) could reach {budget['sync_ceiling_fps']:.0f} fps ({cap}), the naive loop "
                      f"{budget['naive_fps']:.0f} fps: ratio <= {budget['ratio_ceiling']:.2f} (projection, not measured)")
@@ -301,11 +302,14 @@ def run_rows(clip: dict, checks: dict[str, dict]) -> list[tuple[str, str, str, s
         if not r:
             continue
         prefix = "live" if name == "live" else "live_rec"
-        rows.append((_titled(title, r), f"display {r['display_fps']:.1f} fps, {r['frames_shown']} of {r['frames_read']} shown", "", ""))
+        shown = f"display {r['display_fps']:.1f} fps, {r['frames_shown']} of {r['frames_read']} shown"
+        rows.append((_titled(title, r), shown, "", ""))
         rows.append(("", f"display drops {r['display_drops']}", *(mark("live_drops") if name == "live" else ("", ""))))
-        rows.append(("", f"frames shown with a mask {100 * r['mask_share']:.1f} %", *(mark("live_mask") if name == "live" else ("", ""))))
+        masked = f"frames shown with a mask {100 * r['mask_share']:.1f} %"
+        rows.append(("", masked, *(mark("live_mask") if name == "live" else ("", ""))))
         if r.get("frames_reshown"):
-            rows.append(("", f"  shown again with their own mask {100 * r['frames_reshown'] / max(r['frames_shown'], 1):.1f} %", "", ""))
+            again = 100 * r["frames_reshown"] / max(r["frames_shown"], 1)
+            rows.append(("", f"  shown again with their own mask {again:.1f} %", "", ""))
         rows.append(("", f"annotation delay p50/p95/p99/max {_delays(r['annotation_delay_ms'])}", "", ""))
         parts = r.get("annotation_parts_ms") or {}
         if parts.get("inference_worker", {}).get("count"):

@@ -11,10 +11,10 @@ import errno
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -101,7 +101,8 @@ class VideoWriter:
         self._broken = False
         self._av = av
         try:
-            self._container = av.open(str(self.path), mode="w", format="mp4", options={"movflags": MOVFLAGS, "flush_packets": "1"})
+            self._container = av.open(str(self.path), mode="w", format="mp4",
+                                      options={"movflags": MOVFLAGS, "flush_packets": "1"})
             self._stream = self._add_stream(encoder, preset, crf)
             self._time_base = self._stream.codec_context.time_base
         except (OSError, av.error.FFmpegError) as exc:
@@ -158,7 +159,7 @@ class VideoWriter:
         except (OSError, self._av.error.FFmpegError) as exc:
             raise _output_error(self.path, exc, self.frames) from None
 
-    def __enter__(self) -> "VideoWriter":
+    def __enter__(self) -> VideoWriter:
         return self
 
     def __exit__(self, *exc) -> None:

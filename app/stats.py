@@ -10,9 +10,8 @@ The latency terms are product.md's, computed here and nowhere else:
 
 from __future__ import annotations
 
-import math
-
 import csv
+import math
 import threading
 import time
 from array import array
@@ -63,7 +62,7 @@ class Percentiles:
     max: float = float("nan")
 
     @classmethod
-    def of(cls, seconds) -> "Percentiles":
+    def of(cls, seconds) -> Percentiles:
         """Percentiles of a sequence of durations in seconds."""
         values = np.asarray(seconds, np.float64) * 1000.0
         if values.size == 0:

@@ -150,7 +150,8 @@ class DemoClip:
         thick = max(1, int(2 * scale))
         clock = f"{int(t // 3600):02d}:{int(t // 60) % 60:02d}:{int(t) % 60:02d}"
         for text, y in ((self._text, 0.06), ("ID 0000-DEMO", 0.11), (clock, 0.96)):
-            cv2.putText(image, text, (int(0.02 * w), int(y * h)), cv2.FONT_HERSHEY_SIMPLEX, scale, (235, 235, 235), thick, cv2.LINE_AA)
+            cv2.putText(image, text, (int(0.02 * w), int(y * h)), cv2.FONT_HERSHEY_SIMPLEX, scale, (235, 235, 235),
+                        thick, cv2.LINE_AA)
 
 
 def _paste(image, rgb, alpha, x0: int, y0: int) -> None:

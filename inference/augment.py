@@ -10,7 +10,7 @@ transforms move the label with nearest interpolation and fill the border with ba
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np

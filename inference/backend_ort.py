@@ -106,7 +106,7 @@ def _preload_cuda_libraries() -> None:
         log.debug("onnxruntime.preload_dlls: %s", printed.getvalue().strip())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def usable_providers(choice: str = "auto") -> tuple[str, ...]:
     """The providers to request, best first, after probing the GPU ones; always ends with CPU."""
     wanted = PROVIDER_CHOICES[choice]

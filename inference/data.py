@@ -10,11 +10,11 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Sequence
 
 import cv2
 import numpy as np

@@ -11,8 +11,8 @@ an "aux" output adds BlazeNeo's auxiliary terms (BCE + focal Tversky, undefined 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
-from typing import Callable
 
 import torch
 import torch.nn.functional as F

@@ -56,7 +56,7 @@ def _video_lines(evaluation: dict) -> list[str]:
         f"- micro Dice {dice} (95 % bootstrap over source images)",
         f"- frames with a true polyp that is missed entirely: {_pct(video.get('missed_share'))} % "
         f"({video.get('missed_frames')} of {video.get('polyp_frames')})",
-        f"- false-positive regions on polyp-free frames: "
+        "- false-positive regions on polyp-free frames: "
         + ("n/a" if fp is None else f"{fp:.0f} per minute ({video.get('fp_regions')} in "
            f"{video.get('polyp_free_seconds', 0):.1f} s; {_pct(video.get('fp_frame_share'))} % of those frames)"),
         f"- class flips per polyp-second: {video.get('flips_per_polyp_second', 0):.2f}",

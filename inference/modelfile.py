@@ -90,7 +90,7 @@ class ModelInfo:
         return {KEY_PREFIX + k: json.dumps(v) for k, v in asdict(self).items()}
 
     @classmethod
-    def from_metadata(cls, props: dict[str, str], source: str = "model file") -> "ModelInfo":
+    def from_metadata(cls, props: dict[str, str], source: str = "model file") -> ModelInfo:
         """Parse metadata_props; a missing or malformed key raises ModelFileError naming it."""
         missing = [k for k in REQUIRED_KEYS if KEY_PREFIX + k not in props]
         if missing:

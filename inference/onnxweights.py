@@ -8,8 +8,8 @@ architecture, run its inference module once with hooks to list its convolutions 
 nodes in graph order (shapes and groups must agree), then copy each Conv's weight and bias in; a
 BatchNorm after a convolution becomes the identity plus the folded bias. A file whose graph kept
 BatchNormalization nodes (an older export of the trained module: all of them, or those that do
-not follow a convolution) gives them, in order, to those BatchNorms instead. Every parameter of the module must be covered. The caller checks the
-result against ONNX Runtime on the same input.
+not follow a convolution) gives them, in order, to those BatchNorms instead. Every parameter of the
+module must be covered. The caller checks the result against ONNX Runtime on the same input.
 """
 
 from __future__ import annotations

@@ -76,8 +76,7 @@ def _blobs(session_path: Path, images: list[Path]):
 def quantize_file(fp32_path: Path, out_path: Path, calibration: list[Path], check: list[Path],
                   min_agreement: float = MIN_AGREEMENT) -> QuantReport:
     """Write the int8 version of `fp32_path` to `out_path` (metadata kept); check it; report."""
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
+    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     if not calibration:

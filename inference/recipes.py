@@ -45,7 +45,7 @@ class Recipe:
     grad_clip: float = 0.0  # element-wise clamp of gradients (PraNet lineage); 0 = off
     notes: str = ""
 
-    def validate(self) -> "Recipe":
+    def validate(self) -> Recipe:
         """Raise ConfigError on values the trainer cannot use; return self."""
         checks = [
             (self.optimizer in OPTIMIZERS, f"optimizer {self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}"),

@@ -213,7 +213,7 @@ class Engine:
         """Release the backend (sessions, GPU memory)."""
         self._backend.close()
 
-    def __enter__(self) -> "Engine":
+    def __enter__(self) -> Engine:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -660,9 +660,8 @@ def train(opts: TrainOptions) -> dict:
 
 
 def _build_model(opts: TrainOptions, spec):
-    from polypview.inference.models import create_model
-
     from polypview.inference.backend_torch import _builder_params
+    from polypview.inference.models import create_model
 
     kwargs = dict(opts.model_kwargs)
     fresh = not opts.resume and not opts.init

@@ -40,3 +40,19 @@ def _answer_yes_to_window_questions(monkeypatch):
     except ImportError:  # no PyQt6: no window tests either
         return
     monkeypatch.setattr(dialogs, "ask_yes_no", lambda parent, title, question: True)
+
+
+@pytest.fixture
+def errors(monkeypatch):
+    """Every message a window routes to the error dialog (the dialog itself never opens)."""
+    from polypview.ui import dialogs
+
+    shown: list[str] = []
+    monkeypatch.setattr(dialogs, "show_error", lambda parent, message, title="polypview": shown.append(message))
+    return shown
+
+
+@pytest.fixture
+def real_core():
+    """Skip until the pipeline exists (CoreServices imports it lazily)."""
+    pytest.importorskip("polypview.pipeline")

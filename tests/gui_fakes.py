@@ -11,7 +11,6 @@ import numpy as np
 
 from polypview.stats import Stats
 
-
 # Plausible HUD values; the fake builds the real Stats so it cannot drift from what the HUD reads.
 TEST_STATS = dict(display_fps=30.0, inference_fps=25.0, inference_ms=7.5, annotation_delay_p50_ms=40.0,
                   annotation_delay_p95_ms=65.0, model="fake-model", backend="onnxruntime",

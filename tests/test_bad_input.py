@@ -7,14 +7,15 @@ import threading
 from pathlib import Path
 
 import pytest
+from test_sources import FakeCapture
 
-from clips import corrupt, make_clip, make_empty_clip, read_frames, truncate
-from onnx_models import make_bad_models, make_color_model
 from polypview.cli import main
 from polypview.errors import CaptureError, InputError, ModelFileError, OutputError
 from polypview.pipeline import Pipeline, PipelineConfig
 from polypview.sources import DeviceSource
-from test_sources import FakeCapture
+
+from clips import corrupt, make_clip, make_empty_clip, read_frames, truncate
+from onnx_models import make_bad_models, make_color_model
 
 
 @pytest.fixture(scope="module")
@@ -174,8 +175,9 @@ def test_stop_never_hangs_with_a_stuck_sink(clip):
         def on_finished(self, s):
             pass
 
-    from polypview.sources import open_source
     import time
+
+    from polypview.sources import open_source
 
     sink = StuckSink()
     pipeline = Pipeline(open_source(clip), None, PipelineConfig(mode="sync"), sink)

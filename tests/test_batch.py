@@ -14,13 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from clips import GREEN_FROM, count_frames, make_box_clip
-from onnx_models import make_color_model
 from polypview.batch import collect_inputs, output_names
 from polypview.batchjob import BatchSettings, VideoJob, file_sha256, is_done, process_video, timeline_image
 from polypview.cli import main
 from polypview.errors import ConfigError, InputError
 from polypview.overlay import OverlaySettings
+
+from clips import GREEN_FROM, count_frames, make_box_clip
+from onnx_models import make_color_model
+
 
 @pytest.fixture(scope="module")
 def color_model(tmp_path_factory) -> Path:

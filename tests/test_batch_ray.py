@@ -13,11 +13,12 @@ from dataclasses import asdict
 
 import pytest
 
-from clips import count_frames, make_box_clip
-from onnx_models import make_color_model
 from polypview.batch import collect_inputs
 from polypview.batchjob import BatchSettings, file_sha256
 from polypview.overlay import OverlaySettings
+
+from clips import count_frames, make_box_clip
+from onnx_models import make_color_model
 
 ray = pytest.importorskip("ray", reason="Ray is the batch extra: pip install -e '.[batch]'")
 

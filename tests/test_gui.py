@@ -18,8 +18,8 @@ from PyQt6.QtGui import QDropEvent  # noqa: E402
 from PyQt6.QtWidgets import QLabel  # noqa: E402
 
 from polypview.errors import InputError, ModelFileError, OutputError  # noqa: E402
-from polypview.ui import dialogs  # noqa: E402
 from polypview.stats import hud_lines  # noqa: E402
+from polypview.ui import dialogs  # noqa: E402
 from polypview.ui.main_window import MainWindow  # noqa: E402
 from polypview.ui.services import ViewerOptions, source_spec  # noqa: E402
 from polypview.ui.video_view import fit_rect  # noqa: E402
@@ -27,14 +27,6 @@ from polypview.ui.video_view import fit_rect  # noqa: E402
 from gui_fakes import FakeServices, fake_stats  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def errors(monkeypatch):
-    """Every message the window routes to the error dialog (the dialog itself never opens)."""
-    shown: list[str] = []
-    monkeypatch.setattr(dialogs, "show_error", lambda parent, message, title="polypview": shown.append(message))
-    return shown
 
 
 def open_window(qtbot, tmp_path, services, **options) -> MainWindow:
@@ -388,12 +380,6 @@ DARK_RED_BGR, DARK_GREEN_BGR = (30, 30, 200), (30, 200, 30)  # the colour model'
 
 
 @pytest.fixture
-def real_core():
-    """Skip until the pipeline exists (CoreServices imports it lazily)."""
-    pytest.importorskip("polypview.pipeline")
-
-
-@pytest.fixture
 def color_model(tmp_path) -> Path:
     from onnx_models import make_color_model
 
@@ -405,6 +391,7 @@ def box_clip(path: Path, frames: int = 90, fps: float = 30.0) -> Path:
     from fractions import Fraction
 
     import av
+
     from clips import pattern_frame
     from onnx_models import paint_frame
 
@@ -601,10 +588,11 @@ def test_unexpected_exception_in_a_slot_becomes_a_dialog(qtbot, tmp_path, errors
 
 
 def test_device_unplugged_mid_run_shows_the_dialog_and_keeps_the_recording(qtbot, tmp_path, errors, real_core):
-    from clips import read_frames
     from polypview.errors import CaptureError
     from polypview.sources import Source
     from polypview.ui.services import CoreServices
+
+    from clips import read_frames
 
     class UnpluggedCapture(Source):
         """A live capture that delivers 20 frames, then fails as an unplugged card does."""

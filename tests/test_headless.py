@@ -8,9 +8,10 @@ import time
 
 import pytest
 
+from polypview.cli import main
+
 from clips import frame_number, make_clip, read_frames
 from onnx_models import make_color_model
-from polypview.cli import main
 
 
 @pytest.fixture(scope="module")

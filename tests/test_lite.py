@@ -7,10 +7,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from polypview.errors import ConfigError  # noqa: E402
-from polypview.inference.models import create_model, get_spec, inference_params, count_params  # noqa: E402
-from polypview.inference.models import efficientnet_lite as lite  # noqa: E402
 from test_models import _random_bn_statistics  # noqa: E402
+
+from polypview.errors import ConfigError  # noqa: E402
+from polypview.inference.models import count_params, create_model, get_spec, inference_params  # noqa: E402
+from polypview.inference.models import efficientnet_lite as lite  # noqa: E402
 
 # models.md section 13: blocks and stage widths of each variant.
 SPEC = {

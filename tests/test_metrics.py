@@ -8,7 +8,10 @@ import math
 import numpy as np
 import pytest
 
-from polypview.inference.labels import BACKGROUND as B, NEOPLASTIC as N, NON_NEOPLASTIC as O, UNDEFINED as U
+from polypview.inference.labels import BACKGROUND as B
+from polypview.inference.labels import NEOPLASTIC as N
+from polypview.inference.labels import NON_NEOPLASTIC as O
+from polypview.inference.labels import UNDEFINED as U
 from polypview.inference.metrics import ConfusionCounter, labels_from_probs
 
 TRUTH = np.array(

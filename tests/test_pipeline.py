@@ -8,12 +8,13 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from clips import frame_number, make_clip, read_frames
 from polypview.inference.modelfile import neopolyp_info
 from polypview.inference.runtime import Prediction
 from polypview.overlay import OverlaySettings
 from polypview.pipeline import LatestSlot, Pacer, Pipeline, PipelineConfig
 from polypview.sources import open_source
+
+from clips import frame_number, make_clip, read_frames
 
 MODEL_HW = (16, 16)
 

@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from clips import frame_number, pattern_frame, read_frames
 from polypview.errors import OutputError
 from polypview.recorder import Recorder, RecordItem, VideoWriter, check_output_path, to_i420
+
+from clips import frame_number, pattern_frame, read_frames
 
 TESTS = Path(__file__).resolve().parent
 

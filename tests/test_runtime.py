@@ -1,18 +1,19 @@
 """The runtime: model-file validation, ONNX Runtime provider choice, pre/post-processing, smoothing."""
 
 import subprocess
-import threading
 import sys
+import threading
 import warnings
 
 import cv2
 import numpy as np
 import pytest
 
-from onnx_models import GREEN_BGR, GREY_BGR, RED_BGR, color_info, make_bad_models, make_color_model, paint_frame
 from polypview.errors import ConfigError, ModelFileError
 from polypview.inference import runtime
 from polypview.inference.runtime import Prediction, Preprocess, TemporalSmoother, load_engine, postprocess
+
+from onnx_models import GREEN_BGR, GREY_BGR, RED_BGR, color_info, make_bad_models, make_color_model, paint_frame
 
 
 @pytest.fixture(scope="module")

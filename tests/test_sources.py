@@ -5,10 +5,11 @@ import time
 import numpy as np
 import pytest
 
-from clips import corrupt, frame_number, make_clip, make_empty_clip, truncate
 from polypview.errors import CaptureError, InputError
 from polypview.sources import DemoSource, DeviceSource, FileSource, open_source, source_kind
 from polypview.synthetic import DemoClip
+
+from clips import corrupt, frame_number, make_clip, make_empty_clip, truncate
 
 
 def read_all(source):

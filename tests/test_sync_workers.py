@@ -4,9 +4,9 @@ import threading
 import time
 
 import pytest
+from test_pipeline import PatternEngine, clip, mask_columns, run_pipeline  # noqa: F401 (clip is a fixture)
 
 from polypview.sources import open_source
-from test_pipeline import PatternEngine, clip, mask_columns, run_pipeline  # noqa: F401 (clip is a fixture)
 
 
 class JitterEngine(PatternEngine):

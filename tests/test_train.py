@@ -276,8 +276,8 @@ def test_cli_pseudo_without_teacher_and_binary_teacher_are_clear_errors(data, tm
 
 
 def test_video_views_train_from_aspect_kept_cache(data, tmp_path):
-    from polypview.inference.train import build_datasets
     from polypview.inference.models import get_spec
+    from polypview.inference.train import build_datasets
 
     opts = _options(data, tmp_path / "v", epochs=1, batch=2, augment="video", size=32)
     view, val = build_datasets(opts, get_spec(opts.model))
@@ -288,10 +288,9 @@ def test_video_views_train_from_aspect_kept_cache(data, tmp_path):
 
 
 def test_fresh_runs_of_lite_models_load_imagenet_weights_and_resumes_do_not(monkeypatch, data, tmp_path):
+    import polypview.inference.models as models
     from polypview.inference import train as train_module
     from polypview.inference.models import get_spec
-
-    import polypview.inference.models as models
 
     seen = []
 

@@ -19,6 +19,7 @@ from polypview.inference.videoeval import (
     score_frame,
     video_metrics,
 )
+
 from onnx_models import make_color_model
 
 RED_BGR, GREEN_BGR, GREY_BGR = (0, 0, 255), (0, 255, 0), (128, 128, 128)

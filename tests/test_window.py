@@ -18,7 +18,7 @@ from polypview.ui.preferences import Preferences  # noqa: E402
 from polypview.ui.services import ViewerOptions  # noqa: E402
 
 from gui_fakes import FakeServices  # noqa: E402
-from test_gui import box_clip, errors, open_window, real_core, wait_frames  # noqa: E402,F401 (fixtures)
+from test_gui import box_clip, open_window, wait_frames  # noqa: E402
 
 
 def window_with(qtbot, tmp_path, services, prefs, **options) -> MainWindow:

@@ -26,14 +26,14 @@ class Preferences:
         self._memory: dict[str, object] = {}
 
     @classmethod
-    def for_user(cls) -> "Preferences":
+    def for_user(cls) -> Preferences:
         path = os.environ.get("POLYPVIEW_SETTINGS")
         if path:
             return cls.from_file(path)
         return cls(QSettings("polypview", "polypview"))
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "Preferences":
+    def from_file(cls, path: str | Path) -> Preferences:
         return cls(QSettings(str(path), QSettings.Format.IniFormat))
 
     # ---- raw access

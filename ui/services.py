@@ -40,7 +40,7 @@ class ViewerOptions:
     stop_timeout_s: float = STOP_TIMEOUT_S
 
     @classmethod
-    def from_args(cls, args: Any) -> "ViewerOptions":
+    def from_args(cls, args: Any) -> ViewerOptions:
         """Read the viewer options of app/run.py's argparse Namespace (missing ones keep defaults)."""
         from polypview.run import engine_input_size
 

@@ -9,7 +9,6 @@ from PyQt6.QtGui import QColor, QImage, QPainter, QPaintEvent, QResizeEvent
 from PyQt6.QtWidgets import QSizePolicy, QWidget
 
 
-
 def fit_rect(image_size: QSize, area: QRect) -> QRect:
     """The largest rectangle with the image's aspect ratio centred in `area`."""
     if image_size.isEmpty() or area.isEmpty():

@@ -32,8 +32,8 @@ from __future__ import annotations
 
 import importlib
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from polypview.errors import ConfigError
 from polypview.inference.modelfile import (

@@ -57,7 +57,7 @@ class NanoNetLite(SegmentationModel):
             out["aux"] = resize_to(self.aux(f), x)
         return out
 
-    def for_inference(self) -> "InferenceNanoNetLite":
+    def for_inference(self) -> InferenceNanoNetLite:
         return InferenceNanoNetLite(self)
 
 

@@ -156,7 +156,7 @@ class NanoNet(SegmentationModel):
             out["aux"] = self.aux(f)
         return out
 
-    def for_inference(self) -> "InferenceNanoNet":
+    def for_inference(self) -> InferenceNanoNet:
         return InferenceNanoNet(self)
 
 
