@@ -111,6 +111,7 @@ def _check_display() -> None:
 
 
 def _run_gui(args) -> int:
+    pipeline_config(args)  # the same option checks as headless (--frames, output paths), before any window
     _check_display()
     try:
         from polypview.ui.app import run_gui

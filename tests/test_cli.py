@@ -47,3 +47,12 @@ def test_verbose_says_which_provider_runs(capsys):
         for handler in list(log.handlers):
             log.removeHandler(handler)
         log.setLevel(logging.NOTSET)
+
+
+def test_the_window_path_checks_options_as_headless_does(tmp_path, capsys):
+    clip = tmp_path / "case.mp4"
+    clip.write_bytes(b"")
+    assert main(["--video", str(clip), "--frames", "0"]) == 2
+    assert main(["--video", str(clip), "--record", str(clip)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "--frames must be positive" in err[0] and "is the input video" in err[1]
