@@ -165,6 +165,33 @@ def card_text(name: str, ckpt: dict, info, report, evaluation: dict, curves: str
     return "\n".join(lines)
 
 
+RESCORED = "## Re-scored with intervals and on the tower clip"
+
+
+def scores_section(evaluation: dict, command: str) -> str:
+    """A card section for a shipped model scored again by a later `polypview eval` (intervals, video, speed):
+    for models whose training checkpoint is not shipped, so the card cannot be made again from it."""
+    speed = "n/a" if evaluation.get("fps") is None else (
+        f"{evaluation['latency_ms']:.1f} ms per frame ({evaluation['fps']:.1f} FPS), ONNX Runtime "
+        f"{evaluation.get('provider', 'CPU')}" + (f", {evaluation['threads']} thread(s)" if evaluation.get("threads") else ""))
+    lines = [
+        RESCORED, "",
+        f"`{command}`", "",
+        f"### Scores on the {evaluation.get('split')} split ({evaluation.get('images')} images)",
+        *_metrics_table(evaluation), "",
+        *_region_lines(evaluation),
+        *_video_lines(evaluation),
+        f"Speed in the same run: {speed}.", "",
+    ]
+    return "\n".join(lines)
+
+
+def with_scores_section(card: str, section: str) -> str:
+    """The card with its re-scored section replaced (or added at the end)."""
+    head = card.split(RESCORED)[0].rstrip("\n")
+    return f"{head}\n\n{section}"
+
+
 def write_card(path: Path, ckpt: dict, info, report, evaluation: dict) -> Path:
     """Write the card next to the model file; returns its path."""
     path = Path(path)

@@ -325,6 +325,15 @@ def test_model_card_prints_intervals_and_video_figures():
     no_video = card_text("m", {"recipe": {}}, info, report, {**evaluation, "video": None})
     assert "Scores on video" not in no_video
 
+    from polypview.inference.modelcard import RESCORED, scores_section, with_scores_section
+
+    section = scores_section({**evaluation, "fps": 40.0, "latency_ms": 25.0, "threads": 1}, "polypview eval m")
+    assert "| non-neoplastic | 60.0 | 41.0-75.0 |" in section and "missed entirely: 5.0 %" in section
+    assert "`polypview eval m`" in section and "25.0 ms per frame" in section
+    once = with_scores_section(no_video, section)
+    assert once.startswith(no_video.rstrip()) and once.count(RESCORED) == 1
+    assert with_scores_section(once, section) == once  # a second re-scoring replaces the first
+
 
 def test_eval_takes_a_shipped_model_name_and_writes_json_only_when_asked(fake_data, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
