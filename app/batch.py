@@ -25,7 +25,7 @@ LIST_EXTENSIONS = {".txt", ".lst", ".list"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from polypview.run import add_model_arguments, add_overlay_arguments
+    from polypview.settings import add_model_arguments, add_overlay_arguments
 
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
                         help="video files, folders (searched recursively) or text files listing one path per line")
@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     cluster.add_argument("--address", metavar="HOST:PORT",
                          help="join this Ray cluster (default: start Ray locally, in-process); "
                               "inputs and --out must be paths every node sees")
-    add_model_arguments(parser)
+    add_model_arguments(parser, engine=False)
     add_overlay_arguments(parser)
 
 
@@ -71,10 +71,10 @@ def batch_settings(args):
 
     from polypview.batchjob import BatchSettings, file_sha256
     from polypview.inference.runtime import resolve_model
-    from polypview.run import overlay_settings
+    from polypview.settings import overlay_from_args, overlay_settings
 
     path = resolve_model(args.model)
-    overlay = asdict(overlay_settings(args))
+    overlay = asdict(overlay_settings(overlay_from_args(args)))
     return BatchSettings(model=path.stem, model_sha256=file_sha256(path), overlay=overlay, video=not args.no_video)
 
 

@@ -56,16 +56,15 @@ GUI_TIMEOUT_S = 60.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from polypview.settings import add_model_arguments
+
+    add_model_arguments(parser)
     """The bench options."""
     parser.add_argument("--clip", metavar="FILE", help="benchmark this video instead of generated clips")
     parser.add_argument("--sizes", default=None, help=f"generated clip sizes (default {DEFAULT_SIZES}; names or WxH)")
     parser.add_argument("--fps", default=None, help=f"generated clip frame rates (default {DEFAULT_FPS}), e.g. 30,60")
     parser.add_argument("--seconds", type=float, default=None,
                         help=f"length of each generated clip (default {DEFAULT_SECONDS:g})")
-    parser.add_argument("--model", metavar="NAME_OR_FILE", help="shipped model name or .onnx file (default: the CPU default)")
-    parser.add_argument("--backend", default="auto", help="inference backend: auto, ort or torch")
-    parser.add_argument("--threads", type=int, default=None, help="intra-op threads of the model (default: the runtime's)")
-    parser.add_argument("--input-size", metavar="N|HxW", help="run the network at this input size (torch backend), e.g. 352")
     parser.add_argument("--json", metavar="OUT.json", type=Path, help="write the results here")
     parser.add_argument("--quick", action="store_true", help="a tiny clip and few frames (a smoke test of a few seconds)")
     parser.add_argument("--realistic", action="store_true", help="clips from NeoPolyp images (needs ../shared/data)")
@@ -416,11 +415,11 @@ GUI_PROBE = r"""
 import json, sys, time
 t_main = time.monotonic()
 from polypview.ui.app import application
-from polypview.ui.main_window import MainWindow, ViewerOptions
+from polypview.ui.main_window import MainWindow, Settings
 from PyQt6.QtCore import QTimer
 t_import = time.monotonic()
 app = application()
-window = MainWindow(ViewerOptions(source="demo", model=sys.argv[1] or None))
+window = MainWindow(Settings(source="demo", model=sys.argv[1] or None))
 window.show()
 window.start()
 t_window = time.monotonic()
@@ -624,9 +623,10 @@ def run(args) -> int:
         from polypview.recorder import check_output_path
 
         check_output_path(args.json, what="JSON")
-    from polypview.run import engine_input_size
+    from polypview.settings import parse_input_size
 
-    engine = load_engine(args.model, backend=args.backend, threads=args.threads, input_size=engine_input_size(args))
+    input_size = parse_input_size(args.input_size) if args.input_size else None
+    engine = load_engine(args.model, backend=args.backend, threads=args.threads, input_size=input_size)
     info = machine_info(engine, args.threads)
     settings = OverlaySettings()
     with _work_folder(args.keep) as folder:

@@ -30,6 +30,7 @@ import numpy as np
 from polypview.errors import ConfigError, OutputError, PolypviewError
 from polypview.overlay import Overlay, OverlaySettings, detect_roi
 from polypview.recorder import Recorder, RecordingReport, RecordItem, check_output_path
+from polypview.settings import STALENESS_MS
 from polypview.sources import Frame, Source
 from polypview.stats import Stats, StatsCollector, Summary
 
@@ -47,7 +48,7 @@ class PipelineConfig:
     """How the pipeline runs; see the module docstring for the modes."""
 
     mode: str = "live"
-    staleness_s: float = 0.150
+    staleness_s: float = STALENESS_MS / 1000
     record_path: Path | None = None
     record_hud: bool = False
     metrics_path: Path | None = None

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from polypview.errors import CaptureError, ConfigError, InputError
+from polypview.settings import parse_device
 
 
 @dataclass
@@ -365,21 +366,9 @@ class DemoSource(Source):
 # ------------------------------------------------------------------------------------- registry
 
 
-def _parse_device(spec) -> int | str | None:
-    """A device index (int or digits) or a /dev/videoN path; None if `spec` is not a device."""
-    if isinstance(spec, int):
-        return spec
-    text = str(spec)
-    if text.isdigit():
-        return int(text)
-    if text.startswith("/dev/video"):
-        return text
-    return None
-
-
 SOURCE_KINDS = {
     "demo": lambda spec, **kw: DemoSource(size=kw.get("size"), fps=kw.get("fps")),
-    "device": lambda spec, **kw: DeviceSource(_parse_device(spec), **kw),
+    "device": lambda spec, **kw: DeviceSource(parse_device(spec), **kw),
     "file": lambda spec, **kw: FileSource(spec),
 }
 
@@ -388,7 +377,7 @@ def source_kind(spec) -> str:
     """Which entry of SOURCE_KINDS handles `spec`."""
     if isinstance(spec, str) and spec == "demo":
         return "demo"
-    if _parse_device(spec) is not None:
+    if parse_device(spec) is not None:
         return "device"
     return "file"
 

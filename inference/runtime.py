@@ -239,20 +239,6 @@ def backend_module(backend: str):
     return importlib.import_module(BACKENDS[key])
 
 
-SIZE_STEP = 32  # the networks halve their input five times: sizes are multiples of this
-
-
-def input_size_arg(text: str) -> tuple[int, int]:
-    """--input-size: "352" or "352x448" (height x width), multiples of SIZE_STEP; ConfigError otherwise."""
-    try:
-        parts = [int(v) for v in str(text).lower().split("x")]
-    except ValueError:
-        parts = []
-    if len(parts) not in (1, 2) or any(v <= 0 or v % SIZE_STEP for v in parts):
-        raise ConfigError(f"input size must be N or HxW in multiples of {SIZE_STEP} (e.g. 352), got {text!r}")
-    return (parts[0], parts[-1])
-
-
 def load_engine(model: str | Path | None = None, backend: str = "auto", threads: int | None = None,
                 input_size: tuple[int, int] | None = None, **options) -> Engine:
     """Open a model file (None: the default shipped model) with a backend; bad files raise ModelFileError.

@@ -1,6 +1,7 @@
 """Shared fixtures. Qt runs offscreen: without a display pytest would otherwise abort."""
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,8 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # One intra-op thread: on a busy 2-core CI machine torch with 2 threads stalls for seconds per call.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# Windows opened by tests (and their subprocesses) remember nothing in the user's own settings.
+os.environ["POLYPVIEW_SETTINGS"] = os.path.join(tempfile.mkdtemp(prefix="polypview-test-"), "settings.ini")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("POLYPVIEW_DATA", REPO.parent / "shared" / "data"))

@@ -56,3 +56,26 @@ def test_the_window_path_checks_options_as_headless_does(tmp_path, capsys):
     assert main(["--video", str(clip), "--record", str(clip)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and "--frames must be positive" in err[0] and "is the input video" in err[1]
+
+
+def test_one_settings_object_checks_every_option(tmp_path):
+    from polypview.errors import ConfigError
+    from polypview.run import add_arguments
+    from polypview.settings import STALENESS_MS, Settings
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+
+    def settings(*argv):
+        return Settings.from_args(parser.parse_args(list(argv)))
+
+    s = settings("--demo", "--size", "720p", "--opacity", "0.3", "--legend")
+    assert s.source == "demo" and s.size == (1280, 720) and s.staleness_s == STALENESS_MS / 1000
+    assert s.overlay_settings().opacity == 0.3 and s.overlay_settings().legend
+    assert s.pipeline_config().staleness_s == s.staleness_s
+    for bad, message in ((["--threads", "0"], "--threads"), (["--staleness-ms", "0"], "--staleness-ms"),
+                         (["--fps", "-5"], "--fps"), (["--opacity", "2"], "opacity"), (["--frames", "0"], "--frames")):
+        with pytest.raises(ConfigError, match=message):
+            settings("--demo", *bad)
+    with pytest.raises(SystemExit):  # argparse's own one-line usage error
+        settings("--demo", "--size", "huge")

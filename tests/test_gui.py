@@ -18,10 +18,10 @@ from PyQt6.QtGui import QDropEvent  # noqa: E402
 from PyQt6.QtWidgets import QLabel  # noqa: E402
 
 from polypview.errors import InputError, ModelFileError, OutputError  # noqa: E402
+from polypview.settings import Settings, source_spec  # noqa: E402
 from polypview.stats import hud_lines  # noqa: E402
 from polypview.ui import dialogs  # noqa: E402
 from polypview.ui.main_window import MainWindow  # noqa: E402
-from polypview.ui.services import ViewerOptions, source_spec  # noqa: E402
 from polypview.ui.video_view import fit_rect  # noqa: E402
 
 from gui_fakes import FakeServices, fake_stats  # noqa: E402
@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def open_window(qtbot, tmp_path, services, **options) -> MainWindow:
     options.setdefault("source", "fake.mp4")
-    window = MainWindow(ViewerOptions(recordings_dir=tmp_path / "rec", **options), services)
+    window = MainWindow(Settings(recordings_dir=tmp_path / "rec", **options), services)
     qtbot.addWidget(window)  # pytest-qt closes it at the end of the test
     window.show()
     qtbot.waitExposed(window)
@@ -362,9 +362,9 @@ def test_gui_path_does_not_import_torch(tmp_path):
         "import polypview.ui.app as app\n"
         "from polypview.ui import dialogs\n"
         "dialogs.show_error = lambda parent, message, title='': print(message, file=sys.stderr)\n"
-        "from polypview.ui.main_window import MainWindow, ViewerOptions\n"
+        "from polypview.ui.main_window import MainWindow, Settings\n"
         "qapp = app.application()\n"
-        "w = MainWindow(ViewerOptions())\n"
+        "w = MainWindow(Settings())\n"
         "w.show(); w.start(); qapp.processEvents(); w.close()\n"
         "print('torch' in sys.modules)\n"
     )
@@ -492,11 +492,13 @@ def test_run_gui_screenshot_of_the_demo_without_torch(tmp_path, real_core, color
     code = (
         "import argparse, os, sys\n"
         "os.environ['QT_QPA_PLATFORM'] = 'offscreen'\n"
+        "from pathlib import Path\n"
+        "from polypview.settings import Settings\n"
         "from polypview.ui import app, dialogs\n"
         "dialogs.show_error = lambda parent, message, title='': print('ERROR', message, file=sys.stderr)\n"
-        f"args = argparse.Namespace(demo=True, size=(320, 180), model={str(color_model)!r}, "
-        f"screenshot={str(png)!r}, frames=10)\n"
-        "code = app.run_gui(args)\n"
+        f"settings = Settings(source='demo', size=(320, 180), model={str(color_model)!r}, "
+        f"screenshot=Path({str(png)!r}), frames=10)\n"
+        "code = app.run_gui(settings)\n"
         "print(code, 'torch' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=90, cwd=tmp_path)

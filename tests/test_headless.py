@@ -117,27 +117,28 @@ def test_without_model_option_the_shipped_default_runs(clip, capsys):
 def test_per_pixel_class_option_turns_region_voting_off():
     import argparse
 
-    from polypview.run import add_arguments, overlay_settings
+    from polypview.run import add_arguments
+    from polypview.settings import Settings
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    assert overlay_settings(parser.parse_args(["--demo"])).one_class_per_region
-    assert not overlay_settings(parser.parse_args(["--demo", "--per-pixel-class"])).one_class_per_region
+    assert Settings.from_args(parser.parse_args(["--demo"])).overlay_settings().one_class_per_region
+    assert not Settings.from_args(parser.parse_args(["--demo", "--per-pixel-class"])).overlay_settings().one_class_per_region
 
 
 def test_reshow_and_input_size_options_reach_the_pipeline_and_the_window():
     import argparse
 
-    from polypview.run import add_arguments, engine_input_size, pipeline_config
-    from polypview.ui.services import ViewerOptions
+    from polypview.run import add_arguments
+    from polypview.settings import Settings
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    default, off = parser.parse_args(["--demo"]), parser.parse_args(["--demo", "--no-reshow", "--input-size", "256x320"])
-    assert pipeline_config(default).reshow and not pipeline_config(off).reshow
-    assert ViewerOptions.from_args(default).reshow and not ViewerOptions.from_args(off).reshow
-    assert engine_input_size(default) is None and engine_input_size(off) == (256, 320)
-    assert ViewerOptions.from_args(off).input_size == (256, 320)
+    default = Settings.from_args(parser.parse_args(["--demo"]))
+    off = Settings.from_args(parser.parse_args(["--demo", "--no-reshow", "--input-size", "256x320"]))
+    assert default.pipeline_config().reshow and not off.pipeline_config().reshow
+    assert default.reshow and not off.reshow  # the window reads the same object
+    assert default.input_size is None and off.input_size == (256, 320)
 
 
 def test_a_bad_input_size_is_one_error_line(capsys):

@@ -407,10 +407,12 @@ def test_input_size_runs_the_network_at_another_size_on_torch_only(tmp_path):
         load_engine(path, input_size=(256, 256))
     with load_engine(path, input_size=(192, 192)) as engine:  # its own size is fine anywhere
         assert engine.predict(frame).scores.shape == (192, 192)
-    assert runtime.input_size_arg("352") == (352, 352) and runtime.input_size_arg("256x320") == (256, 320)
+    from polypview.settings import parse_input_size
+
+    assert parse_input_size("352") == (352, 352) and parse_input_size("256x320") == (256, 320)
     for bad in ("350", "0", "x", "256x320x3", "-32"):
         with pytest.raises(ConfigError, match="multiples of 32"):
-            runtime.input_size_arg(bad)
+            parse_input_size(bad)
 
 
 def _cuda_torch():

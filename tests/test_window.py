@@ -11,11 +11,11 @@ pytest.importorskip("pytestqt")
 
 from PyQt6.QtCore import QRect, Qt  # noqa: E402
 
+from polypview.settings import Settings  # noqa: E402
 from polypview.ui import dialogs  # noqa: E402
 from polypview.ui.main_window import MainWindow  # noqa: E402
 from polypview.ui.menus import ACTIONS, shortcuts_text  # noqa: E402
 from polypview.ui.preferences import Preferences  # noqa: E402
-from polypview.ui.services import ViewerOptions  # noqa: E402
 
 from gui_fakes import FakeServices  # noqa: E402
 from test_gui import box_clip, open_window, wait_frames  # noqa: E402
@@ -23,7 +23,7 @@ from test_gui import box_clip, open_window, wait_frames  # noqa: E402
 
 def window_with(qtbot, tmp_path, services, prefs, **options) -> MainWindow:
     options.setdefault("source", "fake.mp4")
-    window = MainWindow(ViewerOptions(recordings_dir=tmp_path / "rec", **options), services, prefs)
+    window = MainWindow(Settings(recordings_dir=tmp_path / "rec", **options), services, prefs)
     qtbot.addWidget(window)
     window.show()
     qtbot.waitExposed(window)

@@ -44,16 +44,16 @@ def main(argv: list[str] | None = None) -> int:
     opts = parser.parse_args(argv)
     if not os.environ.get("DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from polypview.settings import Settings
     from polypview.ui.app import run_gui
 
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["POLYPVIEW_SETTINGS"] = str(Path(tmp) / "settings.ini")  # defaults, and the user's stay untouched
         model = opts.model if opts.model is not None else default_model(Path(tmp))
         w, h = (int(v) for v in opts.size.lower().split("x"))
-        args = argparse.Namespace(demo=True, video=None, device=None, size=(w, h), model=model or None,
-                                  screenshot=opts.output, frames=opts.frames, backend="auto",
-                                  fullscreen=opts.fullscreen)
-        code = run_gui(args)
+        settings = Settings(source="demo", size=(w, h), model=model or None, screenshot=opts.output,
+                            frames=opts.frames, fullscreen=opts.fullscreen)
+        code = run_gui(settings)
     if not opts.output.exists():
         print(f"screenshot: no image was written to {opts.output}", file=sys.stderr)
         return 1

@@ -10,10 +10,10 @@ from typing import Any
 from PyQt6.QtCore import QTimer
 from PyQt6.QtWidgets import QApplication
 
+from polypview.settings import Settings
 from polypview.ui import dialogs
 from polypview.ui.main_window import MainWindow
 from polypview.ui.preferences import Preferences
-from polypview.ui.services import ViewerOptions
 
 SCREENSHOT_FRAMES = 45  # frames to play before the grab, so the HUD's rates have settled
 SCREENSHOT_TIMEOUT_S = 20.0
@@ -28,7 +28,7 @@ def application() -> QApplication:
     return app
 
 
-def build_window(options: ViewerOptions, services: Any = None, prefs: Preferences | None = None) -> MainWindow:
+def build_window(options: Settings, services: Any = None, prefs: Preferences | None = None) -> MainWindow:
     """A started window (input opening, model loading on a worker thread)."""
     window = MainWindow(options, services, prefs)
     window.show()
@@ -86,10 +86,9 @@ def install_excepthook(window: MainWindow) -> None:
     sys.excepthook = hook
 
 
-def run_gui(args: Any, services: Any = None) -> int:
-    """Open the window with the command line's options; the exit code when it closes (1: no screenshot)."""
+def run_gui(options: Settings, services: Any = None) -> int:
+    """Open the window with the command line's settings; the exit code when it closes (1: no screenshot)."""
     app = application()
-    options = ViewerOptions.from_args(args)
     window = build_window(options, services, Preferences.for_user())
     install_excepthook(window)
     taker = None  # kept referenced while the event loop runs

@@ -24,17 +24,18 @@ from PyQt6.QtWidgets import QHBoxLayout, QLabel, QMainWindow, QStackedWidget, QV
 
 from polypview import __version__
 from polypview.errors import OutputError, PolypviewError
+from polypview.settings import Settings, source_spec
 from polypview.ui import dialogs
 from polypview.ui.bridge import BackgroundCall, SinkBridge
 from polypview.ui.controls import NO_MODEL, OPEN_MODEL_ITEM, ControlPanel, SlowModelBanner, TransportBar
 from polypview.ui.hud import HudWidget, hud_font_px
 from polypview.ui.menus import about_text, build_actions, build_menus, shortcuts_text
 from polypview.ui.preferences import Preferences
-from polypview.ui.services import CoreServices, ViewerOptions, source_spec
+from polypview.ui.services import CoreServices
 from polypview.ui.start_page import StartPage
 from polypview.ui.video_view import VideoView
 
-__all__ = ["CoreServices", "MainWindow", "ViewerOptions", "save_png", "source_duration", "source_spec"]
+__all__ = ["CoreServices", "MainWindow", "Settings", "save_png", "source_duration", "source_spec"]
 
 HUD_INTERVAL_MS = 250  # the HUD refreshes 4 times a second, never per frame
 SEEK_STEP_S = 5.0
@@ -52,9 +53,9 @@ def timestamp() -> str:
 class MainWindow(QMainWindow):
     """The polypview window."""
 
-    def __init__(self, options: ViewerOptions | None = None, services: Any = None, prefs: Preferences | None = None):
+    def __init__(self, options: Settings | None = None, services: Any = None, prefs: Preferences | None = None):
         super().__init__()
-        self.options = options or ViewerOptions()
+        self.options = options or Settings()
         self.services = services or CoreServices()
         self.prefs = prefs or Preferences()  # without a store: remembers nothing (tests, probes)
         self.pipeline = None
