@@ -144,6 +144,12 @@ def session_options(threads: int | None):
     return so
 
 
+def cpu_session(path: str | Path, threads: int | None = None):
+    """An ONNX Runtime session on the CPU provider, set up as the app's (for evaluation, export parity and
+    quantisation checks); `threads` None: every core. The one way sessions are opened, with _open_session."""
+    return _open_session(Path(path), session_options(threads or all_threads()), (CPU,))
+
+
 def _open_session(path: Path, so, providers: tuple[str, ...]):
     ort = _ort()
     options = [(p, _provider_options(p)) for p in providers]

@@ -156,10 +156,10 @@ def network_from_onnx(torch, models, info: ModelInfo, path: Path):
 
 def _parity(torch, net, head: str, foreground_probs, path: Path, info: ModelInfo) -> float:
     """Max |difference| of the probabilities of `net` and ONNX Runtime (CPU) on one random input."""
-    import onnxruntime as ort
+    from polypview.inference.backend_ort import cpu_session
 
     x = np.random.default_rng(0).standard_normal((1, 3, *info.input_size)).astype(np.float32)
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = cpu_session(path)
     expected = session.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
     with torch.no_grad():
         got = foreground_probs(head, net(torch.from_numpy(x))).numpy()

@@ -178,9 +178,9 @@ def _open(path: Path, threads: int | None):
     try:
         from polypview.inference.runtime import backend_module, check_io
     except ImportError:  # runtime not available: plain ONNX Runtime on the CPU
-        from polypview.inference.export import ort_session
+        from polypview.inference.backend_ort import cpu_session
 
-        session = ort_session(path, threads)
+        session = cpu_session(path, threads)
         props = session.get_modelmeta().custom_metadata_map
         info = ModelInfo.from_metadata(props, source=f"model file {path}")
         return (lambda blob: session.run([OUTPUT_NAME], {INPUT_NAME: blob})[0]), info, threads

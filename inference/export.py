@@ -367,20 +367,6 @@ def _save(proto, path: Path) -> None:
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
-def ort_session(path: str | Path, threads: int | None = None):
-    """A CPU ONNX Runtime session (the CPU provider is the one the parity check trusts)."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    if threads:
-        options.intra_op_num_threads = threads
-    options.log_severity_level = 3
-    try:
-        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # ORT raises its own exception types for bad files
-        raise ModelFileError(f"ONNX Runtime cannot load {path}: {exc}") from None
-
-
 def max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
     """Largest absolute difference of two equally shaped arrays (inf when shapes differ)."""
     if a.shape != b.shape:
@@ -403,7 +389,9 @@ def check_parity(graph, path: Path, hw: tuple[int, int], tolerance: float, seed:
     """Run PyTorch and ONNX Runtime on random inputs; return the max |diff| (raise above tolerance)."""
     import torch
 
-    session = ort_session(path)
+    from polypview.inference.backend_ort import cpu_session
+
+    session = cpu_session(path)
     rng = np.random.default_rng(seed)
     worst = 0.0
     for _ in range(PARITY_TRIALS):

@@ -60,11 +60,11 @@ def _blobs(session_path: Path, images: list[Path]):
     """Normalised (1, 3, h, w) blobs of `images`, as the runtime prepares frames for this model file."""
     import cv2
 
-    from polypview.inference.export import ort_session
+    from polypview.inference.backend_ort import cpu_session
     from polypview.inference.modelfile import ModelInfo
     from polypview.inference.runtime import Preprocess
 
-    meta = ort_session(session_path).get_modelmeta().custom_metadata_map
+    meta = cpu_session(session_path).get_modelmeta().custom_metadata_map
     preprocess = Preprocess(ModelInfo.from_metadata(meta, source=str(session_path)))
     for path in images:
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
@@ -145,11 +145,11 @@ def _copy_metadata(source: Path, target: Path) -> None:
 
 def compare_files(reference: Path, candidate: Path, images: list[Path]) -> QuantReport:
     """Label agreement and mean |diff| of probs between two model files on `images`."""
-    from polypview.inference.export import ort_session
+    from polypview.inference.backend_ort import cpu_session
     from polypview.inference.metrics import labels_from_probs
     from polypview.inference.modelfile import INPUT_NAME, OUTPUT_NAME, ModelInfo
 
-    ref, cand = ort_session(reference), ort_session(candidate)
+    ref, cand = cpu_session(reference), cpu_session(candidate)
     info = ModelInfo.from_metadata(ref.get_modelmeta().custom_metadata_map, source=str(reference))
     same = total = 0
     diffs = []
