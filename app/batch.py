@@ -14,7 +14,6 @@ done, 1 when any failed, 130 after Ctrl-C (finished outputs stay, half-written o
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 from pathlib import Path
 
@@ -122,10 +121,3 @@ def _out_dir(text: str) -> Path:
     if not os.access(out, os.W_OK):
         raise ConfigError(f"the output folder {text} is not writable")
     return out.resolve()
-
-
-def output_names(videos: list[Path]) -> list[str]:
-    """A file stem per video: its own stem, plus a short hash of its path where two stems collide."""
-    stems = [v.stem for v in videos]
-    return [stem if stems.count(stem) == 1 else f"{stem}-{hashlib.sha1(str(v).encode()).hexdigest()[:8]}"
-            for stem, v in zip(stems, videos)]

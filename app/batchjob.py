@@ -247,3 +247,10 @@ def _summary(job: VideoJob, settings: BatchSettings, sink: TableSink, summary, f
         "attempt": attempt, "worker": f"{socket.gethostname()}:{os.getpid()}",
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "polypview": __version__,
     }
+
+
+def output_names(videos: list[Path]) -> list[str]:
+    """A file stem per video: its own stem, plus a short hash of its path where two stems collide."""
+    stems = [v.stem for v in videos]
+    return [stem if stems.count(stem) == 1 else f"{stem}-{hashlib.sha1(str(v).encode()).hexdigest()[:8]}"
+            for stem, v in zip(stems, videos)]

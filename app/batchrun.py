@@ -19,7 +19,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from polypview.batchjob import BatchSettings, VideoJob, file_sha256, is_done, process_video, read_summary
+from polypview.batchjob import (
+    BatchSettings,
+    VideoJob,
+    file_sha256,
+    is_done,
+    output_names,
+    process_video,
+    read_summary,
+)
 from polypview.errors import ConfigError, ModelFileError, PolypviewError
 
 ATTEMPTS = 2
@@ -112,8 +120,6 @@ class BatchRunner:
 
     def __init__(self, videos: list[Path], out_dir: Path, settings: BatchSettings, model: str | None = None,
                  backend: str = "auto", force: bool = False, progress: bool = True, on_submit=None):
-        from polypview.batch import output_names
-
         self.jobs = [VideoJob(str(v), name, str(out_dir)) for v, name in zip(videos, output_names(videos))]
         self.out_dir, self.settings = Path(out_dir), settings
         self.model, self.backend, self.force = model, backend, force

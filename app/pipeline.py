@@ -27,10 +27,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from polypview.defaults import STALENESS_MS
 from polypview.errors import ConfigError, OutputError, PolypviewError
 from polypview.overlay import Overlay, OverlaySettings, detect_roi
 from polypview.recorder import Recorder, RecordingReport, RecordItem, check_output_path
-from polypview.settings import STALENESS_MS
 from polypview.sources import Frame, Source
 from polypview.stats import Stats, StatsCollector, Summary
 

@@ -12,10 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from polypview.defaults import STALENESS_MS, STOP_TIMEOUT_S
 from polypview.errors import ConfigError
 
-STALENESS_MS = 150.0  # a mask older than this is not drawn
-STOP_TIMEOUT_S = 5.0  # stopping the pipeline (and finalising a recording) never takes longer
 SIZE_STEP = 32  # the networks halve their input five times: input sizes are multiples of this
 NAMED_SIZES = {"360p": (640, 360), "480p": (854, 480), "720p": (1280, 720), "1080p": (1920, 1080),
                "1440p": (2560, 1440), "4k": (3840, 2160), "2160p": (3840, 2160)}
@@ -43,18 +42,6 @@ def parse_fourcc(text: str) -> str:
     if len(text) != 4:
         raise ConfigError(f"a FOURCC has four characters (e.g. MJPG, YUYV), got {text!r}")
     return text
-
-
-def parse_device(spec) -> int | str | None:
-    """A capture device: an index (int or digits) or a /dev/videoN path; None if `spec` is not one."""
-    if isinstance(spec, int):
-        return spec
-    text = str(spec)
-    if text.isdigit():
-        return int(text)
-    if text.startswith("/dev/video"):
-        return text
-    return None
 
 
 def parse_input_size(text: str) -> tuple[int, int]:

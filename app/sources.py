@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 
 from polypview.errors import CaptureError, ConfigError, InputError
-from polypview.settings import parse_device
 
 
 @dataclass
@@ -364,6 +363,18 @@ class DemoSource(Source):
 
 
 # ------------------------------------------------------------------------------------- registry
+
+
+def parse_device(spec) -> int | str | None:
+    """A capture device: an index (int or digits) or a /dev/videoN path; None if `spec` is not one."""
+    if isinstance(spec, int):
+        return spec
+    text = str(spec)
+    if text.isdigit():
+        return int(text)
+    if text.startswith("/dev/video"):
+        return text
+    return None
 
 
 SOURCE_KINDS = {

@@ -55,7 +55,7 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     """Entry point of `polypview export`."""
-    from polypview.inference.train import load_checkpoint, model_from_checkpoint
+    from polypview.inference.train import load_checkpoint, model_from_checkpoint, training_view
 
     if args.metadata_from is not None:
         if args.card:
@@ -101,23 +101,6 @@ def read_eval(path: Path) -> dict:
         return {**payload["results"][0], "data": payload.get("data"), "split": payload.get("split")}
     except (OSError, ValueError, KeyError, IndexError) as exc:
         raise ConfigError(f"--card {path}: not a `polypview eval` JSON file ({exc})") from None
-
-
-def training_view(ckpt: dict) -> dict:
-    """A shipped weights file (`export --pt`: "architecture", fp16 "state_dict" without the auxiliary
-    head, "model_options") as the fields of a training checkpoint that export reads; a training
-    checkpoint is returned as it is."""
-    if "model" in ckpt:
-        return ckpt
-    from polypview.inference.backend_torch import _builder_params
-    from polypview.inference.models import get_spec
-
-    name = str(ckpt["architecture"])
-    options = dict(ckpt.get("model_options") or {})
-    if "aux" in _builder_params(get_spec(name).builder):
-        options["aux"] = False  # the file holds no training-only head
-    state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
-    return {"model": name, "model_kwargs": options, "state_dict": state}
 
 
 def info_from_model_file(path: Path, architecture: str, size: int | None = None, version: str | None = None):

@@ -135,3 +135,73 @@ def labels_from_probs(probs: np.ndarray, activation: str, threshold: float = 0.5
     labels[(non > neo) & (non > threshold)] = NON_NEOPLASTIC
     labels[(neo == non) & (neo > threshold)] = UNDEFINED
     return labels
+
+
+# ---------------------------------------------------------------- intervals and table cells
+
+TABLE_CLASSES = (("polyp", "Polyp"), ("neoplastic", "Neo"), ("non_neoplastic", "Non-neo"))
+BOOTSTRAP_RESAMPLES = 2000
+CI_LEVEL = 0.95
+CI_KEY = "dice_ci95"
+
+
+class ImageCounts(ConfusionCounter):
+    """A ConfusionCounter that also keeps each image's (TP, FP, FN) per class, for the bootstrap."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[list[list[int]]] = []
+
+    def update(self, pred: np.ndarray, truth: np.ndarray) -> None:
+        before = {c: list(v) for c, v in self.counts.items()}
+        super().update(pred, truth)
+        self.rows.append([[now - was for now, was in zip(self.counts[c], before[c])] for c in METRIC_CLASSES])
+
+    def per_image(self) -> np.ndarray:
+        """int64 (images, classes, 3): each image's TP, FP, FN, classes in METRIC_CLASSES order."""
+        return np.asarray(self.rows, dtype=np.int64).reshape(len(self.rows), len(METRIC_CLASSES), 3)
+
+
+def bootstrap_intervals(per_image, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0,
+                        level: float = CI_LEVEL) -> dict[str, tuple[float, float] | None]:
+    """Percentile bootstrap interval of micro Dice per class, resampling images with replacement.
+
+    `per_image`: (images, classes, 3) TP/FP/FN counts (ImageCounts.per_image), classes in
+    METRIC_CLASSES order. Every class uses the same resamples. A class gets None when there is
+    nothing to resample or no resample has a defined Dice (no polyp pixel anywhere).
+    """
+    counts = np.asarray(per_image, dtype=np.int64)
+    n = counts.shape[0]
+    if n == 0 or resamples <= 0:
+        return {c: None for c in METRIC_CLASSES}
+    rng = np.random.default_rng(seed)
+    sums = np.empty((resamples, counts.shape[1], 3), np.int64)
+    chunk = max(1, 2_000_000 // max(1, n * counts.shape[1] * 3))  # bounds the memory of counts[picks]
+    for first in range(0, resamples, chunk):
+        picks = rng.integers(0, n, size=(min(chunk, resamples - first), n))
+        sums[first:first + len(picks)] = counts[picks].sum(axis=1)
+    tp, fp, fn = sums[..., 0], sums[..., 1], sums[..., 2]
+    den = 2 * tp + fp + fn
+    dice = np.where(den > 0, 2 * tp / np.maximum(den, 1), np.nan)
+    tail = 100 * (1 - level) / 2
+    out = {}
+    for k, name in enumerate(METRIC_CLASSES):
+        values = dice[:, k][~np.isnan(dice[:, k])]
+        out[name] = None if values.size == 0 else tuple(float(v) for v in np.percentile(values, [tail, 100 - tail]))
+    return out
+
+
+def micro_with_intervals(micro: dict, intervals: dict) -> dict:
+    """A copy of a micro summary with each class's interval added as CI_KEY ([low, high] or None)."""
+    return {c: {**scores, CI_KEY: None if intervals.get(c) is None else list(intervals[c])}
+            for c, scores in micro.items()}
+
+
+def pct_text(value) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.1f}"
+
+
+def dice_cell(scores: dict) -> str:
+    """Dice in %, with its 95 % interval when known: "81.0 [77.2-84.5]"."""
+    ci = scores.get(CI_KEY)
+    return pct_text(scores["dice"]) + ("" if not ci else f" [{pct_text(ci[0])}-{pct_text(ci[1])}]")

@@ -249,10 +249,26 @@ def build_datasets(opts: TrainOptions, spec):
 # ---------------------------------------------------------------- distillation
 
 
+def training_view(ckpt: dict) -> dict:
+    """A shipped weights file (`export --pt`: "architecture", fp16 "state_dict" without the auxiliary
+    head, "model_options") as the fields of a training checkpoint that export reads; a training
+    checkpoint is returned as it is."""
+    if "model" in ckpt:
+        return ckpt
+    from polypview.inference.backend_torch import _builder_params
+    from polypview.inference.models import get_spec
+
+    name = str(ckpt["architecture"])
+    options = dict(ckpt.get("model_options") or {})
+    if "aux" in _builder_params(get_spec(name).builder):
+        options["aux"] = False  # the file holds no training-only head
+    state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
+    return {"model": name, "model_kwargs": options, "state_dict": state}
+
+
 def load_teacher(path: Path, device):
     """A trained trinary model (training checkpoint or shipped .pt) in eval mode, frozen; with its name and
     input size."""
-    from polypview.inference.export import training_view
     from polypview.inference.models import get_spec
 
     ckpt = training_view(load_checkpoint(path, shipped_weights=True))

@@ -38,9 +38,8 @@ import cv2
 import numpy as np
 
 from polypview.errors import ConfigError, DataError
-from polypview.inference.evaluate import ImageCounts, bootstrap_intervals, micro_with_intervals
 from polypview.inference.labels import BACKGROUND, NEOPLASTIC, NON_NEOPLASTIC, UNDEFINED
-from polypview.inference.metrics import METRIC_CLASSES
+from polypview.inference.metrics import METRIC_CLASSES, ImageCounts, bootstrap_intervals, micro_with_intervals
 
 VIDEO_SIZE = (1920, 1080)  # (w, h) of the clip: a tower's HD output
 SCORE_SIZE = (480, 270)  # (w, h) at which frames are scored
@@ -597,7 +596,7 @@ def _ci_note(v: dict) -> str:
 
 
 def _video_cells(name: str, v: dict, dice_cell) -> list[str]:
-    from polypview.inference.evaluate import TABLE_CLASSES
+    from polypview.inference.metrics import TABLE_CLASSES
 
     cells = [name] + [dice_cell(v["micro"][key]) for key, _ in TABLE_CLASSES]
     cells.append("n/a" if v["missed_share"] is None
@@ -611,7 +610,7 @@ def _video_cells(name: str, v: dict, dice_cell) -> list[str]:
 
 def format_video_table(results) -> str:
     """The video rows (one per model with a `video` result) and a footnote saying what they mean."""
-    from polypview.inference.evaluate import TABLE_CLASSES, dice_cell
+    from polypview.inference.metrics import TABLE_CLASSES, dice_cell
 
     rows = [r for r in results if getattr(r, "video", None)]
     if not rows:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from polypview.batch import collect_inputs, output_names
-from polypview.batchjob import BatchSettings, VideoJob, file_sha256, is_done, process_video, timeline_image
+from polypview.batch import collect_inputs
+from polypview.batchjob import BatchSettings, VideoJob, file_sha256, is_done, output_names, process_video, timeline_image
 from polypview.cli import main
 from polypview.errors import ConfigError, InputError
 from polypview.overlay import OverlaySettings

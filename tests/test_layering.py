@@ -53,3 +53,54 @@ def test_only_the_batch_driver_imports_ray():
     users = sorted(str(path.relative_to(REPO)) for folder in FORBIDDEN for path in (REPO / folder).rglob("*.py")
                    if "ray" in _imported_roots(path))
     assert users == ["app/batchrun.py"]
+
+
+def _module_imports() -> dict[str, set[str]]:
+    """Every polypview module -> the polypview modules it imports anywhere (top level or inside functions)."""
+    packages = {"app": "polypview", "inference": "polypview.inference", "ui": "polypview.ui", "assets": "polypview.assets"}
+    files = {}
+    for folder, package in packages.items():
+        for path in (REPO / folder).rglob("*.py"):
+            parts = [p for p in path.relative_to(REPO / folder).with_suffix("").parts if p != "__init__"]
+            files[".".join([package, *parts])] = path
+    graph = {}
+    for module, path in files.items():
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("polypview"):
+                found |= {f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in files else node.module
+                          for a in node.names}
+            elif isinstance(node, ast.Import):
+                found |= {a.name for a in node.names if a.name.startswith("polypview")}
+        unresolved = found - set(files)
+        assert not unresolved, f"{module} imports modules that do not exist: {sorted(unresolved)}"
+        graph[module] = found - {module}
+    return graph
+
+
+def test_no_import_cycles_even_through_imports_inside_functions():
+    graph = _module_imports()
+    cycles = []
+
+    def visit(module, path):
+        for target in sorted(graph[module]):
+            if target in path:
+                cycles.append(path[path.index(target):] + [target])
+            elif target not in done:
+                visit(target, path + [target])
+        done.add(module)
+
+    done: set[str] = set()
+    for module in sorted(graph):
+        if module not in done:
+            visit(module, [module])
+    assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
+
+
+def test_imports_only_run_down_the_layers():
+    """ui -> core (app) and inference; never back up into the window. The entry point (run) is the one
+    place that opens the window, and the GUI probe of the bench runs in its own process."""
+    graph = _module_imports()
+    upward = [f"{m} -> {t}" for m, targets in graph.items() for t in targets
+              if t.startswith("polypview.ui") and not m.startswith("polypview.ui") and m != "polypview.run"]
+    assert not upward, "\n".join(upward)

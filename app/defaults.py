@@ -1,0 +1,4 @@
+"""The defaults that more than one layer needs (kept in this import-free module so that any may import it)."""
+
+STALENESS_MS = 150.0  # a mask older than this is not drawn
+STOP_TIMEOUT_S = 5.0  # stopping the pipeline (and finalising a recording) never takes longer
