@@ -15,8 +15,10 @@ import numpy as np
 from polypview.errors import ConfigError, DataError
 from polypview.inference.data import neopolyp_dir
 
-# Named frame sizes (w, h); anything else is given as WxH.
-SIZES = {"360p": (640, 360), "480p": (854, 480), "720p": (1280, 720), "1080p": (1920, 1080), "1440p": (2560, 1440)}
+# Named frame sizes and their parser are the viewer's (settings.py): the bench reads sizes as it does.
+from polypview.settings import NAMED_SIZES as SIZES  # noqa: E402
+from polypview.settings import parse_size  # noqa: E402,F401
+
 REALISTIC_SECONDS_PER_IMAGE = 2.5  # each NeoPolyp image stays on screen this long while the view drifts
 
 
@@ -39,20 +41,6 @@ class ClipSpec:
     @property
     def frames(self) -> int:
         return max(1, int(round(self.seconds * self.fps)))
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """A size name (720p, 1080p...) or WxH -> (w, h)."""
-    text = text.strip().lower()
-    if text in SIZES:
-        return SIZES[text]
-    try:
-        w, h = (int(v) for v in text.split("x"))
-    except ValueError:
-        raise ConfigError(f"unknown frame size {text!r}; valid: {', '.join(SIZES)} or WxH such as 800x600") from None
-    if w < 16 or h < 16:
-        raise ConfigError(f"frame size {text!r} is too small (at least 16x16)")
-    return w, h
 
 
 def parse_list(text: str, convert, what: str) -> list:

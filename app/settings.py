@@ -32,7 +32,8 @@ def parse_size(text: str) -> tuple[int, int]:
     try:
         w, h = (int(v) for v in text.split("x"))
     except ValueError:
-        raise ConfigError(f"size must look like 1920x1080 (or {', '.join(NAMED_SIZES)}), got {text!r}") from None
+        raise ConfigError(f"unknown frame size {text!r}; valid: {', '.join(NAMED_SIZES)} "
+                          "or WxH such as 1920x1080") from None
     if w < 16 or h < 16:
         raise ConfigError(f"size {text!r} is too small (at least 16x16)")
     return w, h
