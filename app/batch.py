@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _check_model(args) -> None:
     """Open the model once here: a bad model file is one error line, not one failure per video."""
-    from polypview.inference.runtime import load_engine
+    from polypview.inference.runtime.engine import load_engine
 
     load_engine(args.model, backend=args.backend, threads=1).close()
 
@@ -69,7 +69,7 @@ def batch_settings(args):
     from dataclasses import asdict
 
     from polypview.batchjob import BatchSettings, file_sha256
-    from polypview.inference.runtime import resolve_model
+    from polypview.inference.runtime.engine import resolve_model
     from polypview.settings import overlay_from_args, overlay_settings
 
     path = resolve_model(args.model)

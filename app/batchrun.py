@@ -68,7 +68,7 @@ class BatchWorker:
 
     def _engine(self, settings: BatchSettings):
         if self.engine is None:
-            from polypview.inference.runtime import load_engine, resolve_model
+            from polypview.inference.runtime.engine import load_engine, resolve_model
 
             path = resolve_model(self.model)
             if file_sha256(path) != settings.model_sha256:

@@ -40,7 +40,7 @@ import numpy as np
 from polypview.benchclips import ClipSpec, make_clip, parse_fps, parse_list, parse_size
 from polypview.benchreport import DISC_FRACTION, STAGES, evaluate_targets, format_report
 from polypview.errors import ConfigError, OutputError
-from polypview.inference.data import neopolyp_dir
+from polypview.inference.training.data import neopolyp_dir
 
 DEFAULT_SIZES = "720p,1080p"
 DEFAULT_FPS = "30"
@@ -149,7 +149,7 @@ def decode_pass(path: Path, keep: int) -> tuple[dict, list[np.ndarray], dict]:
 
 def disc_prediction(engine, roi) -> object:
     """A Prediction with one round polyp (class 0) covering DISC_FRACTION of the area it maps to."""
-    from polypview.inference.runtime import Prediction
+    from polypview.inference.runtime.engine import Prediction
 
     h, w = engine.info.input_size
     yy, xx = np.mgrid[0:h, 0:w]
@@ -613,7 +613,7 @@ def prepare_clips(args, folder: Path, log) -> list[tuple[Path, ClipSpec, str]]:
 
 def run(args) -> int:
     """Benchmark, print the table, write the JSON."""
-    from polypview.inference.runtime import load_engine
+    from polypview.inference.runtime.engine import load_engine
     from polypview.overlay import OverlaySettings
 
     log = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731 (progress goes to stderr)

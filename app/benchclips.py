@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from polypview.errors import ConfigError, DataError
-from polypview.inference.data import neopolyp_dir
+from polypview.inference.training.data import neopolyp_dir
 
 # Named frame sizes and their parser are the viewer's (settings.py): the bench reads sizes as it does.
 from polypview.settings import NAMED_SIZES as SIZES  # noqa: E402

@@ -16,9 +16,9 @@ from polypview.errors import PolypviewError
 
 # name -> (module, one-line help). The viewer itself is the default when no subcommand is given.
 SUBCOMMANDS = {
-    "train": ("polypview.inference.train", "train a network on a dataset"),
-    "eval": ("polypview.inference.evaluate", "evaluate models on the test split (Dice/IoU, FPS, params, GMACs)"),
-    "export": ("polypview.inference.export", "export a checkpoint to an ONNX model file with metadata"),
+    "train": ("polypview.inference.training.train", "train a network on a dataset"),
+    "eval": ("polypview.inference.training.evaluate", "evaluate models on the test split (Dice/IoU, FPS, params, GMACs)"),
+    "export": ("polypview.inference.training.export", "export a checkpoint to an ONNX model file with metadata"),
     "bench": ("polypview.bench", "benchmark every pipeline stage and the whole pipeline"),
     "batch": ("polypview.batch", "annotate many videos on Ray (tables, summaries, annotated MP4s, an index)"),
 }

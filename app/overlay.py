@@ -15,11 +15,11 @@ import cv2
 import numpy as np
 
 from polypview.errors import ConfigError
-from polypview.inference.labels import one_class_per_region
+from polypview.inference.runtime.labels import one_class_per_region
 from polypview.roi import detect_roi
 
 if TYPE_CHECKING:  # only the type is needed: drawing must not depend on the runtime module
-    from polypview.inference.runtime import Prediction
+    from polypview.inference.runtime.engine import Prediction
 
 STYLES = ("fill", "contour")
 Rect = tuple[int, int, int, int]  # (x, y, w, h)

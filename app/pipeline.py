@@ -504,7 +504,7 @@ class Pipeline:
         if settings.smoothing <= 1:
             return prediction
         if self._smoother is None:
-            from polypview.inference.runtime import TemporalSmoother
+            from polypview.inference.runtime.engine import TemporalSmoother
 
             self._smoother = TemporalSmoother(settings.smoothing)
         return self._smoother(prediction)

@@ -94,7 +94,7 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_model_arguments(parser: argparse.ArgumentParser, engine: bool = True):
     """--model and --backend; with `engine`, also --threads and --input-size. Returns the group."""
-    from polypview.inference.runtime import DEFAULT_MODEL, find_models
+    from polypview.inference.runtime.engine import DEFAULT_MODEL, find_models
 
     shipped = ", ".join(f"{name} (default)" if name == DEFAULT_MODEL else name for name in find_models()) or "none"
     model = parser.add_argument_group("model")
@@ -250,7 +250,7 @@ class Settings:
         """The engine for --model/--backend/--threads/--input-size, or None for `--model none`."""
         if self.video_only:
             return None
-        from polypview.inference.runtime import load_engine
+        from polypview.inference.runtime.engine import load_engine
 
         return load_engine(self.model, backend=self.backend, threads=self.threads, input_size=self.input_size)
 

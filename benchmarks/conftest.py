@@ -41,7 +41,7 @@ def hd_frames(hd_clip) -> list:
 @pytest.fixture(scope="session")
 def engine(tmp_path_factory):
     """The benchmark model: $POLYPVIEW_BENCH_MODEL, the shipped default, or a light random CNN."""
-    from polypview.inference.runtime import load_engine
+    from polypview.inference.runtime.engine import load_engine
 
     model = os.environ.get("POLYPVIEW_BENCH_MODEL")
     try:

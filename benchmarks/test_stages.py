@@ -64,8 +64,8 @@ def nanonet_graphs(tmp_path_factory):
     import onnx
 
     from polypview.assets import ASSETS_DIR
-    from polypview.inference import export
     from polypview.inference.models import create_model
+    from polypview.inference.training import export
 
     weights = torch.load(ASSETS_DIR / "nanonet-a-neo.pt", weights_only=True)
     model = create_model("nanonet-a-neo", aux=False)
@@ -84,7 +84,7 @@ def nanonet_graphs(tmp_path_factory):
 @pytest.mark.parametrize("graph", ["training", "inference"])
 def test_nanonet_a_neo_graph_192(benchmark, nanonet_graphs, graph):
     """Model call alone, 1 intra-op thread (as the live worker): compare the two rows of this group."""
-    from polypview.inference.backend_ort import open_backend
+    from polypview.inference.runtime.backend_ort import open_backend
 
     benchmark.group = "nanonet-a-neo ONNX graph at 192x192"
     backend = open_backend(nanonet_graphs[graph], threads=1, provider="cpu")

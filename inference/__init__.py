@@ -1,1 +1,2 @@
-"""Models, training, export and runtime backends (never imports Qt; torch only lazily)."""
+"""Models and their runtime: `runtime/` is what the viewer needs, `training/` makes and scores models,
+`models/` holds the networks (never imports Qt; torch only in models, training and the torch backend)."""

@@ -130,7 +130,7 @@ class FakePipeline:
 
 class FakeEngine:
     def __init__(self, name="fake-model"):
-        from polypview.inference.modelfile import neopolyp_info
+        from polypview.inference.runtime.modelfile import neopolyp_info
 
         self.name, self.backend, self.provider = name, "onnxruntime", "CPUExecutionProvider"
         self.info = neopolyp_info("fake", 64)

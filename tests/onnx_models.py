@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from polypview.inference.modelfile import (
+from polypview.inference.runtime.modelfile import (
     INPUT_NAME,
     NEOPLASTIC_RGB,
     NON_NEOPLASTIC_RGB,

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from polypview.errors import ConfigError
-from polypview.inference import augment
-from polypview.inference.labels import BACKGROUND, NEOPLASTIC, NON_NEOPLASTIC, UNDEFINED
+from polypview.inference.runtime.labels import BACKGROUND, NEOPLASTIC, NON_NEOPLASTIC, UNDEFINED
+from polypview.inference.training import augment
 
 # Distinct image colours per label; background is black so the constant border agrees.
 PALETTE = np.array([(220, 40, 40), (40, 220, 40), (0, 0, 0), (60, 60, 230)], np.uint8)

@@ -36,7 +36,7 @@ def settings(color_model) -> BatchSettings:
 
 @pytest.fixture(scope="module")
 def engine(color_model):
-    from polypview.inference.runtime import load_engine
+    from polypview.inference.runtime.engine import load_engine
 
     with load_engine(color_model, threads=1) as e:
         yield e

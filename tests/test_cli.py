@@ -7,7 +7,7 @@ import argparse
 import pytest
 
 from polypview.cli import SUBCOMMANDS, _parser_for, main
-from polypview.inference.runtime import DEFAULT_MODEL, find_models
+from polypview.inference.runtime.engine import DEFAULT_MODEL, find_models
 
 
 def test_version(capsys):

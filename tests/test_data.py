@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from polypview.errors import ConfigError, DataError
-from polypview.inference import data
-from polypview.inference.labels import BACKGROUND, LABEL_COLORS, NEOPLASTIC, NON_NEOPLASTIC, UNDEFINED
+from polypview.inference.runtime.labels import BACKGROUND, LABEL_COLORS, NEOPLASTIC, NON_NEOPLASTIC, UNDEFINED
+from polypview.inference.training import data
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -236,7 +236,7 @@ def test_mask_reader_registry():
 
 def test_seed_worker_gives_each_loader_worker_its_own_stream(tmp_path):
     torch = pytest.importorskip("torch")
-    from polypview.inference.augment import Compose, ShiftScaleRotate
+    from polypview.inference.training.augment import Compose, ShiftScaleRotate
 
     names = ["img0"] * 2
     _tiny_dataset_folder(tmp_path, 1)

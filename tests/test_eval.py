@@ -8,7 +8,7 @@ import pytest
 
 from polypview.cli import main
 from polypview.errors import DataError
-from polypview.inference.modelfile import ModelInfo
+from polypview.inference.runtime.modelfile import ModelInfo
 
 H, W = 32, 48  # mask/image resolution; the model runs at half of it (exact 2x2 area resize)
 RED, GREEN = (255, 0, 0), (0, 255, 0)
@@ -104,7 +104,7 @@ def test_eval_measures_fps_and_names_split_file(fake_data, tmp_path):
 
 
 def test_eval_table_says_the_threads_each_fps_was_measured_with():
-    from polypview.inference.evaluate import EvalResult, format_table
+    from polypview.inference.training.evaluate import EvalResult, format_table
 
     counts = {"dice": 0.5, "iou": 0.33}
     micro = {k: counts for k in ("polyp", "neoplastic", "non_neoplastic")}
@@ -150,8 +150,8 @@ def test_eval_also_scores_one_class_per_polyp_region(tmp_path, capsys):
 # ---------------------------------------------------------------- bootstrap intervals
 
 from polypview.errors import ConfigError  # noqa: E402
-from polypview.inference.evaluate import ImageCounts, bootstrap_intervals  # noqa: E402
-from polypview.inference.metrics import METRIC_CLASSES  # noqa: E402
+from polypview.inference.training.evaluate import ImageCounts, bootstrap_intervals  # noqa: E402
+from polypview.inference.training.metrics import METRIC_CLASSES  # noqa: E402
 
 
 def _per_image(rows):
@@ -243,8 +243,8 @@ def test_eval_writes_and_prints_the_hand_computed_intervals(fake_data, tmp_path,
 
 
 def test_eval_json_with_intervals_still_feeds_export_and_the_model_card(fake_data, tmp_path):
-    from polypview.inference.export import read_eval
-    from polypview.inference.modelcard import _metrics_table, _region_lines
+    from polypview.inference.training.export import read_eval
+    from polypview.inference.training.modelcard import _metrics_table, _region_lines
 
     model = _channel_model(tmp_path / "channels.onnx")
     out = tmp_path / "eval.json"
@@ -298,7 +298,7 @@ def test_eval_video_with_unknown_split_or_missing_data_is_one_error_line(fake_da
 def test_model_card_prints_intervals_and_video_figures():
     from types import SimpleNamespace
 
-    from polypview.inference.modelcard import card_text
+    from polypview.inference.training.modelcard import card_text
 
     def cls(d, lo, hi):
         return {"dice": d, "iou": d / (2 - d), "dice_ci95": [lo, hi]}
@@ -325,7 +325,7 @@ def test_model_card_prints_intervals_and_video_figures():
     no_video = card_text("m", {"recipe": {}}, info, report, {**evaluation, "video": None})
     assert "Scores on video" not in no_video
 
-    from polypview.inference.modelcard import RESCORED, scores_section, with_scores_section
+    from polypview.inference.training.modelcard import RESCORED, scores_section, with_scores_section
 
     section = scores_section({**evaluation, "fps": 40.0, "latency_ms": 25.0, "threads": 1}, "polypview eval m")
     assert "| non-neoplastic | 60.0 | 41.0-75.0 |" in section and "missed entirely: 5.0 %" in section

@@ -7,9 +7,9 @@ from torch import nn
 
 from polypview.cli import main
 from polypview.errors import ModelFileError
-from polypview.inference.export import compare_outputs, export_model
-from polypview.inference.modelfile import INPUT_NAME, OUTPUT_NAME, ModelInfo
 from polypview.inference.models import HEAD_CHANNELS, create_model, get_spec, list_models
+from polypview.inference.runtime.modelfile import INPUT_NAME, OUTPUT_NAME, ModelInfo
+from polypview.inference.training.export import compare_outputs, export_model
 
 SIZE = 64  # small, a multiple of 32 (HarDNet's s32 tap needs it)
 N_CLASSES = {"trinary": 2, "binary": 1, "multilabel": 2}  # foreground classes in the model file
@@ -110,7 +110,7 @@ def test_torch_weights_run_in_the_torch_backend(tmp_path):
     state = torch.load(out.with_suffix(".pt"), weights_only=True)["state_dict"]
     assert all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())
     assert not any(k.startswith("aux.") for k in state)
-    from polypview.inference.runtime import load_engine
+    from polypview.inference.runtime.engine import load_engine
 
     frame = np.random.default_rng(0).integers(0, 255, (80, 100, 3), dtype=np.uint8)
     ort_scores = load_engine(out, backend="ort").predict(frame).scores
@@ -143,7 +143,7 @@ def _textured_images(folder, count, size=96):
 
 
 def test_int8_quantization_keeps_metadata_and_refuses_a_poor_match(tmp_path):
-    from polypview.inference.quantize import quantize_file
+    from polypview.inference.training.quantize import quantize_file
 
     torch.manual_seed(0)
     fp32 = export_model(create_model("nanonet-c-neo"), "nanonet-c-neo", tmp_path / "c32.onnx", size=SIZE)
@@ -160,8 +160,8 @@ def test_int8_quantization_keeps_metadata_and_refuses_a_poor_match(tmp_path):
 
 def test_int8_export_of_the_shipped_model_agrees_with_fp32(tmp_path, neopolyp_dir):
     from polypview.assets import ASSETS_DIR
-    from polypview.inference.export import export_int8
-    from polypview.inference.runtime import load_engine
+    from polypview.inference.runtime.engine import load_engine
+    from polypview.inference.training.export import export_int8
 
     weights = torch.load(ASSETS_DIR / "nanonet-a-neo.pt", weights_only=True)
     model = create_model("nanonet-a-neo", aux=False)

@@ -103,7 +103,7 @@ def test_ctrl_c_finalises_the_recording_and_exits_130(tmp_path):
 
 def test_without_model_option_the_shipped_default_runs(clip, capsys):
     """No --model means the shipped CPU default, not 'video only' (str(None) once read as 'none')."""
-    from polypview.inference.runtime import find_models
+    from polypview.inference.runtime.engine import find_models
 
     if not find_models():
         pytest.skip("no model is shipped in assets/")

@@ -39,13 +39,32 @@ def test_folder_never_imports_forbidden_packages(folder):
 def test_viewer_runtime_path_does_not_import_torch():
     """Starting the viewer with the ONNX backend must not pay torch's 2.5 s import."""
     code = (
-        "import sys, polypview.cli, polypview.run, polypview.inference.runtime, polypview.overlay\n"
+        "import sys, polypview.cli, polypview.run, polypview.inference.runtime.engine, polypview.overlay\n"
         "import polypview.pipeline, polypview.sources, polypview.recorder\n"
         "print('torch' in sys.modules, 'PyQt6' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_torch_only_in_the_networks_training_and_the_torch_backend():
+    """The runtime the viewer needs is torch-free except for the one backend module that runs checkpoints."""
+    allowed = ("inference/models/", "inference/training/", "inference/runtime/backend_torch.py")
+    users = sorted(str(path.relative_to(REPO)) for folder in FORBIDDEN for path in (REPO / folder).rglob("*.py")
+                   if "torch" in _imported_roots(path))
+    assert users, "no module imports torch: the check is looking in the wrong place"
+    offenders = [u for u in users if not u.startswith(allowed)]
+    assert not offenders, offenders
+
+
+def test_runtime_never_imports_training():
+    """inference/runtime is what the viewer runs; training, evaluation and export build on it, not the reverse."""
+    graph = _module_imports()
+    runtime = [m for m in graph if m.startswith("polypview.inference.runtime")]
+    assert len(runtime) >= 5
+    back = [f"{m} -> {t}" for m in runtime for t in graph[m] if t.startswith("polypview.inference.training")]
+    assert not back, "\n".join(back)
 
 
 def test_only_the_batch_driver_imports_ray():

@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from polypview.errors import ConfigError
-from polypview.inference import losses
-from polypview.inference.labels import BACKGROUND, NEOPLASTIC, NON_NEOPLASTIC, UNDEFINED
+from polypview.inference.runtime.labels import BACKGROUND, NEOPLASTIC, NON_NEOPLASTIC, UNDEFINED
+from polypview.inference.training import losses
 
 BIG = 20.0  # logit margin of a "perfect" prediction
 

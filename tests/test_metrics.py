@@ -8,11 +8,11 @@ import math
 import numpy as np
 import pytest
 
-from polypview.inference.labels import BACKGROUND as B
-from polypview.inference.labels import NEOPLASTIC as N
-from polypview.inference.labels import NON_NEOPLASTIC as O
-from polypview.inference.labels import UNDEFINED as U
-from polypview.inference.metrics import ConfusionCounter, labels_from_probs
+from polypview.inference.runtime.labels import BACKGROUND as B
+from polypview.inference.runtime.labels import NEOPLASTIC as N
+from polypview.inference.runtime.labels import NON_NEOPLASTIC as O
+from polypview.inference.runtime.labels import UNDEFINED as U
+from polypview.inference.training.metrics import ConfusionCounter, labels_from_probs
 
 TRUTH = np.array(
     [

@@ -1,7 +1,7 @@
 import pytest
 
 from polypview.errors import ModelFileError
-from polypview.inference.modelfile import KEY_PREFIX, ModelInfo, neopolyp_info
+from polypview.inference.runtime.modelfile import KEY_PREFIX, ModelInfo, neopolyp_info
 
 
 def test_metadata_round_trip():

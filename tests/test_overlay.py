@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from polypview.errors import ConfigError
-from polypview.inference.runtime import Prediction
+from polypview.inference.runtime.engine import Prediction
 from polypview.overlay import Overlay, OverlaySettings, detect_roi, keep_regions
 
 CLASSES = ("neoplastic", "non-neoplastic")
@@ -263,7 +263,7 @@ def test_fill_matches_a_whole_frame_reference_rendering(model_shape):
 
 
 def test_one_class_per_region_takes_each_regions_majority():
-    from polypview.inference.labels import BACKGROUND, UNDEFINED, one_class_per_region
+    from polypview.inference.runtime.labels import BACKGROUND, UNDEFINED, one_class_per_region
 
     labels = np.full((8, 12), BACKGROUND, np.uint8)
     labels[1:5, 1:5] = [[0, 1, 1, 1], [1, 1, 0, 1], [1, 1, 1, 0], [0, 1, 1, 1]]  # mostly non-neoplastic

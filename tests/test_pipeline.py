@@ -8,8 +8,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from polypview.inference.modelfile import neopolyp_info
-from polypview.inference.runtime import Prediction
+from polypview.inference.runtime.engine import Prediction
+from polypview.inference.runtime.modelfile import neopolyp_info
 from polypview.overlay import OverlaySettings
 from polypview.pipeline import LatestSlot, Pacer, Pipeline, PipelineConfig
 from polypview.sources import open_source

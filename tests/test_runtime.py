@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from polypview.errors import ConfigError, ModelFileError
-from polypview.inference import runtime
-from polypview.inference.runtime import Prediction, Preprocess, TemporalSmoother, load_engine, postprocess
+from polypview.inference.runtime import engine as runtime
+from polypview.inference.runtime.engine import Prediction, Preprocess, TemporalSmoother, load_engine, postprocess
 
 from onnx_models import GREEN_BGR, GREY_BGR, RED_BGR, color_info, make_bad_models, make_color_model, paint_frame
 
@@ -141,7 +141,7 @@ def test_unknown_provider_lists_valid_ones(color_model):
 
 def test_loading_prints_nothing_from_onnxruntime(color_model, tmp_path):
     """A fresh process (so the provider probe really runs) must not spam stdout/stderr."""
-    code = f"from polypview.inference.runtime import load_engine; load_engine({str(color_model)!r}).close()"
+    code = f"from polypview.inference.runtime.engine import load_engine; load_engine({str(color_model)!r}).close()"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout == "" and out.stderr == ""
@@ -262,7 +262,8 @@ def test_smoother_off_returns_prediction_unchanged():
 
 
 def test_runtime_import_does_not_import_torch():
-    code = "import sys, polypview.inference.runtime, polypview.inference.backend_ort; print('torch' in sys.modules)"
+    code = ("import sys, polypview.inference.runtime.engine, polypview.inference.runtime.backend_ort\n"
+            "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False", out.stderr
 
@@ -352,7 +353,7 @@ def _shipped_copy(tmp_path, name="nanonet-c-neo", edit=None):
     """A shipped model file copied alone (no .pt beside it), optionally edited (onnx proto -> None)."""
     import onnx
 
-    from polypview.inference.runtime import assets_dir
+    from polypview.inference.runtime.engine import assets_dir
 
     source = assets_dir() / f"{name}.onnx"
     if not source.is_file():
@@ -424,7 +425,7 @@ def _cuda_torch():
 
 def test_cuda_graph_replay_matches_the_eager_module(tmp_path):
     _cuda_torch()
-    from polypview.inference import backend_torch
+    from polypview.inference.runtime import backend_torch
 
     path = _shipped_copy(tmp_path)
     graphs = backend_torch.open_backend(path, device="cuda")

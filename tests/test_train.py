@@ -9,8 +9,8 @@ import torch
 
 from polypview.cli import main
 from polypview.errors import ConfigError, DataError
-from polypview.inference.recipes import RECIPES, Recipe, apply_overrides, recipe_for, resolve_recipe
-from polypview.inference.train import TrainOptions, lr_factor, train
+from polypview.inference.training.recipes import RECIPES, Recipe, apply_overrides, recipe_for, resolve_recipe
+from polypview.inference.training.train import TrainOptions, lr_factor, train
 
 SIZE = 64
 NEO_RGB, NON_RGB = (255, 0, 0), (0, 255, 0)
@@ -172,7 +172,7 @@ def test_plot_runs_chains_histories_across_runs(data, tmp_path):
 
 def test_init_from_shipped_inference_weights(data, tmp_path):
     """`--init` also takes the fp16 weights file that `export --pt` ships (no aux head in it)."""
-    from polypview.inference.export import write_torch_weights
+    from polypview.inference.training.export import write_torch_weights
 
     train(_options(data, tmp_path / "a", epochs=1, batch=2))
     ckpt = torch.load(tmp_path / "a" / "last.pt", weights_only=False)
@@ -202,7 +202,7 @@ def test_init_from_shipped_inference_weights(data, tmp_path):
 
 
 def test_distill_term_is_zero_for_equal_logits_and_grows_with_disagreement():
-    from polypview.inference.train import distill_term
+    from polypview.inference.training.train import distill_term
 
     logits = torch.randn(2, 3, 5, 5)
     assert float(distill_term(logits, logits, 2.0)) == pytest.approx(0.0, abs=1e-6)
@@ -218,9 +218,9 @@ def test_distill_term_is_zero_for_equal_logits_and_grows_with_disagreement():
 def test_student_moves_towards_teacher(data, tmp_path):
     """A student trained with a heavy distillation term ends closer to the teacher's class probabilities
     than the same network untrained, and its distillation term falls."""
-    from polypview.inference.data import SegmentationDataset, neopolyp_pairs
     from polypview.inference.models import create_model
-    from polypview.inference.train import load_checkpoint, load_teacher, model_from_checkpoint
+    from polypview.inference.training.data import SegmentationDataset, neopolyp_pairs
+    from polypview.inference.training.train import load_checkpoint, load_teacher, model_from_checkpoint
 
     train(_options(data, tmp_path / "teacher", epochs=16, batch=2, lr=3e-3))
     opts = _options(data, tmp_path / "student", epochs=8, batch=2, lr=3e-3)
@@ -242,8 +242,8 @@ def test_student_moves_towards_teacher(data, tmp_path):
 
 
 def test_pseudo_labels_written_in_neopolyp_colours(data, tmp_path):
-    from polypview.inference.data import read_neopolyp_mask
-    from polypview.inference.train import pseudo_label_pairs
+    from polypview.inference.training.data import read_neopolyp_mask
+    from polypview.inference.training.train import pseudo_label_pairs
 
     train(_options(data, tmp_path / "teacher", epochs=16, batch=2, lr=3e-3))
     (data / "test" / "images").mkdir(parents=True)
@@ -277,7 +277,7 @@ def test_cli_pseudo_without_teacher_and_binary_teacher_are_clear_errors(data, tm
 
 def test_video_views_train_from_aspect_kept_cache(data, tmp_path):
     from polypview.inference.models import get_spec
-    from polypview.inference.train import build_datasets
+    from polypview.inference.training.train import build_datasets
 
     opts = _options(data, tmp_path / "v", epochs=1, batch=2, augment="video", size=32)
     view, val = build_datasets(opts, get_spec(opts.model))
@@ -289,8 +289,8 @@ def test_video_views_train_from_aspect_kept_cache(data, tmp_path):
 
 def test_fresh_runs_of_lite_models_load_imagenet_weights_and_resumes_do_not(monkeypatch, data, tmp_path):
     import polypview.inference.models as models
-    from polypview.inference import train as train_module
     from polypview.inference.models import get_spec
+    from polypview.inference.training import train as train_module
 
     seen = []
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from polypview.cli import main
-from polypview.inference.labels import BACKGROUND, NEOPLASTIC, NON_NEOPLASTIC
-from polypview.inference.videoeval import (
+from polypview.inference.runtime.labels import BACKGROUND, NEOPLASTIC, NON_NEOPLASTIC
+from polypview.inference.training.videoeval import (
     KINDS,
     DrawnLabels,
     FrameScore,
@@ -50,7 +50,7 @@ def _make_dataset(root, count=12, size=(96, 128), seed=0):
 
 @pytest.fixture
 def painted(tmp_path):
-    from polypview.inference.data import folder_pairs
+    from polypview.inference.training.data import folder_pairs
 
     return folder_pairs(_make_dataset(tmp_path / "data"))
 
@@ -119,7 +119,7 @@ def test_seconds_per_image_parses_ranges():
 
 def test_clip_of_the_real_test_split(neopolyp_dir):
     """The packaged test split as the default clip: about 2000 frames of 1920x1080, every kind of view."""
-    from polypview.inference.data import load_split, neopolyp_pairs
+    from polypview.inference.training.data import load_split, neopolyp_pairs
 
     clip = TowerClip(neopolyp_pairs(neopolyp_dir, load_split("test")))
     assert len(clip.segments) == 90 and 1400 <= len(clip) <= 2700
@@ -182,7 +182,7 @@ def test_flips_are_counted_within_each_image_only():
 
 
 def test_video_run_sums_dice_over_frames_and_per_kind_of_view():
-    from polypview.inference.videoeval import VideoRun
+    from polypview.inference.training.videoeval import VideoRun
 
     run = VideoRun(fps=2.0)
     run.add(*_maps([POLYP], [(2, 4, 2, 4, NEOPLASTIC)]), segment=0, kind="framed")  # polyp TP 4
@@ -212,8 +212,8 @@ def test_video_metrics_without_polyp_or_polyp_free_frames_say_none():
 def test_drawn_labels_are_what_the_overlay_draws():
     """Where the app's Overlay (its own colours, default settings) changes a grey frame, DrawnLabels
     says polyp, with the class whose colour was blended in; a region under min_area is not drawn."""
-    from polypview.inference.modelfile import NEOPLASTIC_RGB, NON_NEOPLASTIC_RGB
-    from polypview.inference.runtime import Prediction
+    from polypview.inference.runtime.engine import Prediction
+    from polypview.inference.runtime.modelfile import NEOPLASTIC_RGB, NON_NEOPLASTIC_RGB
     from polypview.overlay import Overlay, OverlaySettings
 
     scores = np.zeros((48, 64), np.float32)
@@ -241,8 +241,8 @@ def test_drawn_labels_are_what_the_overlay_draws():
 
 
 def test_drawn_labels_of_a_binary_model_are_polyp_of_no_class():
-    from polypview.inference.labels import UNDEFINED
-    from polypview.inference.runtime import Prediction
+    from polypview.inference.runtime.engine import Prediction
+    from polypview.inference.runtime.labels import UNDEFINED
 
     scores = np.zeros((16, 16), np.float32)
     scores[4:12, 4:12] = 1.0
@@ -289,8 +289,8 @@ def test_video_evaluation_of_a_model_file_needs_no_torch(tmp_path):
     model = make_color_model(tmp_path / "color.onnx", input_size=(64, 64))
     code = (
         "import sys\n"
-        "from polypview.inference.data import folder_pairs\n"
-        "from polypview.inference.videoeval import VideoOptions, evaluate_video\n"
+        "from polypview.inference.training.data import folder_pairs\n"
+        "from polypview.inference.training.videoeval import VideoOptions, evaluate_video\n"
         f"v = evaluate_video({str(model)!r}, folder_pairs({str(data)!r}), VideoOptions(fps=4), threads=1, resamples=50)\n"
         "print(v['frames'] > 0, 'torch' in sys.modules)\n"
     )

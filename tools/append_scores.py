@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("card", type=Path)
     parser.add_argument("--command", required=True, help="the eval command, recorded in the card")
     opts = parser.parse_args(argv)
-    from polypview.inference.modelcard import scores_section, with_scores_section
+    from polypview.inference.training.modelcard import scores_section, with_scores_section
 
     payload = json.loads(opts.eval_json.read_text())
     found = [r for r in payload["results"] if Path(str(r.get("model", ""))).stem == opts.model]

@@ -15,8 +15,8 @@ import time
 
 import numpy as np
 
-from polypview.inference import backend_torch
-from polypview.inference.runtime import resolve_model
+from polypview.inference.runtime import backend_torch
+from polypview.inference.runtime.engine import resolve_model
 
 CASES = (  # model, input size, fp16, CUDA graph
     ("blazeneo-dha", 352, True, True),

@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 from polypview.errors import PolypviewError
-from polypview.inference.data import SPLIT_PARTS, read_manifest, stratified_split
+from polypview.inference.training.data import SPLIT_PARTS, read_manifest, stratified_split
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MANIFEST = REPO.parent / "shared" / "data" / "neopolyp_small" / "train" / "manifest.csv"

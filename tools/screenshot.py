@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def default_model(tmp: Path) -> str:
     """The shipped default model, or a colour test model when none is shipped."""
-    from polypview.inference.runtime import find_models
+    from polypview.inference.runtime.engine import find_models
 
     if find_models():
         return ""  # let the runtime pick its default

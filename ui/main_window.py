@@ -572,7 +572,7 @@ class MainWindow(QMainWindow):
 
     def _faster_model(self) -> str | None:
         """The shipped real-time default, when it is not the model already running."""
-        from polypview.inference.runtime import DEFAULT_MODEL
+        from polypview.inference.runtime.engine import DEFAULT_MODEL
 
         return DEFAULT_MODEL if DEFAULT_MODEL in self._shipped_models() and self.engine.name != DEFAULT_MODEL else None
 

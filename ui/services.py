@@ -26,13 +26,13 @@ class CoreServices:
         return list_devices()
 
     def find_models(self) -> dict[str, Path]:
-        from polypview.inference.runtime import find_models
+        from polypview.inference.runtime.engine import find_models
 
         return find_models()
 
     def load_engine(self, model: str | None, backend: str, threads: int | None = None,
                     input_size: tuple[int, int] | None = None):
-        from polypview.inference.runtime import load_engine
+        from polypview.inference.runtime.engine import load_engine
 
         return load_engine(model, backend=backend, threads=threads, input_size=input_size)
 

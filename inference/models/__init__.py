@@ -36,7 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from polypview.errors import ConfigError
-from polypview.inference.modelfile import (
+from polypview.inference.runtime.modelfile import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     NEOPLASTIC_RGB,

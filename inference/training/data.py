@@ -1,6 +1,6 @@
 """Datasets for training and evaluation: mask readers, the fixed NeoPolyp split, a cached Dataset.
 
-Label maps follow ``polypview.inference.labels`` (0 neo, 1 non, 2 background, 3 undefined).
+Label maps follow ``polypview.inference.runtime.labels`` (0 neo, 1 non, 2 background, 3 undefined).
 numpy and cv2 only at import time: torch is imported inside ``SegmentationDataset`` when a
 sample is built, so the viewer's runtime path never pulls it in.
 """
@@ -20,8 +20,8 @@ import cv2
 import numpy as np
 
 from polypview.errors import ConfigError, DataError
-from polypview.inference.labels import BACKGROUND, NEOPLASTIC, NON_NEOPLASTIC, UNDEFINED
-from polypview.inference.modelfile import IMAGENET_MEAN, IMAGENET_STD
+from polypview.inference.runtime.labels import BACKGROUND, NEOPLASTIC, NON_NEOPLASTIC, UNDEFINED
+from polypview.inference.runtime.modelfile import IMAGENET_MEAN, IMAGENET_STD
 
 SPLIT_PARTS = ("train", "val", "test")
 SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
@@ -30,7 +30,7 @@ IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png", ".bmp", ".tif", ".tiff")
 CHANNEL_THRESHOLD = 127  # "on" means > 127: survives JPEG noise at mask edges
 
 Pair = tuple[Path, Path]
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def shared_data_dir() -> Path:

@@ -1,12 +1,12 @@
 """`polypview export`: a training checkpoint -> one ONNX model file the app can run.
 
 The graph maps ``image`` (N, 3, H, W, normalised) to ``probs`` = the foreground-class
-probabilities of the model-file contract (``polypview.inference.modelfile``), with a dynamic
+probabilities of the model-file contract (``polypview.inference.runtime.modelfile``), with a dynamic
 batch axis and the ``ModelInfo`` metadata. ``--fp16`` stores the weights as float16 with a
 Cast back to float32 in front of each use, so the file halves while CPU inference stays fp32.
 Every export is checked: ONNX Runtime must agree with PyTorch on random inputs, else the
 file is removed and ModelFileError says by how much they differ. ``--int8`` quantizes the
-checked fp32 graph with calibration on training images (``polypview.inference.quantize``) and
+checked fp32 graph with calibration on training images (``polypview.inference.training.quantize``) and
 checks the labels it gives on validation images against the fp32 file.
 """
 
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from polypview.errors import ConfigError, ModelFileError, OutputError
-from polypview.inference.modelfile import INPUT_NAME, OUTPUT_NAME
+from polypview.inference.runtime.modelfile import INPUT_NAME, OUTPUT_NAME
 
 TOLERANCE = {"fp32": 1e-3, "fp16": 1e-2}  # max |probs_ort - probs_torch|
 PARITY_BATCH = 2  # exercise the dynamic batch axis
@@ -55,7 +55,7 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     """Entry point of `polypview export`."""
-    from polypview.inference.train import load_checkpoint, model_from_checkpoint, training_view
+    from polypview.inference.training.train import load_checkpoint, model_from_checkpoint, training_view
 
     if args.metadata_from is not None:
         if args.card:
@@ -85,7 +85,7 @@ def run(args) -> int:
         weights = write_torch_weights(args.output.with_suffix(".pt"), ckpt)
         print(f"wrote {weights} ({weights.stat().st_size / 1e6:.2f} MB)")
     if evaluation is not None:
-        from polypview.inference.modelcard import write_card
+        from polypview.inference.training.modelcard import write_card
 
         card = write_card(args.output.with_suffix(".md"), ckpt, info, report, evaluation)
         print(f"wrote {card}")
@@ -105,8 +105,8 @@ def read_eval(path: Path) -> dict:
 
 def info_from_model_file(path: Path, architecture: str, size: int | None = None, version: str | None = None):
     """The ModelInfo of an existing model file, checked to describe `architecture` (for re-exports)."""
-    from polypview.inference.backend_torch import read_onnx_header
-    from polypview.inference.modelfile import ModelInfo
+    from polypview.inference.runtime.backend_torch import read_onnx_header
+    from polypview.inference.runtime.modelfile import ModelInfo
 
     if not Path(path).is_file():
         raise ModelFileError(f"--metadata-from {path}: model file not found")
@@ -189,7 +189,7 @@ def info_from_checkpoint(ckpt: dict, size: int | None = None, version: str | Non
 def training_views(recipe: dict) -> str:
     """What the network saw in training, for the model file: the app squeezes its frame (16:9, or the
     endoscope's area of it) into the square input, so a model trained on such views says so."""
-    from polypview.inference.augment import VideoCrop
+    from polypview.inference.training.augment import VideoCrop
 
     if recipe.get("augment") != "video":
         return ""
@@ -270,8 +270,8 @@ def export_int8(model, name: str, path: str | Path, info=None, opset: int = 17, 
     import dataclasses
     import tempfile
 
-    from polypview.inference import quantize
-    from polypview.inference.data import neopolyp_dir
+    from polypview.inference.training import quantize
+    from polypview.inference.training.data import neopolyp_dir
 
     path = Path(path)
     _check_writable(path)
@@ -372,7 +372,7 @@ def check_parity(graph, path: Path, hw: tuple[int, int], tolerance: float, seed:
     """Run PyTorch and ONNX Runtime on random inputs; return the max |diff| (raise above tolerance)."""
     import torch
 
-    from polypview.inference.backend_ort import cpu_session
+    from polypview.inference.runtime.backend_ort import cpu_session
 
     session = cpu_session(path)
     rng = np.random.default_rng(seed)

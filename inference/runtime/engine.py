@@ -18,13 +18,13 @@ import cv2
 import numpy as np
 
 from polypview.errors import ConfigError, ModelFileError
-from polypview.inference.modelfile import INPUT_NAME, OUTPUT_NAME, ModelInfo
+from polypview.inference.runtime.modelfile import INPUT_NAME, OUTPUT_NAME, ModelInfo
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "nanonet-lite0-neo"
 # Backend name -> module that defines `open_backend(path, threads=..., **options)`.
-BACKENDS = {"ort": "polypview.inference.backend_ort", "torch": "polypview.inference.backend_torch"}
+BACKENDS = {"ort": "polypview.inference.runtime.backend_ort", "torch": "polypview.inference.runtime.backend_torch"}
 BACKEND_ALIASES = {"auto": "ort", "onnxruntime": "ort", "pytorch": "torch"}
 
 Roi = tuple[int, int, int, int]  # (x, y, w, h) in frame pixels

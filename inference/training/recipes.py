@@ -40,8 +40,8 @@ class Recipe:
     multiscale: tuple[float, ...] = ()  # rates of `size`, rounded to a multiple of 32; () = off
     multiscale_mode: str = "step"
     oversample: int = 1  # images holding non-neoplastic pixels repeated this many times
-    augment: str = "default"  # polypview.inference.augment.AUGMENTS
-    loss: str = ""  # polypview.inference.losses.LOSSES; "" = the default of the model's head
+    augment: str = "default"  # polypview.inference.training.augment.AUGMENTS
+    loss: str = ""  # polypview.inference.training.losses.LOSSES; "" = the default of the model's head
     grad_clip: float = 0.0  # element-wise clamp of gradients (PraNet lineage); 0 = off
     notes: str = ""
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from polypview.errors import ConfigError, ModelFileError
-from polypview.inference.modelfile import INPUT_NAME, OUTPUT_NAME
+from polypview.inference.runtime.modelfile import INPUT_NAME, OUTPUT_NAME
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from polypview.errors import ConfigError
-from polypview.inference.labels import BACKGROUND, NEOPLASTIC, NON_NEOPLASTIC, UNDEFINED
+from polypview.inference.runtime.labels import BACKGROUND, NEOPLASTIC, NON_NEOPLASTIC, UNDEFINED
 
 LossFn = Callable[[dict, torch.Tensor], tuple[torch.Tensor, dict]]
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from polypview.errors import ConfigError, ModelFileError
-from polypview.inference.modelfile import INPUT_NAME, OUTPUT_NAME, ModelInfo
+from polypview.inference.runtime.modelfile import INPUT_NAME, OUTPUT_NAME, ModelInfo
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ PARITY_LIMIT = 1e-3  # max |probs difference| between the rebuilt module and ONN
 
 def network_from_onnx(torch, models, info: ModelInfo, path: Path):
     """The registered architecture's inference module with the weights of model file `path`, checked."""
-    from polypview.inference.onnxweights import load_onnx_weights
+    from polypview.inference.runtime.onnxweights import load_onnx_weights
 
     source = f"model file {path}"
     try:
@@ -156,7 +156,7 @@ def network_from_onnx(torch, models, info: ModelInfo, path: Path):
 
 def _parity(torch, net, head: str, foreground_probs, path: Path, info: ModelInfo) -> float:
     """Max |difference| of the probabilities of `net` and ONNX Runtime (CPU) on one random input."""
-    from polypview.inference.backend_ort import cpu_session
+    from polypview.inference.runtime.backend_ort import cpu_session
 
     x = np.random.default_rng(0).standard_normal((1, 3, *info.input_size)).astype(np.float32)
     session = cpu_session(path)

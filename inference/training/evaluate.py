@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from polypview.errors import ConfigError, DataError, ModelFileError
-from polypview.inference.metrics import (  # noqa: F401 (re-exported: eval's results and tables)
+from polypview.inference.training.metrics import (  # noqa: F401 (re-exported: eval's results and tables)
     BOOTSTRAP_RESAMPLES,
     CI_KEY,
     CI_LEVEL,
@@ -80,7 +80,7 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     """Entry point of `polypview eval`."""
-    from polypview.inference.data import neopolyp_dir
+    from polypview.inference.training.data import neopolyp_dir
 
     resamples, seed, video = _parse_options(args)
     data = args.data or neopolyp_dir()
@@ -91,7 +91,7 @@ def run(args) -> int:
                for p in paths]
     print(format_table(results, args.split))
     if video is not None:
-        from polypview.inference.videoeval import format_video_table
+        from polypview.inference.training.videoeval import format_video_table
 
         print()
         print(format_video_table(results))
@@ -103,7 +103,7 @@ def run(args) -> int:
 
 def model_path(model: str) -> Path:
     """A shipped model's file, or the given checkpoint or model file (ModelFileError when neither)."""
-    from polypview.inference.runtime import resolve_model
+    from polypview.inference.runtime.engine import resolve_model
 
     path = Path(model).expanduser()
     if path.suffix.lower() == ".pt" and path.is_file():
@@ -113,14 +113,14 @@ def model_path(model: str) -> Path:
 
 def _parse_options(args):
     """(bootstrap resamples, seed, VideoOptions or None) from the command line; ConfigError when bad."""
-    from polypview.inference.videoeval import parse_int
+    from polypview.inference.training.videoeval import parse_int
 
     resamples = parse_int(getattr(args, "bootstrap", BOOTSTRAP_RESAMPLES), "--bootstrap")
     seed = parse_int(getattr(args, "seed", 0), "--seed")
     if not getattr(args, "video", False):
         return resamples, seed, None
     from polypview.benchclips import parse_fps
-    from polypview.inference.videoeval import VideoOptions, parse_seconds
+    from polypview.inference.training.videoeval import VideoOptions, parse_seconds
 
     try:
         fps = parse_fps(args.video_fps)
@@ -134,7 +134,7 @@ def _parse_options(args):
 
 def eval_pairs(data: Path, split: str) -> list[tuple[Path, Path]]:
     """(image, mask) pairs of the evaluation split."""
-    from polypview.inference.data import SPLIT_PARTS, folder_pairs, load_split, neopolyp_pairs
+    from polypview.inference.training.data import SPLIT_PARTS, folder_pairs, load_split, neopolyp_pairs
 
     data = Path(data)
     if not data.is_dir():
@@ -171,21 +171,21 @@ class OnnxPredictor:
 
     def __call__(self, image_bgr: np.ndarray) -> np.ndarray:
         """uint8 label map at model resolution (metrics.labels_from_probs)."""
-        from polypview.inference.metrics import labels_from_probs
+        from polypview.inference.training.metrics import labels_from_probs
 
         return labels_from_probs(self.probs(image_bgr), self.info.activation)
 
 
 def _open(path: Path, threads: int | None):
     """(blob -> probs callable, ModelInfo, intra-op threads): through polypview's runtime backend when available."""
-    from polypview.inference.modelfile import INPUT_NAME, OUTPUT_NAME, ModelInfo
+    from polypview.inference.runtime.modelfile import INPUT_NAME, OUTPUT_NAME, ModelInfo
 
     if not path.is_file():
         raise ModelFileError(f"model file not found: {path}")
     try:
-        from polypview.inference.runtime import backend_module, check_io
+        from polypview.inference.runtime.engine import backend_module, check_io
     except ImportError:  # runtime not available: plain ONNX Runtime on the CPU
-        from polypview.inference.backend_ort import cpu_session
+        from polypview.inference.runtime.backend_ort import cpu_session
 
         session = cpu_session(path, threads)
         props = session.get_modelmeta().custom_metadata_map
@@ -200,12 +200,12 @@ def _open(path: Path, threads: int | None):
 def _preprocessor(info) -> Callable[[np.ndarray], np.ndarray]:
     """BGR frame -> (1, 3, h, w) blob, the runtime's own pre-processing when available."""
     try:
-        from polypview.inference.runtime import Preprocess
+        from polypview.inference.runtime.engine import Preprocess
     except ImportError:
         Preprocess = None
     if Preprocess is not None:
         return Preprocess(info)
-    from polypview.inference.data import normalise, resize_image
+    from polypview.inference.training.data import normalise, resize_image
 
     def preprocess(image_bgr: np.ndarray) -> np.ndarray:
         rgb = resize_image(image_bgr[..., ::-1], tuple(info.input_size))
@@ -249,8 +249,8 @@ def evaluate_predictor(predict: Callable[[np.ndarray], np.ndarray], pairs, progr
     import cv2
     from tqdm import tqdm
 
-    from polypview.inference.data import read_neopolyp_mask, resize_labels
-    from polypview.inference.labels import one_class_per_region, polyp_mask
+    from polypview.inference.runtime.labels import one_class_per_region, polyp_mask
+    from polypview.inference.training.data import read_neopolyp_mask, resize_labels
 
     counter = ImageCounts()
     for image_path, mask_path in tqdm(pairs, desc="eval", disable=not progress, mininterval=5.0):
@@ -311,8 +311,8 @@ def evaluate_path(path: Path, pairs, threads: int | None = None, fps: bool = Tru
 
 
 def _export_checkpoint(path: Path, folder: Path) -> Path:
-    from polypview.inference.export import export_model, info_from_checkpoint
-    from polypview.inference.train import load_checkpoint, model_from_checkpoint
+    from polypview.inference.training.export import export_model, info_from_checkpoint
+    from polypview.inference.training.train import load_checkpoint, model_from_checkpoint
 
     ckpt = load_checkpoint(path)
     info = info_from_checkpoint(ckpt, int(ckpt.get("input_size") or 0) or None)
@@ -337,7 +337,7 @@ def evaluate_model_file(path: Path, pairs, threads: int | None = None, fps: bool
     speed = measure_fps(predictor.run, predictor.info.input_size) if fps else (None, None)
     video_scores = None
     if video is not None:
-        from polypview.inference.videoeval import evaluate_video
+        from polypview.inference.training.videoeval import evaluate_video
 
         video_scores = evaluate_video(path, pairs, video, threads=threads, progress=progress, resamples=resamples)
     return EvalResult(

@@ -45,7 +45,7 @@ class QuantReport:
 
 def sample_images(data: Path, part: str, count: int) -> list[Path]:
     """The first `count` images of the packaged split `part` (train/val) of NeoPolyp-Small."""
-    from polypview.inference.data import load_split, neopolyp_pairs
+    from polypview.inference.training.data import load_split, neopolyp_pairs
 
     if count <= 0:
         return []
@@ -60,9 +60,9 @@ def _blobs(session_path: Path, images: list[Path]):
     """Normalised (1, 3, h, w) blobs of `images`, as the runtime prepares frames for this model file."""
     import cv2
 
-    from polypview.inference.backend_ort import cpu_session
-    from polypview.inference.modelfile import ModelInfo
-    from polypview.inference.runtime import Preprocess
+    from polypview.inference.runtime.backend_ort import cpu_session
+    from polypview.inference.runtime.engine import Preprocess
+    from polypview.inference.runtime.modelfile import ModelInfo
 
     meta = cpu_session(session_path).get_modelmeta().custom_metadata_map
     preprocess = Preprocess(ModelInfo.from_metadata(meta, source=str(session_path)))
@@ -85,7 +85,7 @@ def quantize_file(fp32_path: Path, out_path: Path, calibration: list[Path], chec
 
     class Reader(CalibrationDataReader):
         def __init__(self):
-            from polypview.inference.modelfile import INPUT_NAME
+            from polypview.inference.runtime.modelfile import INPUT_NAME
 
             self._feeds = ({INPUT_NAME: blob} for blob in _blobs(fp32_path, calibration))
 
@@ -145,9 +145,9 @@ def _copy_metadata(source: Path, target: Path) -> None:
 
 def compare_files(reference: Path, candidate: Path, images: list[Path]) -> QuantReport:
     """Label agreement and mean |diff| of probs between two model files on `images`."""
-    from polypview.inference.backend_ort import cpu_session
-    from polypview.inference.metrics import labels_from_probs
-    from polypview.inference.modelfile import INPUT_NAME, OUTPUT_NAME, ModelInfo
+    from polypview.inference.runtime.backend_ort import cpu_session
+    from polypview.inference.runtime.modelfile import INPUT_NAME, OUTPUT_NAME, ModelInfo
+    from polypview.inference.training.metrics import labels_from_probs
 
     ref, cand = cpu_session(reference), cpu_session(candidate)
     info = ModelInfo.from_metadata(ref.get_modelmeta().custom_metadata_map, source=str(reference))

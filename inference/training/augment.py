@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from polypview.errors import ConfigError
-from polypview.inference.labels import BACKGROUND
+from polypview.inference.runtime.labels import BACKGROUND
 
 
 class Transform:

@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from polypview.inference.labels import BACKGROUND, NEOPLASTIC, NON_NEOPLASTIC, UNDEFINED
+from polypview.inference.runtime.labels import BACKGROUND, NEOPLASTIC, NON_NEOPLASTIC, UNDEFINED
 
 METRIC_CLASSES = ("neoplastic", "non_neoplastic", "polyp")
 MACRO_SMOOTH = 1.0

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from polypview.errors import ConfigError, DataError
-from polypview.inference.data import neopolyp_dir
-from polypview.inference.recipes import RECIPES, Recipe, resolve_recipe
+from polypview.inference.training.data import neopolyp_dir
+from polypview.inference.training.recipes import RECIPES, Recipe, resolve_recipe
 
 CHECKPOINT_FORMAT = 1
 # How each head's model-file probabilities combine (polypview.inference.models' heads).
@@ -174,7 +174,7 @@ class TrainOptions:
 
 def split_names(part: str, split_dir: Path | None) -> list[str]:
     """Names of split `part`: from SPLIT_DIR/part.txt when given, else the packaged fixed split."""
-    from polypview.inference.data import load_split
+    from polypview.inference.training.data import load_split
 
     if split_dir is None:
         return load_split(part)
@@ -186,8 +186,8 @@ def split_names(part: str, split_dir: Path | None) -> list[str]:
 
 def non_neoplastic_counts(data: Path, pairs, names) -> dict[str, int]:
     """name -> non-neoplastic pixels, from manifest.csv when present, else counted in the masks."""
-    from polypview.inference.data import dataset_folder, read_manifest, read_neopolyp_mask
-    from polypview.inference.labels import NON_NEOPLASTIC
+    from polypview.inference.runtime.labels import NON_NEOPLASTIC
+    from polypview.inference.training.data import dataset_folder, read_manifest, read_neopolyp_mask
 
     manifest = dataset_folder(data) / "manifest.csv"
     if manifest.is_file():
@@ -217,8 +217,8 @@ class IndexedView:
 
 def build_datasets(opts: TrainOptions, spec):
     """(train view with oversampling, validation dataset), images decoded once and cached."""
-    from polypview.inference.augment import SIZED_AUGMENTS, create_augment
-    from polypview.inference.data import SegmentationDataset, neopolyp_pairs, oversample_non_neoplastic
+    from polypview.inference.training.augment import SIZED_AUGMENTS, create_augment
+    from polypview.inference.training.data import SegmentationDataset, neopolyp_pairs, oversample_non_neoplastic
 
     recipe = opts.recipe
     if not Path(opts.data).is_dir():
@@ -255,8 +255,8 @@ def training_view(ckpt: dict) -> dict:
     checkpoint is returned as it is."""
     if "model" in ckpt:
         return ckpt
-    from polypview.inference.backend_torch import _builder_params
     from polypview.inference.models import get_spec
+    from polypview.inference.runtime.backend_torch import _builder_params
 
     name = str(ckpt["architecture"])
     options = dict(ckpt.get("model_options") or {})
@@ -298,9 +298,9 @@ def pseudo_label_pairs(opts: TrainOptions, limit: int | None = None) -> list[tup
     import numpy as np
     import torch
 
-    from polypview.inference.data import IMAGE_SUFFIXES, normalise, read_image, resize_image, resize_labels
-    from polypview.inference.labels import LABEL_COLORS
     from polypview.inference.models import get_spec
+    from polypview.inference.runtime.labels import LABEL_COLORS
+    from polypview.inference.training.data import IMAGE_SUFFIXES, normalise, read_image, resize_image, resize_labels
 
     folder = Path(opts.data) / "test" / "images"
     images = sorted(p for p in folder.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
@@ -443,8 +443,8 @@ def labels_from_logits(head: str, logits):
     """Main logits -> uint8 label maps (N, H, W) with the model-file decision rule."""
     import numpy as np
 
-    from polypview.inference.metrics import labels_from_probs
     from polypview.inference.models import foreground_probs
+    from polypview.inference.training.metrics import labels_from_probs
 
     probs = foreground_probs(head, logits).float().cpu().numpy()
     activation = HEAD_ACTIVATIONS[head]
@@ -455,7 +455,7 @@ def validate(model, head: str, loader, loss_fn, device) -> dict:
     """Validation loss and micro Dice/IoU per class at the training resolution."""
     import torch
 
-    from polypview.inference.metrics import ConfusionCounter
+    from polypview.inference.training.metrics import ConfusionCounter
 
     counter, losses = ConfusionCounter(), []
     model.eval()
@@ -612,9 +612,9 @@ def train(opts: TrainOptions) -> dict:
     """Run (or resume) a training; returns a summary dict."""
     import torch
 
-    from polypview.inference.data import seed_worker
-    from polypview.inference.losses import create_loss, loss_for_head
     from polypview.inference.models import get_spec
+    from polypview.inference.training.data import seed_worker
+    from polypview.inference.training.losses import create_loss, loss_for_head
 
     recipe, spec = opts.recipe, get_spec(opts.model)
     if opts.threads:
@@ -676,8 +676,8 @@ def train(opts: TrainOptions) -> dict:
 
 
 def _build_model(opts: TrainOptions, spec):
-    from polypview.inference.backend_torch import _builder_params
     from polypview.inference.models import create_model
+    from polypview.inference.runtime.backend_torch import _builder_params
 
     kwargs = dict(opts.model_kwargs)
     fresh = not opts.resume and not opts.init

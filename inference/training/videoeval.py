@@ -38,8 +38,8 @@ import cv2
 import numpy as np
 
 from polypview.errors import ConfigError, DataError
-from polypview.inference.labels import BACKGROUND, NEOPLASTIC, NON_NEOPLASTIC, UNDEFINED
-from polypview.inference.metrics import METRIC_CLASSES, ImageCounts, bootstrap_intervals, micro_with_intervals
+from polypview.inference.runtime.labels import BACKGROUND, NEOPLASTIC, NON_NEOPLASTIC, UNDEFINED
+from polypview.inference.training.metrics import METRIC_CLASSES, ImageCounts, bootstrap_intervals, micro_with_intervals
 
 VIDEO_SIZE = (1920, 1080)  # (w, h) of the clip: a tower's HD output
 SCORE_SIZE = (480, 270)  # (w, h) at which frames are scored
@@ -323,13 +323,13 @@ class TowerClip:
 
 
 def _read_labels(mask_path) -> np.ndarray:
-    from polypview.inference.data import read_neopolyp_mask
+    from polypview.inference.training.data import read_neopolyp_mask
 
     return read_neopolyp_mask(mask_path)
 
 
 def _read_pair(image_path, mask_path) -> tuple[np.ndarray, np.ndarray]:
-    from polypview.inference.data import resize_labels
+    from polypview.inference.training.data import resize_labels
 
     image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
     if image is None:
@@ -527,7 +527,7 @@ def evaluate_video(model_path: Path, pairs, options: VideoOptions = VideoOptions
     """Play the clip of `pairs` through the app's engine and overlay; the scores as a JSON-ready dict."""
     from tqdm import tqdm
 
-    from polypview.inference.runtime import load_engine
+    from polypview.inference.runtime.engine import load_engine
     from polypview.overlay import OverlaySettings
     from polypview.roi import detect_roi
 
@@ -596,7 +596,7 @@ def _ci_note(v: dict) -> str:
 
 
 def _video_cells(name: str, v: dict, dice_cell) -> list[str]:
-    from polypview.inference.metrics import TABLE_CLASSES
+    from polypview.inference.training.metrics import TABLE_CLASSES
 
     cells = [name] + [dice_cell(v["micro"][key]) for key, _ in TABLE_CLASSES]
     cells.append("n/a" if v["missed_share"] is None
@@ -610,7 +610,7 @@ def _video_cells(name: str, v: dict, dice_cell) -> list[str]:
 
 def format_video_table(results) -> str:
     """The video rows (one per model with a `video` result) and a footnote saying what they mean."""
-    from polypview.inference.metrics import TABLE_CLASSES, dice_cell
+    from polypview.inference.training.metrics import TABLE_CLASSES, dice_cell
 
     rows = [r for r in results if getattr(r, "video", None)]
     if not rows:
