@@ -28,7 +28,6 @@ import platform
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ from polypview.benchclips import ClipSpec, make_clip, parse_fps, parse_list, par
 from polypview.benchreport import DISC_FRACTION, STAGES, evaluate_targets, format_report
 from polypview.errors import ConfigError, OutputError
 from polypview.inference.training.data import neopolyp_dir
+from polypview.registry import Registry
 
 DEFAULT_SIZES = "720p,1080p"
 DEFAULT_FPS = "30"
@@ -213,24 +213,6 @@ def stage_costs(path: Path, engine, settings, spec: ClipSpec, stage_frames: int,
 # ---------------------------------------------------------------------------------- pipelines
 
 
-class CountingSink:
-    """The pipeline's sink for headless runs: counts frames and keeps errors, draws nothing."""
-
-    def __init__(self):
-        self.frames = 0  # frames presented, a frame shown again with its own mask counted once
-        self.errors: list[str] = []
-        self.finished = threading.Event()
-
-    def on_frame(self, p) -> None:
-        self.frames += not p.reshown
-
-    def on_error(self, e) -> None:
-        self.errors.append(str(e))
-
-    def on_finished(self, summary) -> None:
-        self.finished.set()
-
-
 def _percentiles(p) -> dict:
     return dataclasses.asdict(p) if dataclasses.is_dataclass(p) else dict(p)
 
@@ -250,10 +232,11 @@ def file_frames(path: Path) -> int:
 def run_pipeline(path: Path, engine, mode: str, record: Path | None, settings, timeout_s: float) -> dict:
     """One headless Pipeline run over the clip; throughput counts until the recording is finalised."""
     from polypview.pipeline import Pipeline, PipelineConfig
+    from polypview.sinks import HeadlessSink
     from polypview.sources import open_source
 
     source = open_source(str(path))
-    sink = CountingSink()
+    sink = HeadlessSink()
     pipeline = Pipeline(source, engine, PipelineConfig(mode=mode, record_path=record), sink)
     if engine is not None:
         pipeline.set_overlay(settings)
@@ -283,7 +266,7 @@ def annotation_parts(records) -> dict:
     return {name: _percentiles(Percentiles.of(values)) for name, values in parts.items()}
 
 
-def _pipeline_result(summary, sink: CountingSink, wall: float, cpu: float, finished: bool, record: Path | None) -> dict:
+def _pipeline_result(summary, sink, wall: float, cpu: float, finished: bool, record: Path | None) -> dict:
     shown = summary.frames_shown
     result = {
         "frames_read": summary.frames_read,
@@ -304,7 +287,7 @@ def _pipeline_result(summary, sink: CountingSink, wall: float, cpu: float, finis
         "cpu_cores": cpu / wall if wall else 0.0,
         "throughput_fps": shown / wall if wall else 0.0,
         "finished": bool(finished),
-        "errors": [str(e) for e in summary.errors] or sink.errors,
+        "errors": [str(e) for e in summary.errors] or [str(e) for e in sink.errors],
     }
     if record is not None:
         result.update(_recording_result(summary.recording, record, shown, wall))
@@ -366,7 +349,7 @@ class BenchContext:
         return 60.0 + 4.0 * self.spec.frames / 5.0
 
 
-RUNS: dict[str, Callable[[BenchContext], dict]] = {
+RUNS: Registry[Callable[[BenchContext], dict]] = Registry("run", {
     "stages": lambda c: stage_costs(c.path, c.engine, c.settings, c.spec, c.stage_frames, c.folder),
     "io_floor": lambda c: run_pipeline(c.path, None, "sync", c.folder / f"floor-{c.spec.label}.mp4", c.settings, c.timeout_s),
     "naive": lambda c: naive_loop(c.path, c.engine, c.settings, c.spec, c.folder / f"naive-{c.spec.label}.mp4"),
@@ -375,7 +358,7 @@ RUNS: dict[str, Callable[[BenchContext], dict]] = {
     "live": lambda c: run_pipeline(c.path, c.engine, "live", None, c.settings, c.timeout_s),
     "live_record": lambda c: run_pipeline(c.path, c.engine, "live", c.folder / f"live-{c.spec.label}.mp4", c.settings,
                                           c.timeout_s),
-}
+})
 RUN_NAMES = tuple(RUNS)
 
 
@@ -409,55 +392,7 @@ def bench_clip(context: BenchContext, runs: list[str], log: Callable[[str], None
 
 # ---------------------------------------------------------------------------------- GUI probe
 
-# Runs in a child process (the bench itself must not import Qt): construct the window on the
-# demo clip, wait for the first presented frame, paint it, and report the times.
-GUI_PROBE = r"""
-import json, sys, time
-t_main = time.monotonic()
-from polypview.ui.app import application
-from polypview.ui.main_window import MainWindow, Settings
-from PyQt6.QtCore import QTimer
-t_import = time.monotonic()
-app = application()
-window = MainWindow(Settings(source="demo", model=sys.argv[1] or None))
-window.show()
-window.start()
-t_window = time.monotonic()
-out = {}
-def median_paint(n=15):
-    paints = []
-    for _ in range(n):
-        t0 = time.perf_counter(); window.view.repaint(); paints.append(time.perf_counter() - t0)
-    return sorted(paints)[n // 2] * 1000
-def poll():
-    if window.last_presented is None:
-        return
-    timer.stop()
-    window.view.repaint()
-    out["t_first_frame"] = time.monotonic()
-    out["paint_ms"] = median_paint()
-    import numpy as np
-    from polypview.ui.video_view import scale_for_display
-    big = np.random.default_rng(0).integers(0, 256, (1080, 1920, 3), dtype=np.uint8)
-    shrinks = []
-    for _ in range(15):
-        t0 = time.perf_counter()
-        small = scale_for_display(big, window.view.paint_area())
-        shrinks.append(time.perf_counter() - t0)
-    out["shrink_1080p_ms"] = sorted(shrinks)[7] * 1000 if small is not None else None
-    window.view.set_frame(big, small)  # as the GUI gets frames from the bridge
-    out["paint_1080p_ms"] = median_paint()
-    window.view.set_frame(big)  # Qt scales it while painting
-    out["paint_1080p_qt_scaled_ms"] = median_paint()
-    out["view_size"] = [window.view.width(), window.view.height()]
-    app.quit()
-timer = QTimer(); timer.setInterval(2); timer.timeout.connect(poll); timer.start()
-QTimer.singleShot(int(float(sys.argv[2]) * 1000), app.quit)
-app.exec()
-window.shutdown()
-out.update(t_main=t_main, t_import=t_import, t_window=t_window, torch="torch" in sys.modules)
-print("GUIPROBE " + json.dumps(out))
-"""
+# The probe (ui/probe.py) runs in a child process: the bench itself must not import Qt.
 
 
 def gui_first_frame(model: str | None, timeout_s: float = GUI_TIMEOUT_S) -> dict:
@@ -465,7 +400,7 @@ def gui_first_frame(model: str | None, timeout_s: float = GUI_TIMEOUT_S) -> dict
     env = {**os.environ, "QT_QPA_PLATFORM": os.environ.get("QT_QPA_PLATFORM", "offscreen")}
     t0 = time.monotonic()
     try:
-        done = subprocess.run([sys.executable, "-c", GUI_PROBE, model or "", str(timeout_s)], env=env,
+        done = subprocess.run([sys.executable, "-m", "polypview.ui.probe", model or "", str(timeout_s)], env=env,
                               capture_output=True, text=True, timeout=timeout_s + 30)
     except subprocess.TimeoutExpired:
         return {"error": f"the window did not close within {timeout_s + 30:.0f} s"}
@@ -579,9 +514,8 @@ def selected_runs(args) -> list[str]:
     if not args.only:
         return list(RUN_NAMES)
     names = parse_list(args.only, str, "runs")
-    unknown = [n for n in names if n not in RUNS]
-    if unknown:
-        raise ConfigError(f"unknown run {unknown[0]!r}; valid: {', '.join(RUN_NAMES)}")
+    for name in names:
+        RUNS.resolve(name)  # ConfigError naming the valid runs
     return names
 
 

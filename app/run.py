@@ -16,7 +16,7 @@ import threading
 from contextlib import contextmanager
 from pathlib import Path
 
-from polypview.errors import ConfigError, DisplayError, PolypviewError
+from polypview.errors import ConfigError, DisplayError
 from polypview.settings import (
     Settings,
     add_model_arguments,
@@ -62,36 +62,10 @@ def _run_gui(settings: Settings) -> int:
     return run_gui(settings)
 
 
-class HeadlessSink:
-    """Progress bar on stderr (quiet when not a TTY); the first error ends the run."""
-
-    def __init__(self, total: int | None, keep_last: bool = False):
-        from tqdm import tqdm
-
-        self.bar = tqdm(total=total, unit="frame", file=sys.stderr, disable=None, leave=False, dynamic_ncols=True)
-        self.keep_last = keep_last
-        self.last = None
-        self.failed = threading.Event()
-
-    def on_frame(self, p) -> None:
-        if not p.reshown:
-            self.bar.update(1)
-        if self.keep_last:
-            self.last = p
-
-    def on_error(self, e: PolypviewError) -> None:
-        self.failed.set()
-
-    def on_finished(self, summary) -> None:
-        pass
-
-    def close(self) -> None:
-        self.bar.close()
-
-
 def run_headless(settings: Settings, engine=None) -> int:
     """Process the input without a window; print the summary; exit code 0, 130 or the first error's."""
     from polypview.pipeline import Pipeline
+    from polypview.sinks import HeadlessSink
     from polypview.sources import open_source
 
     if settings.source is None:
@@ -101,7 +75,7 @@ def run_headless(settings: Settings, engine=None) -> int:
     own_engine = engine is None
     try:
         engine = settings.load_engine() if own_engine else engine
-        sink = HeadlessSink(_expected_frames(source, settings.frames), keep_last=bool(settings.screenshot))
+        sink = HeadlessSink(_expected_frames(source, settings.frames), progress=True, keep_last=bool(settings.screenshot))
         try:
             pipeline = Pipeline(source, engine, config, sink)
             pipeline.set_overlay(settings.overlay_settings())
@@ -115,7 +89,7 @@ def run_headless(settings: Settings, engine=None) -> int:
     return _report(summary, sink, settings, interrupted)
 
 
-def _drive(pipeline, sink: HeadlessSink):
+def _drive(pipeline, sink):
     """Run until the input ends, an error happens or Ctrl-C; always stop (finalising the recording)."""
     interrupted = threading.Event()
     pipeline.start()
@@ -164,7 +138,7 @@ def _sigint_ignored():
         signal.signal(signal.SIGINT, old)
 
 
-def _report(summary, sink: HeadlessSink, settings: Settings, interrupted: bool) -> int:
+def _report(summary, sink, settings: Settings, interrupted: bool) -> int:
     """Print the summary (stdout) and one line per error (stderr); pick the exit code."""
     if settings.screenshot and sink.last is not None:
         _save_png(settings.screenshot, sink.last.image)

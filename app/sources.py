@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from polypview.errors import CaptureError, ConfigError, InputError
+from polypview.registry import Registry
 
 
 @dataclass
@@ -302,7 +303,7 @@ class DeviceSource(Source):
 
         cap = self._cap
         if fourcc:  # must precede size/fps: many cards only offer high rates in MJPG
-            cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*fourcc))
+            cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*fourcc))  # type: ignore[attr-defined]
         if size:
             cap.set(cv2.CAP_PROP_FRAME_WIDTH, size[0])
             cap.set(cv2.CAP_PROP_FRAME_HEIGHT, size[1])
@@ -377,11 +378,18 @@ def parse_device(spec) -> int | str | None:
     return None
 
 
-SOURCE_KINDS = {
+def _device(spec) -> int | str:
+    device = parse_device(spec)
+    if device is None:
+        raise ConfigError(f"{spec!r} is not a capture device: give an index (0, 1, ...) or /dev/videoN")
+    return device
+
+
+SOURCE_KINDS: Registry[Callable[..., Source]] = Registry("source kind", {
     "demo": lambda spec, **kw: DemoSource(size=kw.get("size"), fps=kw.get("fps")),
-    "device": lambda spec, **kw: DeviceSource(parse_device(spec), **kw),
+    "device": lambda spec, **kw: DeviceSource(_device(spec), **kw),
     "file": lambda spec, **kw: FileSource(spec),
-}
+})
 
 
 def source_kind(spec) -> str:
@@ -395,7 +403,4 @@ def source_kind(spec) -> str:
 
 def open_source(spec, *, size=None, fps=None, fourcc=None, kind: str | None = None) -> Source:
     """Open a video file path, a device index or /dev/videoN, or "demo"."""
-    kind = kind or source_kind(spec)
-    if kind not in SOURCE_KINDS:
-        raise ConfigError(f"unknown source kind {kind!r}; valid: {', '.join(SOURCE_KINDS)}")
-    return SOURCE_KINDS[kind](spec, size=size, fps=fps, fourcc=fourcc)
+    return SOURCE_KINDS[kind or source_kind(spec)](spec, size=size, fps=fps, fourcc=fourcc)

@@ -18,6 +18,7 @@ from array import array
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -43,9 +44,15 @@ class FrameRecord:
 
     def __init__(self, seq: int, pts: float, t_enter: float):
         self.seq, self.pts, self.t_enter = seq, pts, t_enter
-        self.t_infer_start = self.t_infer_end = self.inference_s = None
-        self.t_presented = self.t_recorded = self.overlay_seq = self.t_reshown = None
-        self.t_annotated = self.t_annotated_recorded = None
+        self.t_infer_start: float | None = None
+        self.t_infer_end: float | None = None
+        self.inference_s: float | None = None
+        self.t_presented: float | None = None
+        self.t_recorded: float | None = None
+        self.overlay_seq: int | None = None
+        self.t_reshown: float | None = None
+        self.t_annotated: float | None = None
+        self.t_annotated_recorded: float | None = None
         self.stale = False
         self.dropped = ""
 
@@ -156,7 +163,7 @@ class Summary:
     model: str = ""
     backend: str = ""
     provider: str = ""
-    recording: object = None  # RecordingReport or None
+    recording: Any = None  # RecordingReport or None
     metrics_path: Path | None = None
     errors: list = field(default_factory=list)  # PolypviewError instances, in order
     interrupted: bool = False

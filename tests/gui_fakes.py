@@ -129,12 +129,19 @@ class FakePipeline:
 
 
 class FakeEngine:
+    """An engine that finds nothing (the window's tests drive a FakePipeline, which never calls it)."""
+
     def __init__(self, name="fake-model"):
         from polypview.inference.runtime.modelfile import neopolyp_info
 
         self.name, self.backend, self.provider = name, "onnxruntime", "CPUExecutionProvider"
         self.info = neopolyp_info("fake", 64)
         self.closed = False
+
+    def predict(self, frame_bgr, roi=None):
+        from polypview.inference.runtime.engine import Prediction
+
+        return Prediction(np.zeros((64, 64), np.float32), np.zeros((64, 64), np.uint8), {"inference": 0.0}, roi)
 
     def close(self):
         self.closed = True

@@ -591,8 +591,8 @@ def test_unexpected_exception_in_a_slot_becomes_a_dialog(qtbot, tmp_path, errors
 
 def test_device_unplugged_mid_run_shows_the_dialog_and_keeps_the_recording(qtbot, tmp_path, errors, real_core):
     from polypview.errors import CaptureError
+    from polypview.session import CoreServices
     from polypview.sources import Source
-    from polypview.ui.services import CoreServices
 
     from clips import read_frames
 

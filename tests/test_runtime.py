@@ -73,7 +73,7 @@ def test_find_models_lists_onnx_stems(tmp_path, color_model):
 
 
 def test_unknown_backend_lists_valid_ones(color_model):
-    with pytest.raises(ConfigError, match="auto, ort, torch"):
+    with pytest.raises(ConfigError, match=r"valid: ort, torch \(also: auto, onnxruntime, pytorch\)"):
         load_engine(color_model, backend="tensorflow")
 
 

@@ -19,10 +19,10 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
+from polypview.session import NO_MODEL  # video only
 from polypview.ui.hud import LegendWidget
 
 OPEN_MODEL_ITEM = "Open model file…"
-NO_MODEL = "none"  # video only
 STYLES = ("fill", "contour")
 
 

@@ -24,6 +24,7 @@ from PyQt6.QtWidgets import QHBoxLayout, QLabel, QMainWindow, QStackedWidget, QV
 
 from polypview import __version__
 from polypview.errors import OutputError, PolypviewError
+from polypview.session import CoreServices, Session, timestamp
 from polypview.settings import Settings, source_spec
 from polypview.ui import dialogs
 from polypview.ui.bridge import BackgroundCall, SinkBridge
@@ -31,7 +32,6 @@ from polypview.ui.controls import NO_MODEL, OPEN_MODEL_ITEM, ControlPanel, SlowM
 from polypview.ui.hud import HudWidget, hud_font_px
 from polypview.ui.menus import about_text, build_actions, build_menus, shortcuts_text
 from polypview.ui.preferences import Preferences
-from polypview.ui.services import CoreServices
 from polypview.ui.start_page import StartPage
 from polypview.ui.video_view import VideoView
 
@@ -45,34 +45,18 @@ SLOW_SHARE = 0.5  # fewer masked frames than this: the model is too slow for the
 REC_STYLE = "QLabel { background-color: #161616; color: #ff4040; font-weight: bold; padding: 4px 8px; }"
 
 
-def timestamp() -> str:
-    """A file-name-safe local timestamp."""
-    return time.strftime("%Y%m%d-%H%M%S")
-
-
 class MainWindow(QMainWindow):
     """The polypview window."""
 
     def __init__(self, options: Settings | None = None, services: Any = None, prefs: Preferences | None = None):
         super().__init__()
         self.options = options or Settings()
-        self.services = services or CoreServices()
+        self.session = Session(self.options, services or CoreServices())  # what plays, without Qt
+        self.services = self.session.services
         self.prefs = prefs or Preferences()  # without a store: remembers nothing (tests, probes)
-        self.pipeline = None
-        self.source = None
         self.bridge: SinkBridge | None = None
-        self.engine = None
-        self._retired_engines: list = []  # replaced engines, closed once no worker can use them
-        self._engine_request = 0
-        self._requested: dict[int, str | None] = {}  # engine request -> the model asked for
-        self._model_files: dict[str, str] = {}  # engine name shown in the model box -> model argument
-        self._current_spec: Any = None
-        self.finished = False  # the input ended (Space plays it again)
-        self.recording_path: Path | None = None
         self._mask_samples: list[tuple[int, int]] = []  # (frames shown, masks shown) at recent HUD refreshes
-        self.last_recording = None  # RecordingReport of the last recording stopped from the GUI
         self._stale = False
-        self._closed = False
         self.last_presented = None
         self._errors_shown: set[str] = set()  # messages whose dialog is open right now
         self._errors_reported: set[int] = set()  # pipeline errors already shown (ids; the summary repeats them)
@@ -89,6 +73,31 @@ class MainWindow(QMainWindow):
         self.hud_timer = QTimer(self)
         self.hud_timer.setInterval(HUD_INTERVAL_MS)
         self.hud_timer.timeout.connect(self.refresh_hud)
+
+    # ---- the session's state, read by the widgets (and the tests)
+    @property
+    def pipeline(self):
+        return self.session.pipeline
+
+    @property
+    def source(self):
+        return self.session.source
+
+    @property
+    def engine(self):
+        return self.session.engine
+
+    @property
+    def finished(self) -> bool:
+        return self.session.finished
+
+    @property
+    def recording_path(self) -> Path | None:
+        return self.session.recording_path
+
+    @property
+    def last_recording(self):
+        return self.session.last_recording
 
     # ---- construction
     def _build_actions(self) -> None:
@@ -169,64 +178,39 @@ class MainWindow(QMainWindow):
     def start(self) -> None:
         """Open the command line's input (or show the start page) and start loading the model."""
         self.refresh_models()
-        self.load_model(self.options.model if self.options.model is not None else self._remembered_model())
+        model = self.options.model
+        self.load_model(model if model is not None else self.session.remembered_model(self.prefs.model))
         if self.options.source is None or not self.open_input(self.options.source):
             self.stack.setCurrentWidget(self.start_page)
-
-    def _remembered_model(self) -> str | None:
-        """The model of the last session, if it still exists (else None: the default)."""
-        model = self.prefs.model
-        if not model or model.lower() == NO_MODEL or model in self._shipped_models():
-            return model or None
-        return model if Path(model).is_file() else None
-
-    def _shipped_models(self) -> list[str]:
-        try:
-            return sorted(self.services.find_models())
-        except PolypviewError:
-            return []
 
     def open_input(self, spec: Any, size=None, fps=None, fourcc=None) -> bool:
         """Play this input (file, device or "demo") in place of the current one; False on error.
         A device opens with `size`, `fps` and `fourcc` when given, else the command line's."""
         self._close_pipeline()
-        try:
-            source = self.services.open_source(spec, size=size or self.options.size, fps=fps or self.options.fps,
-                                               fourcc=fourcc or self.options.fourcc)
-        except PolypviewError as exc:
-            self.show_error(str(exc))
-            return False
-        try:
-            self._start_pipeline(source)
-        except PolypviewError as exc:
-            _close_quietly(source)
-            self.show_error(str(exc))
-            return False
-        self._current_spec = spec
-        self.setWindowTitle(f"polypview — {getattr(source, 'name', spec)}")
-        if isinstance(spec, str) and spec != "demo" and not spec.startswith("/dev/"):
-            self.prefs.add_recent(spec)
-            self._refresh_recent()
-        return True
-
-    def _start_pipeline(self, source) -> None:
+        records_from_start = self.options.record_path is not None
         self.bridge = bridge = SinkBridge(self)
         bridge.paint_area = self.view.paint_area()
         bridge.frame_ready.connect(partial(self._frame_ready, bridge))
         bridge.error.connect(partial(self._pipeline_error, bridge))
         bridge.finished.connect(partial(self._pipeline_finished, bridge))
-        pipeline = self.services.make_pipeline(source, self.engine, self.options, bridge)
-        pipeline.set_overlay(self.overlay)
-        self.source, self.pipeline, self.finished = source, pipeline, False
+        try:
+            source = self.session.open(spec, bridge, self.overlay, size, fps, fourcc)
+        except PolypviewError as exc:
+            bridge.close()
+            self.bridge = None
+            self.show_error(str(exc))
+            return False
         self._mask_samples.clear()
         self.statusBar().clearMessage()
         self._show_player(source)
-        pipeline.start()
-        if self.options.record_path is not None:  # the config records from frame 1
-            self.recording_path = self.options.record_path
+        if records_from_start:
             self._show_recording(True)
-        self.options.record_path = None  # --record applies to the first input only
         self.hud_timer.start()
+        self.setWindowTitle(f"polypview — {source.name or spec}")
+        if isinstance(spec, str) and spec != "demo" and not spec.startswith("/dev/"):
+            self.prefs.add_recent(spec)
+            self._refresh_recent()
+        return True
 
     def _show_player(self, source) -> None:
         self.transport.set_duration(source_duration(source))
@@ -240,16 +224,11 @@ class MainWindow(QMainWindow):
         self.hud_timer.stop()
         if self.bridge is not None:
             self.bridge.close()
-        pipeline, self.pipeline, self.bridge = self.pipeline, None, None
-        if pipeline is not None:
-            summary = pipeline.stop(self.options.stop_timeout_s)
-            for error in getattr(summary, "errors", None) or []:  # e.g. the recording failed to finalise
-                if id(error) not in self._errors_reported:
-                    self.show_error(str(error))
+        self.bridge = None
+        for error in self.session.close_input():  # e.g. the recording failed to finalise
+            if id(error) not in self._errors_reported:
+                self.show_error(str(error))
         self._show_recording(False)
-        if self.source is not None:
-            _close_quietly(self.source)
-            self.source = None
 
     def open_file_dialog(self) -> None:
         """Ask for a video file (in the folder used last) and play it."""
@@ -337,47 +316,44 @@ class MainWindow(QMainWindow):
     def _pipeline_finished(self, bridge: SinkBridge, summary: Any) -> None:
         if bridge is not self.bridge:
             return
-        self.finished = True
+        self.session.ended()
         self.play_action.setText("Play")
         self.transport.show_end()
         saved = self.view.recording and getattr(summary, "recording", None)
         self._show_recording(False)
         self.refresh_hud()
         if saved:
-            self.last_recording = saved
+            self.session.last_recording = saved
         note = f"; recording saved to {getattr(saved, 'path', '')}" if saved else ""
         self.statusBar().showMessage(f"End of input — press Space to play again{note}", 0)
 
     # ---- transport
     def toggle_play(self) -> None:
         """Pause/resume; after the end of a file, play it again from the start."""
-        if self.pipeline is None:
+        state = self.session.toggle_play()
+        if state is None:
             return
         self.statusBar().clearMessage()
-        if self.finished:
-            self.open_input(self._current_spec)
-        elif self.pipeline.paused:
-            self.pipeline.resume()
-            self.play_action.setText("Pause")
+        if state == "replay":
+            self.open_input(self.session.spec)
         else:
-            self.pipeline.pause()
-            self.play_action.setText("Play")
+            self.play_action.setText("Pause" if state == "playing" else "Play")
 
     def seek(self, seconds: float) -> None:
         """Jump to this position of the file (after the end too: the file is opened again)."""
-        if self.pipeline is None or not getattr(self.source, "seekable", False):
+        if not self.session.seekable:
             return
-        if self.finished and not self.open_input(self._current_spec):
+        if self.finished and not self.open_input(self.session.spec):
             return
         self.statusBar().clearMessage()
         try:
-            self.pipeline.seek(max(0.0, seconds))
+            self.session.seek(seconds)
         except PolypviewError as exc:
             self.show_error(str(exc))
 
     def position(self) -> float:
         """Seconds into the input of the frame on screen."""
-        return float(getattr(self.last_presented, "pts", 0.0) or 0.0) if self.last_presented is not None else 0.0
+        return float(self.last_presented.pts or 0.0) if self.last_presented is not None else 0.0
 
     def seek_back(self) -> None:
         self.seek(self.position() - SEEK_STEP_S)
@@ -393,19 +369,15 @@ class MainWindow(QMainWindow):
         self._step(-1)
 
     def _step(self, frames: int) -> None:
-        if self.pipeline is None or not self.pipeline.paused or self.finished:
-            return
-        fps = float(getattr(self.source, "fps", 0) or 30.0)
-        self.seek(self.position() + frames / fps)  # the source shows the first frame at or after it
+        target = self.session.step_target(self.position(), frames)
+        if target is not None:
+            self.seek(target)
 
     # ---- model
     def refresh_models(self) -> None:
         """List the shipped models, the current model file and 'none' in the model box."""
-        try:
-            names = sorted(self.services.find_models())
-        except PolypviewError:
-            names = []
-        self.panel.set_models(names, getattr(self.engine, "name", None) or NO_MODEL)
+        engine = self.engine
+        self.panel.set_models(self.session.shipped_models(), engine.name if engine is not None else NO_MODEL)
 
     def choose_model(self, choice: str) -> None:
         """Switch to a shipped model, a model file opened before, 'none', or ask for a model file."""
@@ -414,47 +386,35 @@ class MainWindow(QMainWindow):
             if not choice:
                 self.refresh_models()
                 return
-        self.load_model(self._model_files.get(choice, choice))
+        self.load_model(self.session.models.files.get(choice, choice))
 
     def load_model(self, model: str | None) -> None:
         """Load an engine on a worker thread; the video keeps playing meanwhile ('none': video only)."""
-        self._engine_request += 1
-        if model is not None and str(model).lower() == NO_MODEL:
+        request = self.session.request_model(model)
+        if request is None:  # 'none': video only, at once
             self.prefs.model = NO_MODEL
-            self._use_engine(None)
+            self._engine_changed()
             return
-        backend, threads, size = self.options.backend, self.options.threads, self.options.input_size
-        self._requested[self._engine_request] = model
         self.statusBar().showMessage(f"Loading model {model or '(default)'}…", 0)
-        self.loader.start(self._engine_request, lambda: self.services.load_engine(model, backend, threads, size))
+        self.loader.start(*request)
 
     def _engine_loaded(self, request: int, engine: Any) -> None:
-        model = self._requested.pop(request, None)
-        if request != self._engine_request or self._closed:
-            self._retired_engines.append(engine)  # a newer request won, or the window is closing
+        remembered = self.session.engine_loaded(request, engine)
+        if remembered is None:  # a newer request won, or the window is closing
             return
-        if model is not None:
-            self._model_files[engine.name] = str(model)  # the combo lists names; remember the file
-        self.prefs.model = str(model) if model is not None else engine.name
-        self._use_engine(engine)
+        self.prefs.model = remembered
+        self._engine_changed()
         self.statusBar().showMessage(f"Model {engine.name} on {engine.backend} {engine.provider}", 5000)
 
-    def _use_engine(self, engine: Any) -> None:
-        """Hand this engine (or None: video only) to the pipeline; the old one is closed at shutdown."""
-        if self.engine is not None:
-            self._retired_engines.append(self.engine)  # the inference worker may still be using it
-        self.engine = engine
+    def _engine_changed(self) -> None:
         self._mask_samples.clear()
         self.banner.hide()
-        if self.pipeline is not None:
-            self.pipeline.set_engine(engine)
-        info = getattr(engine, "info", None)
+        info = self.engine.info if self.engine is not None else None
         self.panel.legend.set_classes(tuple(info.classes) if info else (), tuple(info.colors) if info else ())
         self.refresh_models()
 
     def _engine_failed(self, request: int, error: Exception) -> None:
-        self._requested.pop(request, None)
-        if request != self._engine_request or self._closed:
+        if not self.session.engine_failed(request):
             return
         self.statusBar().clearMessage()
         self.refresh_models()
@@ -475,15 +435,14 @@ class MainWindow(QMainWindow):
     # ---- recording and snapshots
     def toggle_recording(self) -> None:
         """Start recording to a timestamped file in the recordings folder, or stop."""
-        recording = bool(self.pipeline is not None and self.pipeline.recording)
-        self._set_recording(not recording)
+        self._set_recording(not self.session.recording)
 
     def _set_recording(self, on: bool) -> None:
         if self.pipeline is None:
             on = False
-        elif on and not self.pipeline.recording:
+        elif on and not self.session.recording:
             on = self._start_recording(self.new_recording_path())
-        elif not on and self.pipeline.recording:
+        elif not on and self.session.recording:
             self._stop_recording()
         self._show_recording(on)
 
@@ -503,32 +462,24 @@ class MainWindow(QMainWindow):
 
     def new_recording_path(self) -> Path:
         """recordings/polypview-YYYYmmdd-HHMMSS.mp4 (a counter avoids overwriting)."""
-        folder = self.recordings_dir
-        path, n = folder / f"polypview-{timestamp()}.mp4", 1
-        while path.exists():
-            n += 1
-            path = folder / f"polypview-{timestamp()}-{n}.mp4"
-        return path
+        return self.session.new_recording_path(self.recordings_dir)
 
     def _start_recording(self, path: Path) -> bool:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.pipeline.start_recording(path, include_hud=self.options.record_hud)
+            self.session.start_recording(path)
         except OSError as exc:
             message = str(exc) if isinstance(exc, PolypviewError) else f"cannot record to {path}: {exc}"
             self.show_error(message)
             return False
-        self.recording_path = path
         self.statusBar().showMessage(f"Recording to {path}", 0)
         return True
 
     def _stop_recording(self) -> None:
         try:
-            report = self.pipeline.stop_recording()
+            report = self.session.stop_recording()
         except PolypviewError as exc:
             self.show_error(str(exc))
             return
-        self.last_recording = report
         self.statusBar().showMessage(f"Saved {getattr(report, 'path', self.recording_path)}", 8000)
 
     def snapshot(self) -> Path | None:
@@ -554,14 +505,14 @@ class MainWindow(QMainWindow):
         self.hud.show_stats(stats, self.bridge.superseded if self.bridge else 0, self._stale)
         self._check_speed(stats)
         self._show_elapsed()
-        if self.record_action.isChecked() and not self.pipeline.recording:
+        if self.record_action.isChecked() and not self.session.recording:
             self._show_recording(False)  # the recorder stopped itself (e.g. disk full)
 
     def _check_speed(self, stats: Any) -> None:
         """Say plainly when the model is too slow for this machine to mask most frames."""
         self._mask_samples = (self._mask_samples + [(stats.frames_shown, stats.masks_shown)])[-SPEED_WINDOW:]
         (f0, m0), (f1, m1) = self._mask_samples[0], self._mask_samples[-1]
-        if self.engine is None or self.finished or (self.pipeline and self.pipeline.paused) or f1 - f0 < SPEED_MIN_FRAMES:
+        if self.engine is None or self.finished or self.session.paused or f1 - f0 < SPEED_MIN_FRAMES:
             return
         share = (m1 - m0) / (f1 - f0)
         if share < SLOW_SHARE:
@@ -574,7 +525,7 @@ class MainWindow(QMainWindow):
         """The shipped real-time default, when it is not the model already running."""
         from polypview.inference.runtime.engine import DEFAULT_MODEL
 
-        return DEFAULT_MODEL if DEFAULT_MODEL in self._shipped_models() and self.engine.name != DEFAULT_MODEL else None
+        return self.session.faster_model(DEFAULT_MODEL)
 
     def toggle_hud(self) -> None:
         """Show or hide the readouts strip below the video (remembered)."""
@@ -616,7 +567,7 @@ class MainWindow(QMainWindow):
 
     # ---- closing
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt API)
-        if not self._closed and self.pipeline is not None and self.pipeline.recording and not dialogs.ask_yes_no(
+        if not self.session.closed and self.session.recording and not dialogs.ask_yes_no(
                 self, "Recording in progress", "A recording is running. Stop it (the file is kept) and close?"):
             event.ignore()
             return
@@ -628,15 +579,11 @@ class MainWindow(QMainWindow):
 
     def shutdown(self) -> None:
         """Stop the pipeline (finalising the recording), then close the engines. Idempotent."""
-        if self._closed:
+        if self.session.closed:
             return
-        self._closed = True
+        self.session.closed = True  # engines that finish loading from now on are only kept to be closed
         self._close_pipeline()
-        self.loader.wait(self.options.stop_timeout_s)
-        for engine in self._retired_engines + [self.engine]:
-            if engine is not None:
-                _close_quietly(engine)
-        self._retired_engines, self.engine = [], None
+        self.session.shutdown(self.loader.wait)
 
 
 def save_png(frame, path: Path) -> None:
@@ -669,11 +616,3 @@ def _dropped_file(mime) -> str | None:
         if url.isLocalFile():
             return url.toLocalFile()
     return None
-
-
-def _close_quietly(obj: Any) -> None:
-    """Close a source or engine at shutdown; a failure here must not stop the rest of the shutdown."""
-    try:
-        obj.close()
-    except Exception:  # noqa: BLE001 (already shutting down; nothing useful to report)
-        pass

@@ -19,13 +19,15 @@ import numpy as np
 
 from polypview.errors import ConfigError, ModelFileError
 from polypview.inference.runtime.modelfile import INPUT_NAME, OUTPUT_NAME, ModelInfo
+from polypview.registry import Registry
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "nanonet-lite0-neo"
 # Backend name -> module that defines `open_backend(path, threads=..., **options)`.
-BACKENDS = {"ort": "polypview.inference.runtime.backend_ort", "torch": "polypview.inference.runtime.backend_torch"}
-BACKEND_ALIASES = {"auto": "ort", "onnxruntime": "ort", "pytorch": "torch"}
+BACKENDS = Registry("backend", {"ort": "polypview.inference.runtime.backend_ort",
+                                "torch": "polypview.inference.runtime.backend_torch"},
+                    aliases={"auto": "ort", "onnxruntime": "ort", "pytorch": "torch"})
 
 Roi = tuple[int, int, int, int]  # (x, y, w, h) in frame pixels
 
@@ -232,11 +234,7 @@ def _crop(frame: np.ndarray, roi: Roi) -> np.ndarray:
 
 def backend_module(backend: str):
     """The module implementing `backend` ("auto", "ort", "torch"); unknown names list the valid ones."""
-    key = BACKEND_ALIASES.get(backend, backend)
-    if key not in BACKENDS:
-        valid = ", ".join(["auto", *BACKENDS])
-        raise ConfigError(f"unknown backend {backend!r}; valid backends: {valid}")
-    return importlib.import_module(BACKENDS[key])
+    return importlib.import_module(BACKENDS[backend])
 
 
 def load_engine(model: str | Path | None = None, backend: str = "auto", threads: int | None = None,
@@ -282,7 +280,7 @@ class TemporalSmoother:
             self._history.clear()  # a new model or ROI: old scores no longer line up
         self._history.append(p.scores)
         self._roi = p.roi
-        mean = np.mean(np.stack(self._history), axis=0, dtype=np.float32)
+        mean = np.asarray(np.mean(np.stack(self._history), axis=0, dtype=np.float32))
         return replace(p, scores=mean, timings=dict(p.timings))
 
     def reset(self) -> None:

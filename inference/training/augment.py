@@ -10,13 +10,14 @@ transforms move the label with nearest interpolation and fill the border with ba
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import cv2
 import numpy as np
 
 from polypview.errors import ConfigError
 from polypview.inference.runtime.labels import BACKGROUND
+from polypview.registry import Registry
 
 
 class Transform:
@@ -314,16 +315,13 @@ def no_augment(seed: int | None = None) -> None:
     return None
 
 
-AUGMENTS = {"default": default_train_augment, "blazeneo": blazeneo_augment, "video": video_augment,
-            "none": no_augment}
+AUGMENTS: Registry[Callable] = Registry("augmentation", {"default": default_train_augment, "blazeneo": blazeneo_augment,
+                                                        "video": video_augment, "none": no_augment})
 # Pipelines that draw their output at the training size from an image kept at its own aspect.
 SIZED_AUGMENTS = {"video"}
 
 
 def create_augment(name: str, seed: int | None = 0, size: int = 256):
     """Augmentation pipeline by name (None for "none"); an unknown name lists the valid ones."""
-    try:
-        factory = AUGMENTS[name]
-    except KeyError:
-        raise ConfigError(f"unknown augmentation {name!r}; valid: {', '.join(AUGMENTS)}") from None
+    factory = AUGMENTS[name]
     return factory(seed=seed, size=size) if name in SIZED_AUGMENTS else factory(seed=seed)

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from polypview.errors import ConfigError
 from polypview.inference.runtime.labels import BACKGROUND, NEOPLASTIC, NON_NEOPLASTIC, UNDEFINED
+from polypview.registry import Registry
 
 LossFn = Callable[[dict, torch.Tensor], tuple[torch.Tensor, dict]]
 
@@ -255,7 +256,7 @@ def neounet_loss(
 
 # ---------------------------------------------------------------- registry
 
-LOSSES: dict[str, LossFn] = {
+LOSSES: Registry[LossFn] = Registry("loss", {
     "blazeneo": blazeneo_loss,
     "blazeneo_balanced": partial(blazeneo_loss, class_weights=(1.0, NON_NEOPLASTIC_WEIGHT, 1.0)),
     "bce_dice": bce_dice_loss,
@@ -263,23 +264,17 @@ LOSSES: dict[str, LossFn] = {
     "structure": mseg_structure_loss,
     "structure_weighted": partial(mseg_structure_loss, weighted_bce=True),
     "neounet": neounet_loss,
-}
+})
 
 # Default loss per head kind (the "head" of a model: its main output's meaning).
-HEAD_LOSSES = {"trinary": "blazeneo", "binary": "bce_dice", "multilabel": "neounet"}
+HEAD_LOSSES: Registry[str] = Registry("head", {"trinary": "blazeneo", "binary": "bce_dice", "multilabel": "neounet"})
 
 
 def create_loss(name: str) -> LossFn:
     """Loss by name; an unknown name lists the valid ones."""
-    try:
-        return LOSSES[name]
-    except KeyError:
-        raise ConfigError(f"unknown loss {name!r}; valid: {', '.join(LOSSES)}") from None
+    return LOSSES[name]
 
 
 def loss_for_head(head: str) -> LossFn:
     """Default loss for a head kind: trinary -> blazeneo, binary -> bce_dice, multilabel -> neounet."""
-    try:
-        return LOSSES[HEAD_LOSSES[head]]
-    except KeyError:
-        raise ConfigError(f"unknown head {head!r}; valid: {', '.join(HEAD_LOSSES)}") from None
+    return LOSSES[HEAD_LOSSES[head]]

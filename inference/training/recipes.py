@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from polypview.errors import ConfigError
+from polypview.registry import Registry
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("warmup_cosine", "plateau", "constant")
@@ -155,7 +156,7 @@ LITE_NEO = Recipe(
           "256 px camera-like views, BlazeNeo loss with non-neoplastic pixels' CE x3, non-neoplastic images 2x",
 )
 
-RECIPES: dict[str, Recipe] = {
+RECIPES: Registry[Recipe] = Registry("recipe", {
     "blazeneo": BLAZENEO,
     "hardnet-mseg": HARDNET_MSEG,
     "hardnet-mseg3": HARDNET_MSEG3,
@@ -164,7 +165,7 @@ RECIPES: dict[str, Recipe] = {
     "nanonet-neo": NANONET_NEO,
     "resunetpp": RESUNETPP,
     "lite-neo": LITE_NEO,
-}
+})
 
 # The GPU run for BlazeNeo-DHA with the recipe above (not run here: this task had no GPU), then
 # `polypview eval runs/blazeneo-dha/best.pt --json runs/eval.json` and
@@ -189,10 +190,7 @@ def family_of(model: str) -> str:
 
 def get_recipe(name: str) -> Recipe:
     """Recipe by family name; an unknown name lists the valid ones."""
-    try:
-        return RECIPES[name]
-    except KeyError:
-        raise ConfigError(f"unknown recipe {name!r}; valid: {', '.join(RECIPES)}") from None
+    return RECIPES[name]
 
 
 def recipe_for(model: str) -> Recipe:

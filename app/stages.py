@@ -1,0 +1,659 @@
+"""The pipeline's stages: read and pace, the latest-frame slot, infer, draw and present, the record tap.
+
+Each stage is a small object with one job and no mode flag; `pipeline.py` composes them into the two
+plans (live and every-frame) and runs each plan's loops in threads. What the stages share is passed
+in explicitly: a `Control` (stop and run events, error report, queue hand-offs that give up on stop),
+the `ModelState` (engine, overlay settings, epoch, recent results, image area) and the statistics.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from polypview.errors import PolypviewError
+from polypview.overlay import Overlay, OverlaySettings, detect_roi
+from polypview.protocols import Engine, Presented, Source
+from polypview.recorder import Recorder, RecordingReport, RecordItem
+from polypview.sources import Frame
+from polypview.stats import Stats, StatsCollector
+
+END = None  # end-of-stream marker on the queues
+POLL_S = 0.1  # how often a waiting stage looks at the stop event
+RESULT_HISTORY = 16  # recent results kept so a lagging presenter finds one not from the future
+CATCH_UP_S = 0.5  # a paced source this late re-anchors its clock instead of rushing to catch up
+ROI_ATTEMPTS = 10  # a capture may start on black frames: look for the image area this many times...
+ROI_EVERY = 30  # ...once every this many frames, until it is found
+
+
+@dataclass
+class Result:
+    """One inference result, tagged with the frame it came from."""
+
+    seq: int
+    t_enter: float
+    prediction: Any
+    overlay: Overlay | None
+    epoch: int  # results from before a seek or a model change are never drawn
+
+
+class Control:
+    """What every stage shares: stop and run (pause) events, the error report, and stop-aware queue hand-offs."""
+
+    def __init__(self, on_error: Callable[[PolypviewError], None] | None = None):
+        self.stop = threading.Event()
+        self.running = threading.Event()
+        self.running.set()
+        self.errors: list[PolypviewError] = []
+        self._on_error = on_error
+        self._on_stop: list[Callable[[], None]] = []
+
+    def report(self, error: PolypviewError) -> None:
+        """Keep an error for the summary and hand it to the sink."""
+        self.errors.append(error)
+        if self._on_error is not None:
+            self._on_error(error)
+
+    def when_stopping(self, wake: Callable[[], None]) -> None:
+        """Call `wake` on stop (a stage blocked on its own event or slot)."""
+        self._on_stop.append(wake)
+
+    def stop_all(self) -> None:
+        self.stop.set()
+        self.running.set()
+        for wake in self._on_stop:
+            wake()
+
+    def put(self, q: queue.Queue, item) -> bool:
+        """Blocking put that gives up when the pipeline stops."""
+        while not self.stop.is_set():
+            try:
+                q.put(item, timeout=POLL_S)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def put_end(self, q: queue.Queue) -> None:
+        """Deliver the end marker even to a full queue (the consumer may be gone after a stop)."""
+        if not self.put(q, END):
+            try:
+                q.put_nowait(END)
+            except queue.Full:
+                pass
+
+    def get(self, q: queue.Queue):
+        """Blocking get; END when the pipeline stops."""
+        while not self.stop.is_set():
+            try:
+                return q.get(timeout=POLL_S)
+            except queue.Empty:
+                continue
+        return END
+
+
+def overlay_for(engine: Engine | None) -> Overlay | None:
+    if engine is None:
+        return None
+    return Overlay(engine.info.classes, engine.info.colors)
+
+
+class ModelState:
+    """The model side that stages read and the controls change: engine, overlay settings, epoch, results, image area."""
+
+    def __init__(self, engine: Engine | None, find_roi: bool):
+        self.lock = threading.RLock()
+        self.engine = engine
+        self.overlay = overlay_for(engine)
+        self.settings = OverlaySettings()
+        self.smoother: Callable | None = None
+        self.epoch = 0
+        self.results: deque[Result] = deque(maxlen=RESULT_HISTORY)
+        self.failed_engines: set[int] = set()
+        self.roi = None
+        self._roi_attempts = 0 if find_roi else ROI_ATTEMPTS
+
+    def new_epoch(self) -> None:
+        """Forget results and smoothing (after a seek or a model change); call with the lock held."""
+        self.epoch += 1
+        self.results.clear()
+        self.smoother = None
+
+    def set_engine(self, engine: Engine | None) -> None:
+        with self.lock:
+            self.engine = engine
+            self.overlay = overlay_for(engine)
+            self.new_epoch()
+
+    def set_overlay(self, settings: OverlaySettings) -> None:
+        with self.lock:
+            if settings.smoothing != self.settings.smoothing:
+                self.smoother = None
+            self.settings = settings
+
+    def look_for_roi(self, frame: Frame) -> None:
+        """Find the endoscope image area once (retrying now and then while frames are black)."""
+        if self.roi is None and self._roi_attempts < ROI_ATTEMPTS and frame.seq % ROI_EVERY == 0:
+            self._roi_attempts += 1
+            self.roi = detect_roi(frame.image)
+
+    def smooth(self, prediction):
+        """Temporal smoothing of the overlay (frames must come in order)."""
+        with self.lock:
+            settings = self.settings
+        if settings.smoothing <= 1:
+            return prediction
+        if self.smoother is None:
+            from polypview.inference.runtime.engine import TemporalSmoother
+
+            self.smoother = TemporalSmoother(settings.smoothing)
+        return self.smoother(prediction)
+
+    def keep(self, result: Result) -> None:
+        with self.lock:
+            if result.epoch == self.epoch:
+                self.results.append(result)
+
+    def newest_for(self, seq: int) -> Result | None:
+        """The newest result of this epoch from a frame at or before `seq`."""
+        with self.lock:
+            return next((r for r in reversed(self.results) if r.seq <= seq and r.epoch == self.epoch), None)
+
+    def own_result(self, seq: int) -> Result | None:
+        """The result of frame `seq` itself, while overlays are shown."""
+        with self.lock:
+            if not self.settings.enabled:
+                return None
+            return next((r for r in reversed(self.results) if r.seq == seq and r.epoch == self.epoch), None)
+
+
+# ---------------------------------------------------------------------------------------- read and pace
+
+
+class LatestSlot:
+    """A one-frame mailbox: `put` replaces an untaken frame (returned, so the caller counts the drop)."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._frame: Frame | None = None
+        self._closed = False
+
+    def put(self, frame: Frame | None) -> Frame | None:
+        with self._cond:
+            old, self._frame = self._frame, frame
+            self._cond.notify()
+            return old
+
+    def take(self, timeout: float) -> Frame | None:
+        """The newest frame, waiting up to `timeout`; None when none came or the slot is closed."""
+        with self._cond:
+            if self._frame is None and not self._closed:
+                self._cond.wait(timeout)
+            frame, self._frame = self._frame, None
+            return frame
+
+    def clear(self) -> Frame | None:
+        return self.put(None)
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+
+class Pacer:
+    """Holds frames until their pts is due against the monotonic clock (files played at their own rate)."""
+
+    def __init__(self):
+        self._anchor: tuple[float, float] | None = None
+
+    def reset(self) -> None:
+        self._anchor = None
+
+    def wait_s(self, pts: float, now: float) -> float:
+        """Seconds to wait before showing a frame with this pts (re-anchors after jumps and stalls)."""
+        if self._anchor is not None:
+            due = self._anchor[0] + (pts - self._anchor[1])
+            if pts >= self._anchor[1] and now - due < CATCH_UP_S:
+                return max(0.0, due - now)
+        self._anchor = (now, pts)
+        return 0.0
+
+
+class FrameOut(Protocol):
+    """Where the reader hands frames: the plan decides (slot and display, or the ordered inference queue)."""
+
+    def put(self, frame: Frame) -> None: ...
+
+    def clear(self) -> None: ...  # after a seek: forget frames not yet taken
+
+    def end(self) -> None: ...
+
+
+class Reader:
+    """Read and pace: frames from the source, paced to their own rate when a pacer is given, into `out`.
+
+    Honours pause (still showing a frame sought to), seeks (a new epoch: older results are never drawn),
+    the frame limit, and reports what was wrong with the input at its end."""
+
+    def __init__(self, control: Control, source: Source, state: ModelState, stats: StatsCollector, out: FrameOut,
+                 pacer: Pacer | None, max_frames: int | None):
+        self.control, self.source, self.state, self.stats = control, source, state, stats
+        self.out, self.pacer, self.max_frames = out, pacer, max_frames
+        self.frames_read = 0
+        self._seek_to: float | None = None
+
+    def request_seek(self, seconds: float) -> None:
+        """Jump in a file (done by the reader's thread before its next read)."""
+        with self.state.lock:
+            self._seek_to = float(seconds)
+
+    def run(self) -> None:
+        try:
+            while not self.control.stop.is_set() and not self._limit_reached():
+                if not self._wait_running():
+                    break
+                frame = self._read()
+                if frame is None:
+                    self._check_input()
+                    break
+                self._emit(frame, self.pacer)
+        finally:
+            self.out.end()
+
+    def _limit_reached(self) -> bool:
+        return self.max_frames is not None and self.frames_read >= self.max_frames
+
+    def _wait_running(self) -> bool:
+        """Block while paused (still honouring seeks); False when stopping."""
+        control = self.control
+        if control.running.is_set():
+            self._apply_seek()
+            return True
+        while not control.running.wait(POLL_S):
+            if control.stop.is_set():
+                return False
+            if self._seek_to is not None:  # show the frame sought to, then stay paused
+                self._apply_seek()
+                frame = self._read()
+                if frame is not None:
+                    self._emit(frame, None)
+        if self.pacer is not None:
+            self.pacer.reset()
+        self._apply_seek()
+        return not control.stop.is_set()
+
+    def _apply_seek(self) -> None:
+        with self.state.lock:
+            target, self._seek_to = self._seek_to, None
+        if target is None:
+            return
+        self.source.seek(target)  # outside the lock: decoding up to the target must not stall the display
+        with self.state.lock:
+            self.state.new_epoch()
+        self.out.clear()
+        if self.pacer is not None:
+            self.pacer.reset()
+
+    def _check_input(self) -> None:
+        """At the end of input, report what was wrong with it (corrupt packets, truncation)."""
+        problem = self.source.problem()
+        if problem is not None and not self.control.errors:
+            self.control.report(problem)
+
+    def _read(self) -> Frame | None:
+        try:
+            frame = self.source.read()
+        except PolypviewError as exc:  # a capture card unplugged, an unreadable file mid-way
+            self.control.report(exc)
+            return None
+        if frame is not None:
+            self.state.look_for_roi(frame)
+        return frame
+
+    def _emit(self, frame: Frame, pacer: Pacer | None) -> None:
+        if pacer is not None:
+            delay = pacer.wait_s(frame.pts, time.monotonic())
+            if delay > 0 and self.control.stop.wait(delay):
+                return
+            frame.t_enter = time.monotonic()  # the frame enters when its time comes, like a capture
+        self.frames_read += 1
+        self.stats.entered(frame.seq, frame.pts, frame.t_enter)
+        self.out.put(frame)
+
+
+class SlotAndDisplay:
+    """Live hand-off: every frame to the bounded display queue (the oldest dropped, counted, when the display
+    lags) and to the latest-frame slot (a frame the model had no time for is replaced, counted)."""
+
+    def __init__(self, control: Control, stats: StatsCollector, display_size: int):
+        self.control, self.stats = control, stats
+        self.slot = LatestSlot()
+        self.display: queue.Queue = queue.Queue(maxsize=display_size)
+        self.wake = threading.Event()  # the presenter: a frame or a result came
+        control.when_stopping(self.slot.close)
+        control.when_stopping(self.wake.set)
+
+    def put(self, frame: Frame) -> None:
+        dropped = self.slot.put(frame)
+        if dropped is not None:
+            self.stats.drop("inference", dropped.seq)
+        while True:
+            try:
+                self.display.put_nowait(frame)
+                self.wake.set()
+                return
+            except queue.Full:
+                pass
+            try:
+                old = self.display.get_nowait()
+            except queue.Empty:
+                continue
+            self.stats.drop("display", old.seq)
+
+    def clear(self) -> None:
+        self.slot.clear()
+
+    def end(self) -> None:
+        self.slot.close()
+        self.control.put_end(self.display)
+
+
+class InOrder:
+    """Every-frame hand-off: each frame, numbered in the order it entered, onto the blocking inference queue."""
+
+    def __init__(self, control: Control, size: int):
+        self.control = control
+        self.queue: queue.Queue = queue.Queue(maxsize=size)
+        self._order = 0
+
+    def put(self, frame: Frame) -> None:
+        self.control.put(self.queue, (self._order, frame))
+        self._order += 1
+
+    def clear(self) -> None:
+        """Frames already queued keep their place: every frame is shown."""
+
+    def end(self) -> None:
+        self.control.put_end(self.queue)
+
+
+# ---------------------------------------------------------------------------------------- infer
+
+
+class Inferer:
+    """Runs the current engine on frames; a failing model is reported once and the video goes on without it."""
+
+    def __init__(self, control: Control, state: ModelState, stats: StatsCollector):
+        self.control, self.state, self.stats = control, state, stats
+
+    def infer(self, frame: Frame) -> Result | None:
+        """The engine's result for this frame; None without an engine or when it failed."""
+        state = self.state
+        with state.lock:
+            engine, overlay, epoch, roi = state.engine, state.overlay, state.epoch, state.roi
+        if engine is None:
+            return None
+        t0 = time.monotonic()
+        try:
+            prediction = engine.predict(frame.image, roi) if roi is not None else engine.predict(frame.image)
+        except Exception as exc:
+            self._failed(engine, exc)
+            return None
+        t1 = time.monotonic()
+        timings = getattr(prediction, "timings", None) or {}
+        self.stats.inferred(frame.seq, t0, t1, timings.get("inference"))
+        return Result(frame.seq, frame.t_enter, prediction, overlay, epoch)
+
+    def _failed(self, engine: Engine, exc: Exception) -> None:
+        state = self.state
+        with state.lock:
+            if id(engine) in state.failed_engines:  # every-frame workers running side by side may both fail
+                return
+            state.failed_engines.add(id(engine))
+            if state.engine is engine:
+                state.engine = None
+        error = exc if isinstance(exc, PolypviewError) else PolypviewError(
+            f"model {engine.name} failed on a frame ({exc}); showing video without the overlay")
+        self.control.report(error)
+
+    def newest_loop(self, slot: LatestSlot, wake: threading.Event) -> None:
+        """Live: always the newest frame; results kept (smoothed in arrival order) for the presenter."""
+        while not self.control.stop.is_set():
+            frame = slot.take(POLL_S)
+            if frame is None:
+                if slot.closed:
+                    return
+                continue
+            result = self.infer(frame)
+            if result is not None:
+                result.prediction = self.state.smooth(result.prediction)
+                self.state.keep(result)
+                wake.set()
+
+    def ordered_loop(self, inbox: queue.Queue, outbox: queue.Queue) -> None:
+        """Every frame: (order, frame) in, (order, frame, result) out; smoothing is the presenter's (in order)."""
+        control = self.control
+        while True:
+            item = control.get(inbox)
+            if item is END:
+                control.put_end(inbox)  # the other workers stop too
+                break
+            order, frame = item
+            if not control.put(outbox, (order, frame, self.infer(frame))):
+                break
+        control.put_end(outbox)
+
+
+# ---------------------------------------------------------------------------------------- record tap
+
+
+class RecordTap:
+    """The recorder, swapped in and out while the pipeline runs; frames are offered as they are shown."""
+
+    def __init__(self, control: Control, stats: StatsCollector, fps: float, size: tuple[int, int], queue_size: int):
+        self.control, self.stats = control, stats
+        self.fps, self.size, self.queue_size = fps, size, queue_size
+        self.lock = threading.Lock()
+        self.recorder: Recorder | None = None
+        self.reports: list[RecordingReport] = []
+        self._held: tuple | None = None
+
+    def start(self, path, include_hud: bool) -> None:
+        recorder = Recorder(path, self.fps, self.size, include_hud=include_hud, queue_size=self.queue_size,
+                            on_written=self.stats.recorded, on_error=self.control.report)
+        with self.lock:
+            old, self.recorder = self.recorder, recorder
+        if old is not None:
+            self.reports.append(old.close())
+
+    def stop(self, timeout: float) -> RecordingReport | None:
+        with self.lock:
+            recorder, self.recorder = self.recorder, None
+        if recorder is None:
+            return None
+        report = recorder.close(timeout)
+        self.reports.append(report)
+        return report
+
+    def offer(self, seq: int, image: np.ndarray, stats: Stats) -> None:
+        """Live: queue the frame if the recorder has room (converted on the recorder's thread), else count a drop."""
+        recorder = self.recorder
+        if recorder is None:
+            return
+        if recorder.failed or recorder.full:
+            self._drop(recorder, seq)
+            return
+        if not recorder.submit(RecordItem(seq, None, self._hud(recorder, stats), bgr=image), block=False,
+                               stop=self.control.stop):
+            self.stats.drop("record", seq)
+
+    def write(self, seq: int, image: np.ndarray, stats: Stats) -> None:
+        """Every frame: convert here (a stage of its own beside the encoder) and wait for room."""
+        recorder = self.recorder
+        if recorder is None:
+            return
+        if recorder.failed:
+            self._drop(recorder, seq)
+            return
+        item = RecordItem(seq, recorder.convert(image), self._hud(recorder, stats))
+        if not recorder.submit(item, block=True, stop=self.control.stop):
+            self.stats.drop("record", seq)
+
+    def hold(self, seq: int, image: np.ndarray, stats: Stats) -> None:
+        """Live with re-show: keep the frame on screen; it is offered when the next one comes (or at the end)."""
+        self._held = (seq, image, stats)
+
+    def release(self) -> None:
+        held, self._held = self._held, None
+        if held is not None:
+            self.offer(*held)
+
+    def _drop(self, recorder: Recorder, seq: int) -> None:
+        recorder.count_drop()  # skip the conversion: the frame could not be queued anyway
+        self.stats.drop("record", seq)
+
+    @staticmethod
+    def _hud(recorder: Recorder, stats: Stats) -> list[str]:
+        return stats.hud_lines() if recorder.include_hud else []
+
+
+# ---------------------------------------------------------------------------------------- draw and present
+
+
+class Drawer:
+    """Draw and present: a frame with a result's mask drawn (as the overlay settings say), handed to the sink."""
+
+    def __init__(self, state: ModelState, stats: StatsCollector, snapshot: Callable[[], Stats], sink):
+        self.state, self.stats, self.snapshot, self.sink = state, stats, snapshot, sink
+
+    def show(self, frame: Frame, result: Result | None, stale: bool, reshown: bool = False) -> Presented:
+        state = self.state
+        with state.lock:
+            settings, overlay = state.settings, state.overlay
+        if result is not None:
+            overlay = result.overlay
+        if not settings.enabled:
+            result, stale = None, False
+        prediction = result.prediction if result is not None else None
+        image = frame.image
+        if overlay is not None and settings.enabled:
+            image = overlay.draw(frame.image, prediction, settings, state.roi)
+        overlay_seq = result.seq if result is not None else None
+        if reshown:
+            self.stats.reshown(frame.seq, time.monotonic(), overlay_seq)
+        else:
+            self.stats.presented(frame.seq, time.monotonic(), overlay_seq, stale)
+        shown = Presented(frame.seq, image, frame.image, overlay_seq, stale, self.snapshot(), frame.pts, reshown,
+                          prediction)
+        if self.sink is not None:
+            self.sink.on_frame(shown)
+        return shown
+
+
+class LivePresenter:
+    """Live: shows each frame from the display queue at once with the newest result that is not from the future
+    and not older than the staleness limit; shows it again when its own mask comes while it is still the newest
+    frame (`reshow`); each frame reaches the record tap once, in its last shown form."""
+
+    def __init__(self, control: Control, state: ModelState, drawer: Drawer, tap: RecordTap, handoff: SlotAndDisplay,
+                 staleness_s: float, reshow: bool):
+        self.control, self.state, self.drawer, self.tap = control, state, drawer, tap
+        self.display, self.wake = handoff.display, handoff.wake
+        self.staleness_s, self.reshow = staleness_s, reshow
+
+    def run(self) -> None:
+        shown: Presented | None = None  # the frame on screen
+        current: Frame | None = None
+        try:
+            while not self.control.stop.is_set():
+                self.wake.clear()  # before looking, so a frame or result arriving meanwhile is not missed
+                try:
+                    frame = self.display.get_nowait()
+                except queue.Empty:
+                    again = self._show_again(current, shown)
+                    if again is None:
+                        self.wake.wait(POLL_S)
+                    else:
+                        shown = again
+                    continue
+                if frame is END:
+                    return
+                self.tap.release()
+                result, stale = self._pick(frame)
+                current, shown = frame, self._show(frame, result, stale)
+        finally:
+            self.tap.release()
+
+    def _show(self, frame: Frame, result: Result | None, stale: bool, reshown: bool = False) -> Presented:
+        shown = self.drawer.show(frame, result, stale, reshown)
+        if self.reshow:
+            self.tap.hold(frame.seq, shown.image, shown.stats)  # recorded when the next frame comes
+        else:
+            self.tap.offer(frame.seq, shown.image, shown.stats)
+        return shown
+
+    def _show_again(self, frame: Frame | None, shown: Presented | None) -> Presented | None:
+        """The frame on screen again with its own mask, if that has come and no newer frame waits."""
+        if frame is None or shown is None or not self.reshow or shown.overlay_seq == frame.seq:
+            return None
+        own = self.state.own_result(frame.seq)
+        if own is None or not self.display.empty():
+            return None  # a frame waiting in the queue will carry this mask now anyway
+        return self._show(frame, own, stale=False, reshown=True)
+
+    def _pick(self, frame: Frame) -> tuple[Result | None, bool]:
+        """(result, stale): the newest result not from the future, if its frame entered within the staleness limit."""
+        with self.state.lock:
+            engine = self.state.engine
+        if engine is None:
+            return None, False
+        newest = self.state.newest_for(frame.seq)
+        if newest is None or time.monotonic() - newest.t_enter > self.staleness_s:
+            return None, True
+        return newest, False
+
+
+class OrderedPresenter:
+    """Every frame: results from the workers put back in entry order, smoothed in order, drawn, presented and
+    written to the record tap (waiting for room: nothing is dropped)."""
+
+    def __init__(self, control: Control, state: ModelState, drawer: Drawer, tap: RecordTap, inbox: queue.Queue,
+                 workers: int):
+        self.control, self.state, self.drawer, self.tap = control, state, drawer, tap
+        self.inbox, self.workers = inbox, workers
+
+    def run(self) -> None:
+        waiting: dict[int, tuple] = {}  # results that overtook an earlier frame, by entry order
+        next_order, ended = 0, 0
+        while ended < self.workers:
+            item = self.control.get(self.inbox)
+            if item is END:
+                ended += 1
+                if self.control.stop.is_set():
+                    return
+                continue
+            waiting[item[0]] = item[1:]
+            while next_order in waiting:
+                frame, result = waiting.pop(next_order)
+                next_order += 1
+                self._show(frame, result)
+
+    def _show(self, frame: Frame, result: Result | None) -> None:
+        if result is not None:
+            result.prediction = self.state.smooth(result.prediction)
+        with self.state.lock:
+            stale = result is None and self.state.engine is not None
+        shown = self.drawer.show(frame, result, stale)
+        self.tap.write(frame.seq, shown.image, shown.stats)
