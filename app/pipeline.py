@@ -27,24 +27,11 @@ from pathlib import Path
 from polypview.defaults import STALENESS_MS
 from polypview.errors import ConfigError, OutputError, PolypviewError
 from polypview.overlay import OverlaySettings
-from polypview.protocols import Engine, Sink, Source
+from polypview.present import Drawer, LivePresenter, OrderedPresenter, RecordTap
+from polypview.protocols import Engine, Presented, Sink, Source
 from polypview.recorder import RecordingReport, check_output_path
 from polypview.registry import Registry
-from polypview.stages import (
-    Control,
-    Drawer,
-    Inferer,
-    InOrder,
-    LatestSlot,
-    LivePresenter,
-    ModelState,
-    OrderedPresenter,
-    Pacer,
-    Presented,
-    Reader,
-    RecordTap,
-    SlotAndDisplay,
-)
+from polypview.stages import Control, Inferer, InOrder, LatestSlot, ModelState, Pacer, Reader, SlotAndDisplay
 from polypview.stats import Stats, StatsCollector, Summary
 
 __all__ = ["MODES", "LatestSlot", "Pacer", "Pipeline", "PipelineConfig", "Presented", "Sink"]
