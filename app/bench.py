@@ -295,14 +295,14 @@ def _pipeline_result(summary, sink, wall: float, cpu: float, finished: bool, rec
 
 
 def _recording_result(report, record: Path, shown: int, wall: float) -> dict:
-    written = int(getattr(report, "frames_written", 0) or 0)
+    written = report.frames_written if report else 0
     in_file = file_frames(record) if record.exists() and record.stat().st_size else 0
     return {
         "recorded_frames": written,
-        "record_dropped": int(getattr(report, "frames_dropped", 0) or 0),
+        "record_dropped": report.frames_dropped if report else 0,
         "frames_in_file": in_file,
         "recorded_lost": max(0, shown - in_file),
-        "record_finalised": bool(getattr(report, "finalised", False)),
+        "record_finalised": bool(report and report.finalised),
         "record_fps": in_file / wall if wall else 0.0,
     }
 
@@ -472,11 +472,11 @@ def machine_info(engine, threads: int | None) -> dict:
         "versions": {name: _version(name) for name in ("numpy", "cv2", "av", "onnxruntime")},
         "ffmpeg_libavcodec": ".".join(str(v) for v in av.library_versions.get("libavcodec", ())),
         "encoder": f"{recorder.ENCODER} {recorder.PRESET} crf {recorder.CRF}",
-        "model": getattr(engine, "name", None),
-        "architecture": getattr(getattr(engine, "info", None), "architecture", None),
-        "input_size": list(getattr(getattr(engine, "info", None), "input_size", ()) or ()),
-        "backend": getattr(engine, "backend", None),
-        "provider": getattr(engine, "provider", None),
+        "model": engine.name if engine else None,
+        "architecture": engine.info.architecture if engine else None,
+        "input_size": list(engine.info.input_size) if engine else [],
+        "backend": engine.backend if engine else None,
+        "provider": engine.provider if engine else None,
         "intra_op_threads": threads if threads is not None else _engine_threads(engine),
         "sync_workers": _sync_workers(),
         "commit": git_commit(),
@@ -487,14 +487,14 @@ def _sync_workers() -> int:
     """Inference workers of every-frame mode (the pipeline's default)."""
     from polypview.pipeline import PipelineConfig
 
-    return int(getattr(PipelineConfig(), "sync_workers", 1))
+    return PipelineConfig().sync_workers
 
 
 def _engine_threads(engine) -> int | None:
     """The engine's intra-op threads (ORT picks more for a slow model, see backend_ort.SLOW_MODEL_S)."""
-    if getattr(engine, "backend", None) != "onnxruntime":
+    if engine is None or engine.backend != "onnxruntime":
         return None
-    return getattr(engine, "threads", None)
+    return engine.threads
 
 
 # ------------------------------------------------------------------------------------------ run

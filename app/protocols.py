@@ -47,6 +47,8 @@ class Source(Protocol):
 
     fps: float
     size: tuple[int, int]
+    frame_count: int | None  # exact or estimated from the duration; None when unknown
+    duration: float | None  # seconds; None for a live capture or an endless input
     seekable: bool
     live: bool
     name: str

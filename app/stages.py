@@ -410,8 +410,7 @@ class Inferer:
             self._failed(engine, exc)
             return None
         t1 = time.monotonic()
-        timings = getattr(prediction, "timings", None) or {}
-        self.stats.inferred(frame.seq, t0, t1, timings.get("inference"))
+        self.stats.inferred(frame.seq, t0, t1, prediction.timings.get("inference"))
         return Result(frame.seq, frame.t_enter, prediction, overlay, epoch)
 
     def _failed(self, engine: Engine, exc: Exception) -> None:

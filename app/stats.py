@@ -408,4 +408,4 @@ def _rate(times: deque, now: float) -> float:
 def _engine_names(engine) -> tuple[str, str, str]:
     if engine is None:
         return "", "", ""
-    return str(getattr(engine, "name", "")), str(getattr(engine, "backend", "")), str(getattr(engine, "provider", ""))
+    return engine.name, engine.backend, engine.provider

@@ -38,6 +38,7 @@ class FakePresented:
 class FakeSummary:
     frames: int
     errors: list
+    recording: object = None  # the RecordingReport when it was recording
 
 
 @dataclass

@@ -42,7 +42,7 @@ class SinkBridge(QObject):
         with self._lock:
             if self._closed:
                 return
-            if not getattr(presented, "reshown", False):
+            if not presented.reshown:
                 self.presented += 1  # a frame shown again with its own mask is the same frame
             old = self._latest[0].seq if self._latest is not None else None
             if old is not None and old != presented.seq and old != self._taken_seq:

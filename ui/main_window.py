@@ -24,6 +24,7 @@ from PyQt6.QtWidgets import QHBoxLayout, QLabel, QMainWindow, QStackedWidget, QV
 
 from polypview import __version__
 from polypview.errors import OutputError, PolypviewError
+from polypview.protocols import Source
 from polypview.session import CoreServices, Session, timestamp
 from polypview.settings import Settings, source_spec
 from polypview.ui import dialogs
@@ -302,9 +303,9 @@ class MainWindow(QMainWindow):
             return
         presented, display = taken
         self.last_presented = presented
-        self._stale = bool(getattr(presented, "stale", False))
+        self._stale = presented.stale
         self.view.set_frame(presented.image, display)
-        self.transport.set_position(getattr(presented, "pts", 0.0) or 0.0)
+        self.transport.set_position(presented.pts or 0.0)
         if self.options.frames and bridge.presented >= self.options.frames and not self.options.screenshot:
             self.close()
 
@@ -319,12 +320,12 @@ class MainWindow(QMainWindow):
         self.session.ended()
         self.play_action.setText("Play")
         self.transport.show_end()
-        saved = self.view.recording and getattr(summary, "recording", None)
+        saved = summary.recording if self.view.recording else None
         self._show_recording(False)
         self.refresh_hud()
         if saved:
             self.session.last_recording = saved
-        note = f"; recording saved to {getattr(saved, 'path', '')}" if saved else ""
+        note = f"; recording saved to {saved.path}" if saved else ""
         self.statusBar().showMessage(f"End of input — press Space to play again{note}", 0)
 
     # ---- transport
@@ -480,7 +481,7 @@ class MainWindow(QMainWindow):
         except PolypviewError as exc:
             self.show_error(str(exc))
             return
-        self.statusBar().showMessage(f"Saved {getattr(report, 'path', self.recording_path)}", 8000)
+        self.statusBar().showMessage(f"Saved {report.path if report else self.recording_path}", 8000)
 
     def snapshot(self) -> Path | None:
         """Save the annotated frame on screen as a PNG in the recordings folder."""
@@ -537,8 +538,8 @@ class MainWindow(QMainWindow):
 
     def show_about(self) -> None:
         engine = self.engine
-        dialogs.show_info(self, "About polypview", about_text(__version__, getattr(engine, "name", None),
-                                                               getattr(engine, "provider", None)))
+        dialogs.show_info(self, "About polypview", about_text(__version__, engine.name if engine else None,
+                                                               engine.provider if engine else None))
 
     # ---- full screen
     def toggle_fullscreen(self) -> None:
@@ -599,13 +600,12 @@ def save_png(frame, path: Path) -> None:
         raise OutputError(f"cannot write {path}: check that the folder exists, is writable and has space")
 
 
-def source_duration(source: Any) -> float | None:
+def source_duration(source: Source) -> float | None:
     """Seconds of a seekable input (None for live or endless inputs: no seek slider)."""
-    if not getattr(source, "seekable", False):
+    if not source.seekable:
         return None
-    duration = getattr(source, "duration", None)
-    count, fps = getattr(source, "frame_count", None), getattr(source, "fps", None)
-    return duration or (count / fps if count and fps else None)
+    count, fps = source.frame_count, source.fps
+    return source.duration or (count / fps if count and fps else None)
 
 
 def _dropped_file(mime) -> str | None:
