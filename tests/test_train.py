@@ -202,7 +202,7 @@ def test_init_from_shipped_inference_weights(data, tmp_path):
 
 
 def test_distill_term_is_zero_for_equal_logits_and_grows_with_disagreement():
-    from polypview.inference.training.train import distill_term
+    from polypview.inference.training.distill import distill_term
 
     logits = torch.randn(2, 3, 5, 5)
     assert float(distill_term(logits, logits, 2.0)) == pytest.approx(0.0, abs=1e-6)
@@ -219,8 +219,9 @@ def test_student_moves_towards_teacher(data, tmp_path):
     """A student trained with a heavy distillation term ends closer to the teacher's class probabilities
     than the same network untrained, and its distillation term falls."""
     from polypview.inference.models import create_model
+    from polypview.inference.training.checkpoints import load_checkpoint, model_from_checkpoint
     from polypview.inference.training.data import SegmentationDataset, neopolyp_pairs
-    from polypview.inference.training.train import load_checkpoint, load_teacher, model_from_checkpoint
+    from polypview.inference.training.distill import load_teacher
 
     train(_options(data, tmp_path / "teacher", epochs=16, batch=2, lr=3e-3))
     opts = _options(data, tmp_path / "student", epochs=8, batch=2, lr=3e-3)
@@ -243,7 +244,7 @@ def test_student_moves_towards_teacher(data, tmp_path):
 
 def test_pseudo_labels_written_in_neopolyp_colours(data, tmp_path):
     from polypview.inference.training.data import read_neopolyp_mask
-    from polypview.inference.training.train import pseudo_label_pairs
+    from polypview.inference.training.distill import pseudo_label_pairs
 
     train(_options(data, tmp_path / "teacher", epochs=16, batch=2, lr=3e-3))
     (data / "test" / "images").mkdir(parents=True)

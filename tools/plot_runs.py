@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("output", type=Path, help="PNG to write")
     parser.add_argument("runs", nargs="+", type=Path, help="run folders, oldest first")
     args = parser.parse_args(argv)
-    from polypview.inference.training.train import plot_history
+    from polypview.inference.training.checkpoints import plot_history
 
     history = chained_history(args.runs)
     plot_history(history, args.output)

@@ -311,8 +311,8 @@ def evaluate_path(path: Path, pairs, threads: int | None = None, fps: bool = Tru
 
 
 def _export_checkpoint(path: Path, folder: Path) -> Path:
+    from polypview.inference.training.checkpoints import load_checkpoint, model_from_checkpoint
     from polypview.inference.training.export import export_model, info_from_checkpoint
-    from polypview.inference.training.train import load_checkpoint, model_from_checkpoint
 
     ckpt = load_checkpoint(path)
     info = info_from_checkpoint(ckpt, int(ckpt.get("input_size") or 0) or None)

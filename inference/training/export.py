@@ -55,7 +55,7 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     """Entry point of `polypview export`."""
-    from polypview.inference.training.train import load_checkpoint, model_from_checkpoint, training_view
+    from polypview.inference.training.checkpoints import load_checkpoint, model_from_checkpoint, training_view
 
     if args.metadata_from is not None:
         if args.card:

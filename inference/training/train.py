@@ -1,17 +1,17 @@
 """`polypview train`: train a zoo model on NeoPolyp-Small with a family recipe.
 
-Writes to ``--out``: ``last.pt`` (every epoch), ``best.pt`` (best validation score: mean of
-polyp and neoplastic Dice), ``history.json`` (loss parts, learning rate, validation Dice/IoU
+Writes to ``--out``: ``last.pt`` (every epoch), ``best.pt`` (best validation score: see SELECTION),
+``history.json`` (loss parts, learning rate, validation Dice/IoU
 per class and per epoch), ``curves.png`` and ``recipe.json``. ``--resume`` continues from
 ``last.pt`` exactly: every epoch reseeds the sampler and the augmentation from (seed, epoch),
-so a resumed run draws the same batches as an uninterrupted one.
+so a resumed run draws the same batches as an uninterrupted one. Checkpoints are read and written
+by checkpoints.py; distillation (teacher, soft targets, pseudo-labels) lives in distill.py.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import shlex
 import sys
 import time
@@ -19,12 +19,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from polypview.errors import ConfigError, DataError
+from polypview.inference.training.checkpoints import (
+    labels_from_logits,
+    load_checkpoint,
+    plot_history,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from polypview.inference.training.data import neopolyp_dir
+from polypview.inference.training.distill import distill_term, load_teacher, pseudo_label_pairs
 from polypview.inference.training.recipes import RECIPES, Recipe, resolve_recipe
 
 CHECKPOINT_FORMAT = 1
-# How each head's model-file probabilities combine (polypview.inference.models' heads).
-HEAD_ACTIVATIONS = {"trinary": "softmax", "binary": "sigmoid", "multilabel": "sigmoid"}
 # Flags that override recipe fields (flag name -> recipe field).
 RECIPE_FLAGS = ("epochs", "batch", "lr", "size", "multiscale", "oversample", "optimizer", "schedule",
                 "warmup_epochs", "augment", "loss", "weight_decay")
@@ -246,86 +253,6 @@ def build_datasets(opts: TrainOptions, spec):
     return IndexedView(train, [position[n] for n in order]), val
 
 
-# ---------------------------------------------------------------- distillation
-
-
-def training_view(ckpt: dict) -> dict:
-    """A shipped weights file (`export --pt`: "architecture", fp16 "state_dict" without the auxiliary
-    head, "model_options") as the fields of a training checkpoint that export reads; a training
-    checkpoint is returned as it is."""
-    if "model" in ckpt:
-        return ckpt
-    from polypview.inference.models import get_spec
-    from polypview.inference.runtime.backend_torch import _builder_params
-
-    name = str(ckpt["architecture"])
-    options = dict(ckpt.get("model_options") or {})
-    if "aux" in _builder_params(get_spec(name).builder):
-        options["aux"] = False  # the file holds no training-only head
-    state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
-    return {"model": name, "model_kwargs": options, "state_dict": state}
-
-
-def load_teacher(path: Path, device):
-    """A trained trinary model (training checkpoint or shipped .pt) in eval mode, frozen; with its name and
-    input size."""
-    from polypview.inference.models import get_spec
-
-    ckpt = training_view(load_checkpoint(path, shipped_weights=True))
-    name = ckpt["model"]
-    if get_spec(name).head != "trinary":
-        raise ConfigError(f"--teacher {path} is a {get_spec(name).head} model; distillation needs a trinary one")
-    model = model_from_checkpoint(ckpt).requires_grad_(False)
-    size = ckpt.get("input_size") or get_spec(name).input_size[0]
-    return model.to(device), name, int(size)
-
-
-def distill_term(student_logits, teacher_logits, temperature: float):
-    """Per-pixel KL(teacher || student) of the class softmaxes at `temperature`, times T^2 (Hinton)."""
-    import torch.nn.functional as F
-
-    t = temperature
-    teacher = F.log_softmax(teacher_logits.float() / t, dim=1)
-    student = F.log_softmax(student_logits.float() / t, dim=1)
-    kl = (teacher.exp() * (teacher - student)).sum(dim=1)
-    return kl.mean() * t * t
-
-
-def pseudo_label_pairs(opts: TrainOptions, limit: int | None = None) -> list[tuple[Path, Path]]:
-    """Label the unlabelled NeoPolyp test images with the teacher (argmax at its input size, resized to
-    the image with nearest); masks are written in NeoPolyp colours to OUT/pseudo/ (never committed)."""
-    import cv2
-    import numpy as np
-    import torch
-
-    from polypview.inference.models import get_spec
-    from polypview.inference.runtime.labels import LABEL_COLORS
-    from polypview.inference.training.data import IMAGE_SUFFIXES, normalise, read_image, resize_image, resize_labels
-
-    folder = Path(opts.data) / "test" / "images"
-    images = sorted(p for p in folder.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
-    if not images:
-        raise DataError(f"--pseudo: no unlabelled images in {folder}")
-    teacher, name, size = load_teacher(opts.teacher, torch.device("cpu"))
-    spec = get_spec(name)
-    out = Path(opts.out) / "pseudo"
-    out.mkdir(parents=True, exist_ok=True)
-    pairs = []
-    with torch.no_grad():
-        for path in images:
-            mask = out / f"{path.stem}.png"
-            if not mask.is_file():
-                rgb = read_image(path)
-                blob = normalise(resize_image(rgb, (size, size)), spec.mean, spec.std, spec.color_order)
-                labels = labels_from_logits("trinary", teacher(torch.from_numpy(blob)[None]))[0]
-                labels = resize_labels(labels, rgb.shape[:2])
-                cv2.imwrite(str(mask), np.ascontiguousarray(LABEL_COLORS[labels][..., ::-1]))
-            pairs.append((path, mask))
-    print(f"pseudo-labels: {len(pairs)} unlabelled images labelled by {name} ({opts.teacher}) in {out}",
-          file=sys.stderr, flush=True)
-    return pairs
-
-
 # ---------------------------------------------------------------- optimisation
 
 
@@ -439,18 +366,6 @@ def _mean_parts(results: list[tuple[float, dict]]) -> tuple[float, dict]:
 # ---------------------------------------------------------------- validation
 
 
-def labels_from_logits(head: str, logits):
-    """Main logits -> uint8 label maps (N, H, W) with the model-file decision rule."""
-    import numpy as np
-
-    from polypview.inference.models import foreground_probs
-    from polypview.inference.training.metrics import labels_from_probs
-
-    probs = foreground_probs(head, logits).float().cpu().numpy()
-    activation = HEAD_ACTIVATIONS[head]
-    return np.stack([labels_from_probs(p, activation) for p in probs])
-
-
 def validate(model, head: str, loader, loss_fn, device) -> dict:
     """Validation loss and micro Dice/IoU per class at the training resolution."""
     import torch
@@ -482,96 +397,6 @@ def score_of(val: dict) -> float:
     values = [val[c]["dice"] for c in ("polyp", "neoplastic", "non_neoplastic")
               if val.get(c, {}).get("dice") is not None]
     return sum(values) / len(values) if values else 0.0
-
-
-# ---------------------------------------------------------------- checkpoints, history
-
-
-def rng_state() -> dict:
-    """Python, numpy and torch RNG states (stored in checkpoints for the record and for resume)."""
-    import random
-
-    import numpy as np
-    import torch
-
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-
-
-def set_rng_state(state: dict) -> None:
-    """Restore what `rng_state` saved."""
-    import random
-
-    import numpy as np
-    import torch
-
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-
-
-def save_checkpoint(path: Path, payload: dict) -> None:
-    """Write atomically (a killed run never leaves a half-written last.pt)."""
-    import torch
-
-    tmp = path.with_suffix(".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path: str | Path, shipped_weights: bool = False) -> dict:
-    """Read a training checkpoint; anything unreadable is a ConfigError saying so.
-
-    With `shipped_weights`, a shipped inference weights file (`export --pt`: "architecture" and
-    "state_dict", no "model") is accepted too.
-    """
-    import torch
-
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # torch raises many types for a corrupt file
-        raise ConfigError(f"cannot read checkpoint {path}: {exc}") from None
-    shipped = shipped_weights and isinstance(ckpt, dict) and "architecture" in ckpt and "state_dict" in ckpt
-    if not shipped and (not isinstance(ckpt, dict) or "model" not in ckpt or "state_dict" not in ckpt):
-        raise ConfigError(f"{path} is not a polypview training checkpoint (no model/state_dict)")
-    return ckpt
-
-
-def model_from_checkpoint(ckpt: dict):
-    """Rebuild the trained torch model (eval mode) from a checkpoint dict."""
-    from polypview.inference.models import create_model
-
-    model = create_model(ckpt["model"], **ckpt.get("model_kwargs", {}))
-    model.load_state_dict(ckpt["state_dict"])
-    return model.eval()
-
-
-def plot_history(history: list[dict], path: Path) -> None:
-    """Training curves: loss parts per epoch (left), validation Dice/IoU per class (right)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = [h["epoch"] for h in history]
-    fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(11, 4))
-    for key in history[0]["train"]:
-        ax_loss.plot(epochs, [h["train"][key] for h in history], label=key)
-    ax_loss.plot(epochs, [h["val"]["loss"] for h in history], "k--", label="val loss")
-    ax_loss.set(xlabel="epoch", ylabel="loss", title="training loss")
-    ax_loss.legend(fontsize=7)
-    for cls, color in (("polyp", "tab:blue"), ("neoplastic", "tab:red"), ("non_neoplastic", "tab:green")):
-        dice = [h["val"][cls]["dice"] for h in history]
-        iou = [h["val"][cls]["iou"] for h in history]
-        ax_val.plot(epochs, [math.nan if d is None else d for d in dice], color=color, label=f"{cls} Dice")
-        ax_val.plot(epochs, [math.nan if v is None else v for v in iou], color=color, ls=":", label=f"{cls} IoU")
-    ax_val.set(xlabel="epoch", ylim=(0, 1), title="validation (micro)")
-    ax_val.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 # ---------------------------------------------------------------- the loop
