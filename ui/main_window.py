@@ -1,6 +1,8 @@
-"""The main window: wires a Source, an Engine and a Pipeline to the view, the HUD and the controls.
+"""The main window: wires the session (app/session.py: input, pipeline, engine) to the view, the HUD and the controls.
 
-The window only wires and paints: frames arrive through a SinkBridge (one-slot mailbox, newest
+The window only wires and paints; what plays and with which engine is the Qt-free session's, the
+recording controls are in window_recording.py and the HUD and full screen in window_view.py
+(mixins of this class). Frames arrive through a SinkBridge (one-slot mailbox, newest
 frame wins), engines load on a worker thread and are handed to the running pipeline with
 `set_engine`, the HUD reads `pipeline.stats()` from a timer. Every error goes to
 `dialogs.show_error`.
@@ -13,7 +15,6 @@ lives in preferences.py; the command line wins over it.
 from __future__ import annotations
 
 import dataclasses
-import time
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -23,9 +24,9 @@ from PyQt6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QResizeEvent
 from PyQt6.QtWidgets import QHBoxLayout, QLabel, QMainWindow, QStackedWidget, QVBoxLayout, QWidget
 
 from polypview import __version__
-from polypview.errors import OutputError, PolypviewError
+from polypview.errors import PolypviewError
 from polypview.protocols import Source
-from polypview.session import CoreServices, Session, timestamp
+from polypview.session import CoreServices, Session
 from polypview.settings import Settings, source_spec
 from polypview.ui import dialogs
 from polypview.ui.bridge import BackgroundCall, SinkBridge
@@ -35,18 +36,17 @@ from polypview.ui.menus import about_text, build_actions, build_menus, shortcuts
 from polypview.ui.preferences import Preferences
 from polypview.ui.start_page import StartPage
 from polypview.ui.video_view import VideoView
+from polypview.ui.window_recording import RecordingMixin, save_png
+from polypview.ui.window_view import ViewMixin
 
 __all__ = ["CoreServices", "MainWindow", "Settings", "save_png", "source_duration", "source_spec"]
 
 HUD_INTERVAL_MS = 250  # the HUD refreshes 4 times a second, never per frame
 SEEK_STEP_S = 5.0
-SPEED_WINDOW = 12  # HUD refreshes (3 s) over which the share of frames with a mask is judged
-SPEED_MIN_FRAMES = 20
-SLOW_SHARE = 0.5  # fewer masked frames than this: the model is too slow for the machine
 REC_STYLE = "QLabel { background-color: #161616; color: #ff4040; font-weight: bold; padding: 4px 8px; }"
 
 
-class MainWindow(QMainWindow):
+class MainWindow(RecordingMixin, ViewMixin, QMainWindow):
     """The polypview window."""
 
     def __init__(self, options: Settings | None = None, services: Any = None, prefs: Preferences | None = None):
@@ -251,20 +251,6 @@ class MainWindow(QMainWindow):
             self.open_input(source_spec(None, choice["device"], False), size=size,
                             fps=choice.get("fps") or self.options.fps, fourcc=choice.get("fourcc") or self.options.fourcc)
 
-    def choose_recordings_folder(self) -> None:
-        """Ask where recordings and snapshots go (remembered)."""
-        folder = dialogs.ask_folder(self, "Recordings folder", str(self.recordings_dir))
-        if folder:
-            self.prefs.set_folder("recordings", folder)
-            self.options.recordings_dir = Path(folder)
-            self.statusBar().showMessage(f"Recordings go to {folder}", 5000)
-
-    @property
-    def recordings_dir(self) -> Path:
-        """The command line's folder, else the remembered one, else ./recordings."""
-        remembered = self.prefs.folder("recordings")
-        return self.options.recordings_dir or (Path(remembered) if remembered else Path.cwd() / "recordings")
-
     def _refresh_recent(self) -> None:
         self.recent_menu.clear()
         for path in self.prefs.recent():
@@ -433,106 +419,6 @@ class MainWindow(QMainWindow):
         """Masks on or off (M), as the panel's "show masks" box."""
         self.panel.overlay_check.setChecked(self.masks_action.isChecked())
 
-    # ---- recording and snapshots
-    def toggle_recording(self) -> None:
-        """Start recording to a timestamped file in the recordings folder, or stop."""
-        self._set_recording(not self.session.recording)
-
-    def _set_recording(self, on: bool) -> None:
-        if self.pipeline is None:
-            on = False
-        elif on and not self.session.recording:
-            on = self._start_recording(self.new_recording_path())
-        elif not on and self.session.recording:
-            self._stop_recording()
-        self._show_recording(on)
-
-    def _show_recording(self, on: bool) -> None:
-        if on and not self.view.recording:
-            self.recording_started = time.monotonic()
-        self.record_action.setChecked(on)
-        self.record_action.setText("Stop recording" if on else "Record")
-        self.view.set_recording(on)
-        self.rec_label.setVisible(on)
-        self._show_elapsed()
-
-    def _show_elapsed(self) -> None:
-        if self.view.recording:
-            seconds = int(time.monotonic() - self.recording_started)
-            self.rec_label.setText(f"● REC {seconds // 60}:{seconds % 60:02d}")
-
-    def new_recording_path(self) -> Path:
-        """recordings/polypview-YYYYmmdd-HHMMSS.mp4 (a counter avoids overwriting)."""
-        return self.session.new_recording_path(self.recordings_dir)
-
-    def _start_recording(self, path: Path) -> bool:
-        try:
-            self.session.start_recording(path)
-        except OSError as exc:
-            message = str(exc) if isinstance(exc, PolypviewError) else f"cannot record to {path}: {exc}"
-            self.show_error(message)
-            return False
-        self.statusBar().showMessage(f"Recording to {path}", 0)
-        return True
-
-    def _stop_recording(self) -> None:
-        try:
-            report = self.session.stop_recording()
-        except PolypviewError as exc:
-            self.show_error(str(exc))
-            return
-        self.statusBar().showMessage(f"Saved {report.path if report else self.recording_path}", 8000)
-
-    def snapshot(self) -> Path | None:
-        """Save the annotated frame on screen as a PNG in the recordings folder."""
-        frame = self.view.frame()
-        if frame is None:
-            return None
-        path = self.recordings_dir / f"snapshot-{timestamp()}-{int(time.time() * 1000) % 1000:03d}.png"
-        try:
-            save_png(frame, path)
-        except OutputError as exc:
-            self.show_error(str(exc))
-            return None
-        self.statusBar().showMessage(f"Snapshot saved to {path}", 5000)
-        return path
-
-    # ---- HUD
-    def refresh_hud(self) -> None:
-        """Show the pipeline's current Stats (called by the HUD timer)."""
-        if self.pipeline is None:
-            return
-        stats = self.pipeline.stats()
-        self.hud.show_stats(stats, self.bridge.superseded if self.bridge else 0, self._stale)
-        self._check_speed(stats)
-        self._show_elapsed()
-        if self.record_action.isChecked() and not self.session.recording:
-            self._show_recording(False)  # the recorder stopped itself (e.g. disk full)
-
-    def _check_speed(self, stats: Any) -> None:
-        """Say plainly when the model is too slow for this machine to mask most frames."""
-        self._mask_samples = (self._mask_samples + [(stats.frames_shown, stats.masks_shown)])[-SPEED_WINDOW:]
-        (f0, m0), (f1, m1) = self._mask_samples[0], self._mask_samples[-1]
-        if self.engine is None or self.finished or self.session.paused or f1 - f0 < SPEED_MIN_FRAMES:
-            return
-        share = (m1 - m0) / (f1 - f0)
-        if share < SLOW_SHARE:
-            fast = self._faster_model()
-            self.banner.warn(self.engine.name, share, stats.inference_ms, fast)
-        elif share > SLOW_SHARE + 0.25:
-            self.banner.hide()
-
-    def _faster_model(self) -> str | None:
-        """The shipped real-time default, when it is not the model already running."""
-        from polypview.inference.runtime.engine import DEFAULT_MODEL
-
-        return self.session.faster_model(DEFAULT_MODEL)
-
-    def toggle_hud(self) -> None:
-        """Show or hide the readouts strip below the video (remembered)."""
-        self.hud.setVisible(self.hud_action.isChecked())
-        self.prefs.hud = self.hud_action.isChecked()
-
     def show_shortcuts(self) -> None:
         dialogs.show_info(self, "Keyboard shortcuts", shortcuts_text())
 
@@ -540,31 +426,6 @@ class MainWindow(QMainWindow):
         engine = self.engine
         dialogs.show_info(self, "About polypview", about_text(__version__, engine.name if engine else None,
                                                                engine.provider if engine else None))
-
-    # ---- full screen
-    def toggle_fullscreen(self) -> None:
-        """Video and HUD only, over the whole screen; F or Esc leaves."""
-        if self.isFullScreen():
-            self.leave_fullscreen()
-            return
-        self.panel.hide()
-        self.transport.hide()
-        self.statusBar().hide()
-        self.menuBar().hide()
-        self.fullscreen_action.setChecked(True)
-        self.showFullScreen()
-        if self.screen() is not None and self.size() != self.screen().size():
-            self.setGeometry(self.screen().geometry())  # no window manager (a kiosk X server) to do it
-
-    def leave_fullscreen(self) -> None:
-        """Back to the normal window (Esc never closes the window: too easy to hit mid-procedure)."""
-        self.panel.show()
-        self.transport.show()
-        self.statusBar().show()
-        self.menuBar().show()
-        self.fullscreen_action.setChecked(False)
-        if self.isFullScreen():
-            self.showNormal()
 
     # ---- closing
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt API)
@@ -585,19 +446,6 @@ class MainWindow(QMainWindow):
         self.session.closed = True  # engines that finish loading from now on are only kept to be closed
         self._close_pipeline()
         self.session.shutdown(self.loader.wait)
-
-
-def save_png(frame, path: Path) -> None:
-    """Write a BGR frame as PNG; OutputError when the folder cannot be written."""
-    import cv2
-
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        ok = cv2.imwrite(str(path), frame)
-    except (OSError, cv2.error) as exc:
-        raise OutputError(f"cannot write {path}: {exc}; choose a writable folder") from None
-    if not ok:
-        raise OutputError(f"cannot write {path}: check that the folder exists, is writable and has space")
 
 
 def source_duration(source: Source) -> float | None:

@@ -177,41 +177,24 @@ class OnnxPredictor:
 
 
 def _open(path: Path, threads: int | None):
-    """(blob -> probs callable, ModelInfo, intra-op threads): through polypview's runtime backend when available."""
-    from polypview.inference.runtime.modelfile import INPUT_NAME, OUTPUT_NAME, ModelInfo
+    """(blob -> probs callable, ModelInfo, intra-op threads): the runtime's ONNX Runtime backend on the CPU, as the
+    app opens it (a slow model may get more threads), with the runtime's input/output checks."""
+    from polypview.inference.runtime.engine import backend_module, check_io
+    from polypview.inference.runtime.modelfile import ModelInfo
 
     if not path.is_file():
         raise ModelFileError(f"model file not found: {path}")
-    try:
-        from polypview.inference.runtime.engine import backend_module, check_io
-    except ImportError:  # runtime not available: plain ONNX Runtime on the CPU
-        from polypview.inference.runtime.backend_ort import cpu_session
-
-        session = cpu_session(path, threads)
-        props = session.get_modelmeta().custom_metadata_map
-        info = ModelInfo.from_metadata(props, source=f"model file {path}")
-        return (lambda blob: session.run([OUTPUT_NAME], {INPUT_NAME: blob})[0]), info, threads
     backend = backend_module("ort").open_backend(path, threads=threads, provider="cpu")
     info = ModelInfo.from_metadata(backend.metadata, source=f"model file {path}")
     check_io(info, backend.inputs, backend.outputs, f"model file {path}")
-    return backend.run, info, getattr(backend, "threads", threads)  # the runtime may give a slow model more
+    return backend.run, info, backend.threads
 
 
 def _preprocessor(info) -> Callable[[np.ndarray], np.ndarray]:
-    """BGR frame -> (1, 3, h, w) blob, the runtime's own pre-processing when available."""
-    try:
-        from polypview.inference.runtime.engine import Preprocess
-    except ImportError:
-        Preprocess = None
-    if Preprocess is not None:
-        return Preprocess(info)
-    from polypview.inference.training.data import normalise, resize_image
+    """BGR frame -> (1, 3, h, w) blob: the runtime's own pre-processing."""
+    from polypview.inference.runtime.engine import Preprocess
 
-    def preprocess(image_bgr: np.ndarray) -> np.ndarray:
-        rgb = resize_image(image_bgr[..., ::-1], tuple(info.input_size))
-        return normalise(rgb, info.mean, info.std, info.color_order)[None]
-
-    return preprocess
+    return Preprocess(info)
 
 
 # ---------------------------------------------------------------- evaluation
