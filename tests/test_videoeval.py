@@ -9,16 +9,8 @@ import pytest
 
 from polypview.cli import main
 from polypview.inference.runtime.labels import BACKGROUND, NEOPLASTIC, NON_NEOPLASTIC
-from polypview.inference.training.videoeval import (
-    KINDS,
-    DrawnLabels,
-    FrameScore,
-    TowerClip,
-    VideoOptions,
-    parse_seconds,
-    score_frame,
-    video_metrics,
-)
+from polypview.inference.training.towerclip import KINDS, TowerClip, VideoOptions, parse_seconds
+from polypview.inference.training.videoeval import DrawnLabels, FrameScore, score_frame, video_metrics
 
 from onnx_models import make_color_model
 
@@ -290,7 +282,8 @@ def test_video_evaluation_of_a_model_file_needs_no_torch(tmp_path):
     code = (
         "import sys\n"
         "from polypview.inference.training.data import folder_pairs\n"
-        "from polypview.inference.training.videoeval import VideoOptions, evaluate_video\n"
+        "from polypview.inference.training.towerclip import VideoOptions\n"
+        "from polypview.inference.training.videoeval import evaluate_video\n"
         f"v = evaluate_video({str(model)!r}, folder_pairs({str(data)!r}), VideoOptions(fps=4), threads=1, resamples=50)\n"
         "print(v['frames'] > 0, 'torch' in sys.modules)\n"
     )

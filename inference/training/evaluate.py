@@ -113,14 +113,14 @@ def model_path(model: str) -> Path:
 
 def _parse_options(args):
     """(bootstrap resamples, seed, VideoOptions or None) from the command line; ConfigError when bad."""
-    from polypview.inference.training.videoeval import parse_int
+    from polypview.inference.training.towerclip import parse_int
 
     resamples = parse_int(getattr(args, "bootstrap", BOOTSTRAP_RESAMPLES), "--bootstrap")
     seed = parse_int(getattr(args, "seed", 0), "--seed")
     if not getattr(args, "video", False):
         return resamples, seed, None
     from polypview.benchclips import parse_fps
-    from polypview.inference.training.videoeval import VideoOptions, parse_seconds
+    from polypview.inference.training.towerclip import VideoOptions, parse_seconds
 
     try:
         fps = parse_fps(args.video_fps)
