@@ -6,6 +6,7 @@ import pytest
 
 from polypview import bench
 from polypview.benchclips import ClipSpec, make_clip, parse_size
+from polypview.benchreport import STAGES
 from polypview.cli import main
 from polypview.errors import ConfigError
 from polypview.sources import open_source
@@ -29,7 +30,7 @@ def test_quick_bench_writes_every_section_and_prints_the_table(tmp_path, color_m
     (clip,) = report["clips"]
     assert clip["label"] == "320x180@30" and clip["frames"] == 30
     assert set(bench.RUN_NAMES) <= set(clip)
-    for name in bench.STAGES:
+    for name in STAGES:
         assert clip["stages"]["stages"][name]["count"] > 0, name
     # Every frame reaches the recording in every-frame mode, and the file holds them all.
     assert clip["sync_record"]["frames_in_file"] == clip["sync_record"]["frames_shown"] == 30
