@@ -9,8 +9,9 @@ import torch
 
 from polypview.cli import main
 from polypview.errors import ConfigError, DataError
+from polypview.inference.training.optim import lr_factor
 from polypview.inference.training.recipes import RECIPES, Recipe, apply_overrides, recipe_for, resolve_recipe
-from polypview.inference.training.train import TrainOptions, lr_factor, train
+from polypview.inference.training.train import TrainOptions, train
 
 SIZE = 64
 NEO_RGB, NON_RGB = (255, 0, 0), (0, 255, 0)
