@@ -134,7 +134,8 @@ class Session:
         return bool(self.pipeline is not None and self.pipeline.paused)
 
     def toggle_play(self) -> str | None:
-        """"replay" (the caller reopens the input), "playing", "paused", or None without an input."""
+        """Pause or resume: the new state, "playing" or "paused"; "replay" after the end (the caller reopens the
+        input); None without an input."""
         if self.pipeline is None:
             return None
         if self.finished:
