@@ -290,3 +290,17 @@ def test_video_evaluation_of_a_model_file_needs_no_torch(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["True", "False"]
+
+
+def test_eval_video_threshold_is_the_overlay_threshold_it_draws_with(tmp_path, capsys):
+    data = _make_dataset(tmp_path / "data", count=2)
+    model = make_color_model(tmp_path / "color.onnx", input_size=(64, 64))
+    out = tmp_path / "eval.json"
+    args = ["eval", str(model), "--data", str(data), "--split", "all", "--no-fps", "--no-progress", "--threads", "1",
+            "--video", "--video-fps", "4", "--bootstrap", "20"]
+    assert main([*args, "--json", str(out), "--video-threshold", "0.9"]) == 0
+    assert json.loads(out.read_text())["results"][0]["video"]["overlay"]["threshold"] == 0.9
+    assert "overlay: threshold 0.9," in capsys.readouterr().out
+    for bad in ("2", "x"):
+        assert main([*args, "--video-threshold", bad]) == 2
+        assert "threshold" in capsys.readouterr().err

@@ -74,6 +74,9 @@ def add_arguments(parser) -> None:
                         help="also play the split as a tower shows it (1920x1080, pan and zoom, black-framed views) "
                              "and score the masks as the app draws them")
     parser.add_argument("--video-fps", default="30", metavar="FPS", help="frame rate of the --video clip (default 30)")
+    parser.add_argument("--video-threshold", default=None, metavar="T",
+                        help="draw the --video masks at this score threshold, as the viewer's --threshold (default: "
+                             "the overlay's, 0.5): trades missed frames against false regions on normal mucosa")
     parser.add_argument("--video-seconds-per-image", default="0.5-1", metavar="S",
                         help="how long each image is shown: a range MIN-MAX (seeded) or a number (default 0.5-1)")
 
@@ -126,7 +129,21 @@ def _parse_options(args):
         fps = parse_fps(args.video_fps)
     except ConfigError as exc:
         raise ConfigError(f"--video-fps: {exc}") from None
-    return resamples, seed, VideoOptions(fps=fps, seconds=parse_seconds(args.video_seconds_per_image), seed=seed)
+    return resamples, seed, VideoOptions(fps=fps, seconds=parse_seconds(args.video_seconds_per_image), seed=seed,
+                                         threshold=_threshold(getattr(args, "video_threshold", None)))
+
+
+def _threshold(text) -> float | None:
+    """--video-threshold: a number in [0, 1] (checked as the overlay checks it), or None for the overlay's own."""
+    if text is None:
+        return None
+    from polypview.overlay import OverlaySettings
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"--video-threshold must be a number between 0 and 1, got {text!r}") from None
+    return OverlaySettings(threshold=value).threshold
 
 
 # ---------------------------------------------------------------- data

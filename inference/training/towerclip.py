@@ -58,6 +58,7 @@ class VideoOptions:
     seed: int = 0
     size: tuple[int, int] = VIDEO_SIZE
     score_size: tuple[int, int] = SCORE_SIZE
+    threshold: float | None = None  # the overlay's drawing threshold (as the viewer's --threshold); None: its default
 
 
 def parse_seconds(text) -> tuple[float, float]:

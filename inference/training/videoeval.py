@@ -194,7 +194,7 @@ def evaluate_video(model_path: Path, pairs, options: VideoOptions = VideoOptions
     from polypview.overlay import OverlaySettings
     from polypview.roi import detect_roi
 
-    settings = OverlaySettings()
+    settings = OverlaySettings() if options.threshold is None else OverlaySettings(threshold=options.threshold)
     clip = TowerClip(pairs, options)
     engine = load_engine(model_path, backend="ort", threads=threads, provider="cpu")
     drawn = DrawnLabels(engine.info.classes, settings)
@@ -298,7 +298,7 @@ def format_video_table(results) -> str:
              f"{v['size'][0]}x{v['size'][1]} at {v['fps']:g} fps ({v['seconds']:.1f} s), each image {shown}, "
              f"seed {v['seed']}; views: {views}")
     foot = (
-        f"(every frame inferred and drawn as the app draws it (default overlay: threshold "
+        f"(every frame inferred and drawn as the app draws it (overlay: threshold "
         f"{v['overlay']['threshold']:g}, min area {v['overlay']['min_area']:g}, one class per region), image "
         f"area detected on each image's first frame ({v['roi_images']} of {v['images']} images framed by black); "
         f"scored at {v['score_size'][0]}x{v['score_size'][1]}. Dice: micro over all frames{_ci_note(v)}. "
