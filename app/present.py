@@ -96,9 +96,6 @@ class RecordTap:
 # ---------------------------------------------------------------------------------------- draw and present
 
 
-# ---------------------------------------------------------------------------------------- draw and present
-
-
 class Drawer:
     """Draw and present: a frame with a result's mask drawn (as the overlay settings say), handed to the sink."""
 

@@ -94,8 +94,8 @@ class Session:
 
     # ---- the input
     def open(self, spec: Any, sink: Sink, overlay: OverlaySettings, size=None, fps=None, fourcc=None) -> Source:
-        """Play this input in place of the current one (PolypviewError when it cannot be opened or started).
-        A device opens with `size`, `fps` and `fourcc` when given, else the command line's."""
+        """Play this input (PolypviewError when it cannot be opened or started); call `close_input` first, whose
+        errors the caller shows. A device opens with `size`, `fps` and `fourcc` when given, else the command line's."""
         settings = self.settings
         source = self.services.open_source(spec, size=size or settings.size, fps=fps or settings.fps,
                                            fourcc=fourcc or settings.fourcc)
@@ -179,7 +179,7 @@ class Session:
         """A new engine request: (request id, the call that loads it on a worker thread); None for 'none'
         (the session then runs without a model at once)."""
         if model is not None and str(model).lower() == NO_MODEL:
-            self.models.current += 1
+            self.models.current += 1  # supersedes a model still loading: it will only be kept to be closed
             self.use_engine(None)
             return None
         settings = self.settings

@@ -155,6 +155,7 @@ class ModelState:
         return self.smoother(prediction)
 
     def keep(self, result: Result) -> None:
+        """Keep a result of the current epoch (`new_epoch` empties the list: it only ever holds this epoch's)."""
         with self.lock:
             if result.epoch == self.epoch:
                 self.results.append(result)
@@ -162,14 +163,14 @@ class ModelState:
     def newest_for(self, seq: int) -> Result | None:
         """The newest result of this epoch from a frame at or before `seq`."""
         with self.lock:
-            return next((r for r in reversed(self.results) if r.seq <= seq and r.epoch == self.epoch), None)
+            return next((r for r in reversed(self.results) if r.seq <= seq), None)
 
     def own_result(self, seq: int) -> Result | None:
         """The result of frame `seq` itself, while overlays are shown."""
         with self.lock:
             if not self.settings.enabled:
                 return None
-            return next((r for r in reversed(self.results) if r.seq == seq and r.epoch == self.epoch), None)
+            return next((r for r in reversed(self.results) if r.seq == seq), None)
 
 
 # ---------------------------------------------------------------------------------------- read and pace
@@ -249,7 +250,6 @@ class Reader:
                  pacer: Pacer | None, max_frames: int | None):
         self.control, self.source, self.state, self.stats = control, source, state, stats
         self.out, self.pacer, self.max_frames = out, pacer, max_frames
-        self.frames_read = 0
         self._seek_to: float | None = None
 
     def request_seek(self, seconds: float) -> None:
@@ -271,7 +271,7 @@ class Reader:
             self.out.end()
 
     def _limit_reached(self) -> bool:
-        return self.max_frames is not None and self.frames_read >= self.max_frames
+        return self.max_frames is not None and self.stats.frames_read >= self.max_frames
 
     def _wait_running(self) -> bool:
         """Block while paused (still honouring seeks); False when stopping."""
@@ -326,7 +326,6 @@ class Reader:
             if delay > 0 and self.control.stop.wait(delay):
                 return
             frame.t_enter = time.monotonic()  # the frame enters when its time comes, like a capture
-        self.frames_read += 1
         self.stats.entered(frame.seq, frame.pts, frame.t_enter)
         self.out.put(frame)
 
@@ -405,7 +404,7 @@ class Inferer:
             return None
         t0 = time.monotonic()
         try:
-            prediction = engine.predict(frame.image, roi) if roi is not None else engine.predict(frame.image)
+            prediction = engine.predict(frame.image, roi)
         except Exception as exc:
             self._failed(engine, exc)
             return None
