@@ -304,3 +304,34 @@ def test_eval_video_threshold_is_the_overlay_threshold_it_draws_with(tmp_path, c
     for bad in ("2", "x"):
         assert main([*args, "--video-threshold", bad]) == 2
         assert "threshold" in capsys.readouterr().err
+
+
+def test_eval_video_smoothing_averages_scores_as_the_viewer_does(tmp_path, capsys, monkeypatch):
+    from polypview.inference.runtime import engine as engine_module
+
+    made = []
+
+    class Spy(engine_module.TemporalSmoother):
+        def __init__(self, n):
+            super().__init__(n)
+            self.calls = 0
+            made.append(self)
+
+        def __call__(self, p):
+            self.calls += 1
+            return super().__call__(p)
+
+    monkeypatch.setattr(engine_module, "TemporalSmoother", Spy)
+    data = _make_dataset(tmp_path / "data", count=2)
+    model = make_color_model(tmp_path / "color.onnx", input_size=(64, 64))
+    out = tmp_path / "eval.json"
+    args = ["eval", str(model), "--data", str(data), "--split", "all", "--no-fps", "--no-progress", "--threads", "1",
+            "--video", "--video-fps", "4", "--bootstrap", "20"]
+    assert main([*args, "--json", str(out), "--video-smoothing", "3"]) == 0
+    video = json.loads(out.read_text())["results"][0]["video"]
+    assert video["overlay"]["smoothing"] == 3
+    assert [s.n for s in made] == [3] and made[0].calls == video["frames"]
+    assert "scores averaged over the last 3 frames" in capsys.readouterr().out
+    for bad in ("-1", "x"):
+        assert main([*args, "--video-smoothing", bad]) == 2
+        assert "--video-smoothing" in capsys.readouterr().err

@@ -77,6 +77,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--video-threshold", default=None, metavar="T",
                         help="draw the --video masks at this score threshold, as the viewer's --threshold (default: "
                              "the overlay's, 0.5): trades missed frames against false regions on normal mucosa")
+    parser.add_argument("--video-smoothing", default="0", metavar="N",
+                        help="average the --video masks' scores over the last N frames, as the viewer's --smoothing "
+                             "(default 0: off)")
     parser.add_argument("--video-seconds-per-image", default="0.5-1", metavar="S",
                         help="how long each image is shown: a range MIN-MAX (seeded) or a number (default 0.5-1)")
 
@@ -130,7 +133,8 @@ def _parse_options(args):
     except ConfigError as exc:
         raise ConfigError(f"--video-fps: {exc}") from None
     return resamples, seed, VideoOptions(fps=fps, seconds=parse_seconds(args.video_seconds_per_image), seed=seed,
-                                         threshold=_threshold(getattr(args, "video_threshold", None)))
+                                         threshold=_threshold(getattr(args, "video_threshold", None)),
+                                         smoothing=_smoothing(getattr(args, "video_smoothing", 0)))
 
 
 def _threshold(text) -> float | None:
@@ -144,6 +148,13 @@ def _threshold(text) -> float | None:
     except ValueError:
         raise ConfigError(f"--video-threshold must be a number between 0 and 1, got {text!r}") from None
     return OverlaySettings(threshold=value).threshold
+
+
+def _smoothing(text) -> int:
+    """--video-smoothing: a whole number of frames >= 0."""
+    from polypview.inference.training.towerclip import parse_int
+
+    return parse_int(text, "--video-smoothing")
 
 
 # ---------------------------------------------------------------- data

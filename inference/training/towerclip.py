@@ -59,6 +59,7 @@ class VideoOptions:
     size: tuple[int, int] = VIDEO_SIZE
     score_size: tuple[int, int] = SCORE_SIZE
     threshold: float | None = None  # the overlay's drawing threshold (as the viewer's --threshold); None: its default
+    smoothing: int = 0  # frames the overlay's scores are averaged over (as the viewer's --smoothing); 0: off
 
 
 def parse_seconds(text) -> tuple[float, float]:

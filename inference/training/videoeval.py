@@ -190,11 +190,14 @@ def evaluate_video(model_path: Path, pairs, options: VideoOptions = VideoOptions
     """Play the clip of `pairs` through the app's engine and overlay; the scores as a JSON-ready dict."""
     from tqdm import tqdm
 
-    from polypview.inference.runtime.engine import load_engine
+    from polypview.inference.runtime.engine import TemporalSmoother, load_engine
     from polypview.overlay import OverlaySettings
     from polypview.roi import detect_roi
 
-    settings = OverlaySettings() if options.threshold is None else OverlaySettings(threshold=options.threshold)
+    settings = OverlaySettings(smoothing=options.smoothing)
+    if options.threshold is not None:
+        settings = replace(settings, threshold=options.threshold)
+    smooth = TemporalSmoother(settings.smoothing)  # as the app's presenter: over the frames in order
     clip = TowerClip(pairs, options)
     engine = load_engine(model_path, backend="ort", threads=threads, provider="cpu")
     drawn = DrawnLabels(engine.info.classes, settings)
@@ -209,7 +212,7 @@ def evaluate_video(model_path: Path, pairs, options: VideoOptions = VideoOptions
                 roi = detect_roi(item.image)
                 roi_segments += roi is not None
                 t = _tick(timings, "roi", t)
-            prediction = engine.predict(item.image, roi) if roi is not None else engine.predict(item.image)
+            prediction = smooth(engine.predict(item.image, roi) if roi is not None else engine.predict(item.image))
             t = _tick(timings, "predict", t)
             pred = drawn(prediction, item.image.shape, roi, options.score_size)
             t = _tick(timings, "draw", t)
@@ -240,6 +243,11 @@ def _tick(timings: dict, key: str, t: float) -> float:
 
 
 # ---------------------------------------------------------------- output
+
+
+def _smoothing_note(overlay: dict) -> str:
+    n = overlay.get("smoothing", 0)
+    return f", scores averaged over the last {n} frames" if n and n > 1 else ""
 
 
 def _pct(value) -> str:
@@ -299,7 +307,8 @@ def format_video_table(results) -> str:
              f"seed {v['seed']}; views: {views}")
     foot = (
         f"(every frame inferred and drawn as the app draws it (overlay: threshold "
-        f"{v['overlay']['threshold']:g}, min area {v['overlay']['min_area']:g}, one class per region), image "
+        f"{v['overlay']['threshold']:g}, min area {v['overlay']['min_area']:g}, one class per region"
+        f"{_smoothing_note(v['overlay'])}), image "
         f"area detected on each image's first frame ({v['roi_images']} of {v['images']} images framed by black); "
         f"scored at {v['score_size'][0]}x{v['score_size'][1]}. Dice: micro over all frames{_ci_note(v)}. "
         f"Missed: frames with a true polyp of >= {v['min_true_pixels']} px where nothing drawn touches it. "
