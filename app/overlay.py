@@ -36,6 +36,7 @@ class OverlaySettings:
     opacity: float = 0.45
     threshold: float = 0.5
     min_area: float = 0.0005  # fraction of the image (ROI) area; smaller regions are not drawn
+    min_peak: float = 0.0  # a region is drawn only if its highest score reaches this (hysteresis; <= threshold: off)
     smoothing: int = 0  # frames of TemporalSmoother
     legend: bool = False  # burn the class legend into the frame (the window shows it beside the video)
     one_class_per_region: bool = True  # a polyp has one histology: each region takes its majority class
@@ -43,28 +44,35 @@ class OverlaySettings:
     def __post_init__(self) -> None:
         if self.style not in STYLES:
             raise ConfigError(f"unknown overlay style {self.style!r}; valid styles: {', '.join(STYLES)}")
-        for name in ("opacity", "threshold", "min_area"):
+        for name in ("opacity", "threshold", "min_area", "min_peak"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"overlay {name} must lie in [0, 1], got {getattr(self, name)}")
         if self.smoothing < 0:
             raise ConfigError(f"overlay smoothing must be >= 0 frames, got {self.smoothing}")
 
 
-def keep_regions(scores: np.ndarray, threshold: float, min_area: float) -> np.ndarray:
-    """Boolean mask of pixels >= threshold in connected regions covering >= min_area of the image."""
-    return _regions(scores, threshold, min_area)[0]
+def keep_regions(scores: np.ndarray, threshold: float, min_area: float, min_peak: float = 0.0) -> np.ndarray:
+    """Boolean mask of pixels >= threshold in connected regions covering >= min_area of the image
+    whose highest score reaches min_peak (hysteresis: a faint blob is dropped, a confident region
+    keeps its whole extent down to the threshold)."""
+    return _regions(scores, threshold, min_area, min_peak)[0]
 
 
-def _regions(scores: np.ndarray, threshold: float, min_area: float):
+def _regions(scores: np.ndarray, threshold: float, min_area: float, min_peak: float = 0.0):
     """(keep mask, (count, component map) or None): the components are reused by the class vote."""
     mask = (scores >= threshold).astype(np.uint8)
     min_pixels = min_area * mask.size
-    if min_pixels <= 1 or not mask.any():
+    peaked = min_peak > threshold
+    if (min_pixels <= 1 and not peaked) or not mask.any():
         return mask.astype(bool), None
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    big = stats[:, cv2.CC_STAT_AREA] >= min_pixels
-    big[0] = False  # component 0 is the background
-    return big[labels], (count, labels)
+    kept = stats[:, cv2.CC_STAT_AREA] >= min_pixels
+    if peaked:
+        strong = np.zeros(count, bool)
+        strong[labels[scores >= min_peak]] = True  # components holding a pixel at or above the peak
+        kept &= strong
+    kept[0] = False  # component 0 is the background
+    return kept[labels], (count, labels)
 
 
 @dataclass(frozen=True)
@@ -78,10 +86,10 @@ class Region:
 
 
 def find_regions(p: Prediction, settings: OverlaySettings, classes: int, frame_shape) -> list[Region]:
-    """The regions the overlay draws for prediction `p` (same threshold and smallest area), largest first.
+    """The regions the overlay draws for prediction `p` (same threshold, smallest area and peak), largest first.
 
     Each region's class is its pixels' majority, as the overlay colours it by default."""
-    keep = keep_regions(p.scores, settings.threshold, settings.min_area).astype(np.uint8)
+    keep = keep_regions(p.scores, settings.threshold, settings.min_area, settings.min_peak).astype(np.uint8)
     if not keep.any():
         return []
     count, components, stats, _ = cv2.connectedComponentsWithStats(keep, connectivity=8)
@@ -174,7 +182,7 @@ class Overlay:
         target = p.roi if p.roi is not None else frame_rect  # the area the prediction covers
         limit = _clip(target, roi) if roi is not None else target  # where drawing is allowed
         limit = _clip(limit, frame_rect) if limit is not None else None
-        keep, components = _regions(p.scores, s.threshold, s.min_area)
+        keep, components = _regions(p.scores, s.threshold, s.min_area, s.min_peak)
         box = _bbox(keep)
         if box is None or limit is None:
             return

@@ -18,7 +18,7 @@ from polypview.errors import ConfigError
 SIZE_STEP = 32  # the networks halve their input five times: input sizes are multiples of this
 NAMED_SIZES = {"360p": (640, 360), "480p": (854, 480), "720p": (1280, 720), "1080p": (1920, 1080),
                "1440p": (2560, 1440), "4k": (3840, 2160), "2160p": (3840, 2160)}
-OVERLAY_OPTIONS = ("style", "opacity", "threshold", "min_area", "smoothing")
+OVERLAY_OPTIONS = ("style", "opacity", "threshold", "min_area", "min_peak", "smoothing")
 
 
 # ------------------------------------------------------------------------------------------- parsers
@@ -133,6 +133,9 @@ def add_overlay_arguments(parser: argparse.ArgumentParser) -> None:
     ov.add_argument("--opacity", type=float, help="mask opacity 0..1 (default 0.45)")
     ov.add_argument("--threshold", type=float, help="confidence threshold 0..1 (default 0.5)")
     ov.add_argument("--min-area", type=float, help="smallest region drawn, fraction of the image (default 0.0005)")
+    ov.add_argument("--min-peak", type=float,
+                    help="draw a region only if its highest score reaches this, 0..1 (default off): drops faint "
+                         "blobs, keeps a confident polyp's whole extent down to --threshold")
     ov.add_argument("--smoothing", type=int, help="average scores over N frames (default off)")
     ov.add_argument("--per-pixel-class", action="store_true",
                     help="colour each pixel by its own class (default: each polyp region takes its majority class)")

@@ -73,8 +73,10 @@ def test_one_settings_object_checks_every_option(tmp_path):
     assert s.source == "demo" and s.size == (1280, 720) and s.staleness_s == STALENESS_MS / 1000
     assert s.overlay_settings().opacity == 0.3 and s.overlay_settings().legend
     assert s.pipeline_config().staleness_s == s.staleness_s
+    assert settings("--demo", "--min-peak", "0.9").overlay_settings().min_peak == 0.9
     for bad, message in ((["--threads", "0"], "--threads"), (["--staleness-ms", "0"], "--staleness-ms"),
-                         (["--fps", "-5"], "--fps"), (["--opacity", "2"], "opacity"), (["--frames", "0"], "--frames")):
+                         (["--fps", "-5"], "--fps"), (["--opacity", "2"], "opacity"), (["--frames", "0"], "--frames"),
+                         (["--min-peak", "1.2"], "min_peak")):
         with pytest.raises(ConfigError, match=message):
             settings("--demo", *bad)
     with pytest.raises(SystemExit):  # argparse's own one-line usage error

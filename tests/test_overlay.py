@@ -6,7 +6,7 @@ import pytest
 
 from polypview.errors import ConfigError
 from polypview.inference.runtime.engine import Prediction
-from polypview.overlay import Overlay, OverlaySettings, detect_roi, keep_regions
+from polypview.overlay import Overlay, OverlaySettings, detect_roi, find_regions, keep_regions
 
 CLASSES = ("neoplastic", "non-neoplastic")
 COLORS_RGB = ((255, 0, 0), (0, 255, 0))
@@ -150,6 +150,31 @@ def test_keep_regions_counts_connected_pixels():
     assert keep_regions(scores, 0.5, 0.05).sum() == 25
     assert keep_regions(scores, 0.5, 0.0).sum() == 29
     assert keep_regions(scores, 0.95, 0.0).sum() == 0
+
+
+def test_min_peak_drops_faint_regions_and_keeps_a_confident_one_whole():
+    scores = np.zeros((10, 10), np.float32)
+    scores[0:3, 0:3] = 0.6  # a faint blob: 9 pixels, highest 0.6
+    scores[5:10, 5:10] = 0.6  # a confident region: 25 pixels down to 0.6 around one pixel of 0.95
+    scores[7, 7] = 0.95
+    assert keep_regions(scores, 0.5, 0.0).sum() == 34
+    kept = keep_regions(scores, 0.5, 0.0, min_peak=0.9)
+    assert kept.sum() == 25 and kept[5:10, 5:10].all()
+    assert keep_regions(scores, 0.5, 0.0, min_peak=0.99).sum() == 0
+    assert keep_regions(scores, 0.5, 0.0, min_peak=0.4).sum() == 34  # at or below the threshold: off
+
+
+def test_min_peak_is_what_the_overlay_draws_and_lists():
+    frame = _frame(7)
+    faint = ((10, 70, 20, 20), 1, 0.6)
+    p = _prediction([(BOX, 0, 0.95), faint])
+    overlay = Overlay(CLASSES, COLORS_RGB)
+    drawn = _changed(overlay.draw(frame, p, OverlaySettings(min_peak=0.9, legend=False)), frame)
+    assert drawn[_allowed(BOX)].any() and not drawn[_allowed(faint[0])].any()
+    assert len(find_regions(p, OverlaySettings(), 2, frame.shape)) == 2
+    assert len(find_regions(p, OverlaySettings(min_peak=0.9), 2, frame.shape)) == 1
+    with pytest.raises(ConfigError):
+        OverlaySettings(min_peak=1.5)
 
 
 def test_mask_is_drawn_only_inside_the_roi():

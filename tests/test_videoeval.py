@@ -335,3 +335,17 @@ def test_eval_video_smoothing_averages_scores_as_the_viewer_does(tmp_path, capsy
     for bad in ("-1", "x"):
         assert main([*args, "--video-smoothing", bad]) == 2
         assert "--video-smoothing" in capsys.readouterr().err
+
+
+def test_eval_video_min_peak_is_recorded_and_checked(tmp_path, capsys):
+    data = _make_dataset(tmp_path / "data", count=2)
+    model = make_color_model(tmp_path / "color.onnx", input_size=(64, 64))
+    out = tmp_path / "eval.json"
+    args = ["eval", str(model), "--data", str(data), "--split", "all", "--no-fps", "--no-progress", "--threads", "1",
+            "--video", "--video-fps", "4", "--bootstrap", "20"]
+    assert main([*args, "--json", str(out), "--video-min-peak", "0.8"]) == 0
+    assert json.loads(out.read_text())["results"][0]["video"]["overlay"]["min_peak"] == 0.8
+    assert "regions peaking >= 0.8" in capsys.readouterr().out
+    for bad in ("1.5", "x", "nan"):
+        assert main([*args, "--video-min-peak", bad]) == 2
+        assert "--video-min-peak" in capsys.readouterr().err

@@ -20,6 +20,7 @@ under "dice" and adds the interval as "dice_ci95": [low, high].
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 import time
 from collections.abc import Callable
@@ -77,6 +78,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--video-threshold", default=None, metavar="T",
                         help="draw the --video masks at this score threshold, as the viewer's --threshold (default: "
                              "the overlay's, 0.5): trades missed frames against false regions on normal mucosa")
+    parser.add_argument("--video-min-peak", default=None, metavar="P",
+                        help="draw a --video region only if its highest score reaches P, as the viewer's --min-peak "
+                             "(default: the overlay's)")
     parser.add_argument("--video-smoothing", default="0", metavar="N",
                         help="average the --video masks' scores over the last N frames, as the viewer's --smoothing "
                              "(default 0: off)")
@@ -134,20 +138,21 @@ def _parse_options(args):
         raise ConfigError(f"--video-fps: {exc}") from None
     return resamples, seed, VideoOptions(fps=fps, seconds=parse_seconds(args.video_seconds_per_image), seed=seed,
                                          threshold=_threshold(getattr(args, "video_threshold", None)),
+                                         min_peak=_threshold(getattr(args, "video_min_peak", None), "--video-min-peak"),
                                          smoothing=_smoothing(getattr(args, "video_smoothing", 0)))
 
 
-def _threshold(text) -> float | None:
-    """--video-threshold: a number in [0, 1] (checked as the overlay checks it), or None for the overlay's own."""
+def _threshold(text, name: str = "--video-threshold") -> float | None:
+    """A score option (--video-threshold, --video-min-peak): a number in [0, 1], or None for the overlay's own."""
     if text is None:
         return None
-    from polypview.overlay import OverlaySettings
-
     try:
         value = float(text)
     except ValueError:
-        raise ConfigError(f"--video-threshold must be a number between 0 and 1, got {text!r}") from None
-    return OverlaySettings(threshold=value).threshold
+        value = math.nan
+    if not 0.0 <= value <= 1.0:
+        raise ConfigError(f"{name} must be a number between 0 and 1, got {text!r}")
+    return value
 
 
 def _smoothing(text) -> int:

@@ -60,6 +60,7 @@ class VideoOptions:
     score_size: tuple[int, int] = SCORE_SIZE
     threshold: float | None = None  # the overlay's drawing threshold (as the viewer's --threshold); None: its default
     smoothing: int = 0  # frames the overlay's scores are averaged over (as the viewer's --smoothing); 0: off
+    min_peak: float | None = None  # a region's least highest score (as the viewer's --min-peak); None: the default
 
 
 def parse_seconds(text) -> tuple[float, float]:

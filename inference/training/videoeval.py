@@ -197,6 +197,8 @@ def evaluate_video(model_path: Path, pairs, options: VideoOptions = VideoOptions
     settings = OverlaySettings(smoothing=options.smoothing)
     if options.threshold is not None:
         settings = replace(settings, threshold=options.threshold)
+    if options.min_peak is not None:
+        settings = replace(settings, min_peak=options.min_peak)
     smooth = TemporalSmoother(settings.smoothing)  # as the app's presenter: over the frames in order
     clip = TowerClip(pairs, options)
     engine = load_engine(model_path, backend="ort", threads=threads, provider="cpu")
@@ -228,7 +230,7 @@ def evaluate_video(model_path: Path, pairs, options: VideoOptions = VideoOptions
         "seconds_per_image": list(options.seconds), "seed": options.seed, "views": kinds,
         "framed_frames": sum(s.frames for s in clip.segments if s.kind == "framed"),
         "roi_images": roi_segments, "threads": engine.threads,
-        "overlay": {"threshold": settings.threshold, "min_area": settings.min_area,
+        "overlay": {"threshold": settings.threshold, "min_area": settings.min_area, "min_peak": settings.min_peak,
                     "one_class_per_region": settings.one_class_per_region, "smoothing": settings.smoothing},
         "bootstrap": {"resamples": resamples, "seed": options.seed, "level": 0.95, "unit": "source image"},
         "ms_per_frame": {k: 1000 * v / max(1, clip.frames) for k, v in timings.items()},
@@ -246,8 +248,10 @@ def _tick(timings: dict, key: str, t: float) -> float:
 
 
 def _smoothing_note(overlay: dict) -> str:
-    n = overlay.get("smoothing", 0)
-    return f", scores averaged over the last {n} frames" if n and n > 1 else ""
+    """The footnote's words for the overlay settings that are off by default, when they are on."""
+    n, peak = overlay.get("smoothing", 0), overlay.get("min_peak", 0.0)
+    note = f", regions peaking >= {peak:g}" if peak and peak > overlay["threshold"] else ""
+    return note + (f", scores averaged over the last {n} frames" if n and n > 1 else "")
 
 
 def _pct(value) -> str:
