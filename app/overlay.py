@@ -36,7 +36,9 @@ class OverlaySettings:
     opacity: float = 0.45
     threshold: float = 0.5
     min_area: float = 0.0005  # fraction of the image (ROI) area; smaller regions are not drawn
-    min_peak: float = 0.0  # a region is drawn only if its highest score reaches this (hysteresis; <= threshold: off)
+    # A region is drawn only if its highest score reaches min_peak (hysteresis; <= threshold: off). 0.9 was
+    # chosen on the validation tower clip (docs/models.md): false regions on normal mucosa -42 %, missed frames +0.9 pt.
+    min_peak: float = 0.9
     smoothing: int = 0  # frames of TemporalSmoother
     legend: bool = False  # burn the class legend into the frame (the window shows it beside the video)
     one_class_per_region: bool = True  # a polyp has one histology: each region takes its majority class

@@ -127,8 +127,10 @@ def test_threshold_hides_low_scores():
     frame = _frame(4)
     overlay = Overlay(CLASSES, COLORS_RGB)
     p = _prediction([(BOX, 0, 0.6)])
-    assert _changed(overlay.draw(frame, p, OverlaySettings(threshold=0.5, legend=False)), frame).any()
-    assert not _changed(overlay.draw(frame, p, OverlaySettings(threshold=0.7, legend=False)), frame).any()
+    assert _changed(overlay.draw(frame, p, OverlaySettings(threshold=0.5, min_peak=0, legend=False)), frame).any()
+    assert not _changed(overlay.draw(frame, p, OverlaySettings(threshold=0.7, min_peak=0, legend=False)), frame).any()
+    # by default a region must also peak at 0.9 somewhere: this faint one is not drawn at all
+    assert not _changed(overlay.draw(frame, p, OverlaySettings(threshold=0.5, legend=False)), frame).any()
 
 
 def test_min_area_removes_small_regions():
@@ -171,8 +173,9 @@ def test_min_peak_is_what_the_overlay_draws_and_lists():
     overlay = Overlay(CLASSES, COLORS_RGB)
     drawn = _changed(overlay.draw(frame, p, OverlaySettings(min_peak=0.9, legend=False)), frame)
     assert drawn[_allowed(BOX)].any() and not drawn[_allowed(faint[0])].any()
-    assert len(find_regions(p, OverlaySettings(), 2, frame.shape)) == 2
+    assert len(find_regions(p, OverlaySettings(min_peak=0), 2, frame.shape)) == 2
     assert len(find_regions(p, OverlaySettings(min_peak=0.9), 2, frame.shape)) == 1
+    assert OverlaySettings().min_peak == 0.9  # the default, chosen on the validation tower clip
     with pytest.raises(ConfigError):
         OverlaySettings(min_peak=1.5)
 
@@ -278,7 +281,7 @@ def test_fill_matches_a_whole_frame_reference_rendering(model_shape):
     labels = np.zeros(model_shape, np.uint8)
     labels[:, mw * 5 // 8:] = 1
     p = Prediction(scores, labels, {})
-    settings = OverlaySettings(opacity=0.45, threshold=0.4, legend=False)
+    settings = OverlaySettings(opacity=0.45, threshold=0.4, min_peak=0, legend=False)  # both regions drawn
     got = Overlay(CLASSES, COLORS_RGB).draw(frame, p, settings).astype(int)
     want = _naive_fill(frame, p, settings, COLORS_RGB).astype(int)
     differs = np.abs(got - want).max(axis=2) > 1

@@ -213,7 +213,7 @@ def test_drawn_labels_are_what_the_overlay_draws():
     scores[8:24, 8:30] = 0.9  # one region, mostly class 1, partly class 0: the vote makes it all class 1
     labels[8:24, 8:30] = 1
     labels[8:24, 8:12] = 0
-    scores[30:44, 40:60] = 0.8  # another region of class 0
+    scores[30:44, 40:60] = 0.95  # another region of class 0
     scores[2, 60] = 0.9  # one pixel: below the default minimum area (0.0005 of 3072 = 1.5 px)
     prediction = Prediction(scores, labels, roi=(160, 20, 320, 240))
     frame = np.full((270, 480, 3), 128, np.uint8)
