@@ -147,6 +147,26 @@ def test_eval_also_scores_one_class_per_polyp_region(tmp_path, capsys):
     assert "one class/polyp" in capsys.readouterr().out
 
 
+def test_eval_true_class_row_fixes_only_the_class_of_predicted_regions(tmp_path, capsys):
+    """Predicted all green over a true red polyp, plus a green false region: the ceiling row makes the
+    polyp red (its extent unchanged) and leaves the false region green (no truth under it)."""
+    root = tmp_path / "data"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    _write_pair(root, "e", [(GREEN, 8, 24, 8, 24), (GREEN, 0, 4, 40, 48)], [(RED, 8, 24, 8, 20)])
+    model = _channel_model(tmp_path / "channels.onnx")
+    out = tmp_path / "eval.json"
+    assert main(["eval", str(model), "--data", str(root), "--split", "all",
+                 "--json", str(out), "--no-fps", "--no-progress"]) == 0
+    result = json.loads(out.read_text())["results"][0]
+    pixel, ceiling = result["micro"], result["micro_true_class"]
+    assert pixel["neoplastic"]["tp"] == 0 and pixel["non_neoplastic"]["fp"] == 256 + 32
+    assert (ceiling["neoplastic"]["tp"], ceiling["neoplastic"]["fp"], ceiling["neoplastic"]["fn"]) == (192, 64, 0)
+    assert (ceiling["non_neoplastic"]["tp"], ceiling["non_neoplastic"]["fp"]) == (0, 32)
+    assert ceiling["polyp"]["dice"] == pixel["polyp"]["dice"]  # the extent is the prediction's
+    assert "true class/polyp" in capsys.readouterr().out
+
+
 # ---------------------------------------------------------------- bootstrap intervals
 
 from polypview.errors import ConfigError  # noqa: E402

@@ -77,3 +77,22 @@ def one_class_per_region(labels: np.ndarray, region: np.ndarray, classes: int = 
     votes[relabel] = winner[inside[relabel]]
     out[mask] = votes
     return out
+
+
+def true_class_per_region(labels: np.ndarray, truth: np.ndarray, classes: int = 2) -> np.ndarray:
+    """`labels` with each connected polyp region given the majority true class under it.
+
+    The regions are the predicted ones (their extent is kept); each takes the class most of the
+    true neoplastic/non-neoplastic pixels it covers have, and a region over none keeps its own
+    labels. `polypview eval` scores this as the ceiling of a better class decision: what the
+    masks would score if only the region's class were fixed. Returns a new uint8 array.
+    """
+    labels = np.asarray(labels, dtype=np.uint8)
+    truth = np.asarray(truth, dtype=np.uint8)
+    if labels.shape != truth.shape:
+        raise ValueError(f"labels {labels.shape} and truth {truth.shape} differ in shape")
+    region = polyp_mask(labels)
+    votes = np.where(region & (truth < classes), truth, UNDEFINED).astype(np.uint8)
+    voted = one_class_per_region(votes, region, classes)
+    return np.where(region & (voted < classes), voted, labels).astype(np.uint8)
+

@@ -251,21 +251,24 @@ class EvalResult:
     provider: str = "CPUExecutionProvider"
     threads: int | None = None  # ONNX Runtime intra-op threads the FPS was measured with
     micro_region: dict | None = None  # micro Dice/IoU with one class per connected polyp region
+    micro_true_class: dict | None = None  # the same regions with their true majority class (the class ceiling)
     bootstrap: dict | None = None  # how the intervals (micro[...]["dice_ci95"]) were computed
     video: dict | None = None  # `--video`: the scores of the tower clip (videoeval.evaluate_video)
 
 
 def evaluate_predictor(predict: Callable[[np.ndarray], np.ndarray], pairs, progress: bool = False,
-                       region_counter=None):
+                       region_counter=None, true_class_counter=None):
     """Micro/macro counts of `predict(BGR image) -> label map` over (image, mask) pairs.
 
     With `region_counter` (a ConfusionCounter), also count the same predictions with one class
-    per connected polyp region. The returned counter is an ImageCounts (per-image counts kept).
+    per connected polyp region; with `true_class_counter`, with each predicted region given its
+    true majority class (`labels.true_class_per_region`). The returned counter is an ImageCounts
+    (per-image counts kept).
     """
     import cv2
     from tqdm import tqdm
 
-    from polypview.inference.runtime.labels import one_class_per_region, polyp_mask
+    from polypview.inference.runtime.labels import one_class_per_region, polyp_mask, true_class_per_region
     from polypview.inference.training.data import read_neopolyp_mask, resize_labels
 
     counter = ImageCounts()
@@ -279,6 +282,8 @@ def evaluate_predictor(predict: Callable[[np.ndarray], np.ndarray], pairs, progr
         if region_counter is not None:
             voted = one_class_per_region(labels, polyp_mask(labels))
             region_counter.update(resize_labels(voted, truth.shape[:2]), truth)
+        if true_class_counter is not None:
+            true_class_counter.update(true_class_per_region(resize_labels(labels, truth.shape[:2]), truth), truth)
     return counter
 
 
@@ -342,8 +347,8 @@ def evaluate_model_file(path: Path, pairs, threads: int | None = None, fps: bool
                         video=None) -> EvalResult:
     """Evaluate one ONNX model file; `video` (a videoeval.VideoOptions) adds the tower clip's scores."""
     predictor = OnnxPredictor(path, threads)
-    regions = ImageCounts()
-    counter = evaluate_predictor(predictor, pairs, progress, region_counter=regions)
+    regions, true_class = ImageCounts(), ImageCounts()
+    counter = evaluate_predictor(predictor, pairs, progress, region_counter=regions, true_class_counter=true_class)
     summary = counter.as_dict()
     micro = micro_with_intervals(summary["micro"], bootstrap_intervals(counter.per_image(), resamples, seed))
     micro_region = micro_with_intervals(regions.as_dict()["micro"],
@@ -360,7 +365,7 @@ def evaluate_model_file(path: Path, pairs, threads: int | None = None, fps: bool
         model=str(path), architecture=arch, input_size=tuple(predictor.info.input_size),
         micro=micro, macro=summary["macro"], images=summary["images"],
         fps=speed[0], latency_ms=speed[1], params=params, gmacs=gmacs, paper=PAPER.get(arch, {}),
-        micro_region=micro_region, threads=predictor.threads,
+        micro_region=micro_region, micro_true_class=true_class.as_dict()["micro"], threads=predictor.threads,
         bootstrap={"resamples": resamples, "seed": seed, "level": CI_LEVEL, "unit": "image",
                    "method": "percentile"} if resamples > 0 else None,
         video=video_scores,
@@ -382,6 +387,8 @@ def format_table(results: list[EvalResult], split: str = "test") -> str:
         rows.append(_row(r))
         if r.micro_region is not None:
             rows.append(_region_row(r))
+        if r.micro_true_class is not None:
+            rows.append(_region_row(r, "  true class/polyp", r.micro_true_class))
         rows.append(_paper_row(r))
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
@@ -390,6 +397,8 @@ def format_table(results: list[EvalResult], split: str = "test") -> str:
     return "\n".join(lines) + (
         f"\n(micro-averaged over {n} images of split {split!r} at mask resolution, per-pixel argmax as the papers; "
         "'one class/polyp': each connected polyp region takes its majority class, as the app shows it; "
+        "'true class/polyp': the same regions given the true class under them, the ceiling of a better "
+        "class decision (not a model's score); "
         f"{_ci_note(results, n)}FPS: ONNX Runtime CPU, batch 1{_threads_note(results)})")
 
 
@@ -422,10 +431,11 @@ def _row(r: EvalResult) -> list[str]:
     return cells
 
 
-def _region_row(r: EvalResult) -> list[str]:
-    cells = ["  one class/polyp", ""]
+def _region_row(r: EvalResult, name: str = "  one class/polyp", micro: dict | None = None) -> list[str]:
+    micro = r.micro_region if micro is None else micro
+    cells = [name, ""]
     for key, _ in TABLE_CLASSES:
-        cells += [dice_cell(r.micro_region[key]), pct_text(r.micro_region[key]["iou"])]
+        cells += [dice_cell(micro[key]), pct_text(micro[key]["iou"])]
     return cells + [""] * 3
 
 
