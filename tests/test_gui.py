@@ -150,6 +150,9 @@ def test_controls_change_the_overlay_and_seek(qtbot, tmp_path, errors):
     window.panel.opacity_slider.setValue(80)
     window.panel.style_combo.setCurrentText("contour")
     window.panel.threshold_slider.setValue(30)
+    assert pipeline.overlays[-1].min_peak == 0.9 and window.panel.peak_label.text() == "region peak 0.90"
+    window.panel.peak_slider.setValue(0)
+    assert pipeline.overlays[-1].min_peak == 0.0 and window.panel.peak_label.text() == "region peak off"
     assert pipeline.overlays[-1].one_class_per_region
     window.panel.region_check.setChecked(False)
     window.panel.overlay_check.setChecked(False)

@@ -102,16 +102,20 @@ class ControlPanel(QWidget):
         self.opacity_slider.setToolTip("how strongly filled masks colour the image")
         self.threshold_slider = _slider(1, 99, 50)
         self.threshold_slider.setToolTip("polyp confidence from which a pixel is drawn")
-        self.opacity_label, self.threshold_label = QLabel(), QLabel()
+        self.peak_slider = _slider(0, 99, 90)
+        self.peak_slider.setToolTip("a region is drawn only if its most confident pixel reaches this: fewer faint "
+                                    "false regions on normal mucosa (at or below the threshold: off)")
+        self.opacity_label, self.threshold_label, self.peak_label = QLabel(), QLabel(), QLabel()
         form.addRow(self.overlay_check)
         form.addRow(self.legend_check)
         form.addRow(self.region_check)
         form.addRow("style", self.style_combo)
         form.addRow(self.opacity_label, self.opacity_slider)
         form.addRow(self.threshold_label, self.threshold_slider)
+        form.addRow(self.peak_label, self.peak_slider)
         for signal in (self.overlay_check.toggled, self.legend_check.toggled, self.region_check.toggled,
-                       self.style_combo.currentIndexChanged,
-                       self.opacity_slider.valueChanged, self.threshold_slider.valueChanged):
+                       self.style_combo.currentIndexChanged, self.opacity_slider.valueChanged,
+                       self.threshold_slider.valueChanged, self.peak_slider.valueChanged):
             signal.connect(self._changed)
         self._update_labels()
         return box
@@ -127,10 +131,10 @@ class ControlPanel(QWidget):
         self.model_combo.blockSignals(False)
 
     def set_overlay_values(self, enabled: bool, style: str, opacity: float, threshold: float, legend: bool,
-                           one_class_per_region: bool = True) -> None:
+                           one_class_per_region: bool = True, min_peak: float = 0.9) -> None:
         """Show these settings without emitting overlay_changed."""
         widgets = (self.overlay_check, self.legend_check, self.region_check, self.style_combo, self.opacity_slider,
-                   self.threshold_slider)
+                   self.threshold_slider, self.peak_slider)
         for w in widgets:
             w.blockSignals(True)
         self.overlay_check.setChecked(enabled)
@@ -139,6 +143,7 @@ class ControlPanel(QWidget):
         self.style_combo.setCurrentText(style)
         self.opacity_slider.setValue(round(opacity * 100))
         self.threshold_slider.setValue(round(threshold * 100))
+        self.peak_slider.setValue(round(min_peak * 100))
         for w in widgets:
             w.blockSignals(False)
         self._update_labels()
@@ -150,6 +155,7 @@ class ControlPanel(QWidget):
             "style": self.style_combo.currentText(),
             "opacity": self.opacity_slider.value() / 100,
             "threshold": self.threshold_slider.value() / 100,
+            "min_peak": self.peak_slider.value() / 100,
             "legend": self.legend_check.isChecked(),
             "one_class_per_region": self.region_check.isChecked(),
         }
@@ -164,6 +170,9 @@ class ControlPanel(QWidget):
         self.opacity_label.setEnabled(not contour)
         self.opacity_label.setText(f"opacity {self.opacity_slider.value()}%")
         self.threshold_label.setText(f"threshold {self.threshold_slider.value() / 100:.2f}")
+        peak = self.peak_slider.value()
+        self.peak_label.setText(f"region peak {peak / 100:.2f}" if peak > self.threshold_slider.value()
+                                else "region peak off")
 
 
 class TransportBar(QWidget):

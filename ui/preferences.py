@@ -14,8 +14,8 @@ from pathlib import Path
 from PyQt6.QtCore import QByteArray, QSettings
 
 RECENT_MAX = 10
-OVERLAY_FIELDS = {"enabled": bool, "style": str, "opacity": float, "threshold": float, "legend": bool,
-                  "one_class_per_region": bool}
+OVERLAY_FIELDS = {"enabled": bool, "style": str, "opacity": float, "threshold": float, "min_peak": float,
+                  "legend": bool, "one_class_per_region": bool}
 
 
 class Preferences:
