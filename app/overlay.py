@@ -40,6 +40,7 @@ class OverlaySettings:
     # chosen on the validation tower clip (docs/models.md): false regions on normal mucosa -42 %, missed frames +0.9 pt.
     min_peak: float = 0.9
     smoothing: int = 0  # frames of TemporalSmoother
+    class_memory: float = 0.0  # weight of a polyp's past class share (runtime.temporal.ClassMemory); 0: off
     legend: bool = False  # burn the class legend into the frame (the window shows it beside the video)
     one_class_per_region: bool = True  # a polyp has one histology: each region takes its majority class
 
@@ -51,6 +52,8 @@ class OverlaySettings:
                 raise ConfigError(f"overlay {name} must lie in [0, 1], got {getattr(self, name)}")
         if self.smoothing < 0:
             raise ConfigError(f"overlay smoothing must be >= 0 frames, got {self.smoothing}")
+        if not 0.0 <= self.class_memory < 1.0:
+            raise ConfigError(f"overlay class_memory must lie in [0, 1), got {self.class_memory}")
 
 
 def keep_regions(scores: np.ndarray, threshold: float, min_area: float, min_peak: float = 0.0) -> np.ndarray:

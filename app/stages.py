@@ -111,7 +111,7 @@ class ModelState:
         self.engine = engine
         self.overlay = overlay_for(engine)
         self.settings = OverlaySettings()
-        self.smoother: Callable | None = None
+        self.temporal: Callable | None = None  # runtime.temporal.TemporalSteps of the current settings
         self.epoch = 0
         self.results: deque[Result] = deque(maxlen=RESULT_HISTORY)
         self.failed_engines: set[int] = set()
@@ -122,7 +122,7 @@ class ModelState:
         """Forget results and smoothing (after a seek or a model change); call with the lock held."""
         self.epoch += 1
         self.results.clear()
-        self.smoother = None
+        self.temporal = None
 
     def set_engine(self, engine: Engine | None) -> None:
         with self.lock:
@@ -132,8 +132,10 @@ class ModelState:
 
     def set_overlay(self, settings: OverlaySettings) -> None:
         with self.lock:
-            if settings.smoothing != self.settings.smoothing:
-                self.smoother = None
+            from polypview.inference.runtime.temporal import TemporalSteps
+
+            if TemporalSteps.key(settings) != TemporalSteps.key(self.settings):
+                self.temporal = None
             self.settings = settings
 
     def look_for_roi(self, frame: Frame) -> None:
@@ -143,16 +145,17 @@ class ModelState:
             self.roi = detect_roi(frame.image)
 
     def smooth(self, prediction):
-        """Temporal smoothing of the overlay (frames must come in order)."""
+        """The overlay's temporal steps: score smoothing, then each polyp's class memory (frames in order)."""
         with self.lock:
-            settings = self.settings
-        if settings.smoothing <= 1:
-            return prediction
-        if self.smoother is None:
-            from polypview.inference.runtime.engine import TemporalSmoother
+            settings, overlay, temporal = self.settings, self.overlay, self.temporal
+        if temporal is None:
+            from polypview.inference.runtime.temporal import TemporalSteps
 
-            self.smoother = TemporalSmoother(settings.smoothing)
-        return self.smoother(prediction)
+            temporal = TemporalSteps(settings, len(overlay.class_names) if overlay is not None else 1)
+            with self.lock:
+                if settings is self.settings:
+                    self.temporal = temporal
+        return temporal(prediction)
 
     def keep(self, result: Result) -> None:
         """Keep a result of the current epoch (`new_epoch` empties the list: it only ever holds this epoch's)."""

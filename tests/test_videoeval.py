@@ -337,15 +337,17 @@ def test_eval_video_smoothing_averages_scores_as_the_viewer_does(tmp_path, capsy
         assert "--video-smoothing" in capsys.readouterr().err
 
 
-def test_eval_video_min_peak_is_recorded_and_checked(tmp_path, capsys):
+def test_eval_video_min_peak_and_class_memory_are_recorded_and_checked(tmp_path, capsys):
     data = _make_dataset(tmp_path / "data", count=2)
     model = make_color_model(tmp_path / "color.onnx", input_size=(64, 64))
     out = tmp_path / "eval.json"
     args = ["eval", str(model), "--data", str(data), "--split", "all", "--no-fps", "--no-progress", "--threads", "1",
             "--video", "--video-fps", "4", "--bootstrap", "20"]
-    assert main([*args, "--json", str(out), "--video-min-peak", "0.8"]) == 0
-    assert json.loads(out.read_text())["results"][0]["video"]["overlay"]["min_peak"] == 0.8
-    assert "regions peaking >= 0.8" in capsys.readouterr().out
-    for bad in ("1.5", "x", "nan"):
-        assert main([*args, "--video-min-peak", bad]) == 2
-        assert "--video-min-peak" in capsys.readouterr().err
+    assert main([*args, "--json", str(out), "--video-min-peak", "0.8", "--video-class-memory", "0.5"]) == 0
+    overlay = json.loads(out.read_text())["results"][0]["video"]["overlay"]
+    assert (overlay["min_peak"], overlay["class_memory"]) == (0.8, 0.5)
+    assert "regions peaking >= 0.8, class memory 0.5" in capsys.readouterr().out
+    for flag, bad in (("--video-min-peak", "1.5"), ("--video-min-peak", "x"), ("--video-min-peak", "nan"),
+                      ("--video-class-memory", "1"), ("--video-class-memory", "-0.1")):
+        assert main([*args, flag, bad]) == 2
+        assert flag in capsys.readouterr().err

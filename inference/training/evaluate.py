@@ -81,6 +81,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--video-min-peak", default=None, metavar="P",
                         help="draw a --video region only if its highest score reaches P, as the viewer's --min-peak "
                              "(default: the overlay's)")
+    parser.add_argument("--video-class-memory", default="0", metavar="W",
+                        help="keep each --video polyp's class steady over frames, as the viewer's --class-memory "
+                             "(default 0: off)")
     parser.add_argument("--video-smoothing", default="0", metavar="N",
                         help="average the --video masks' scores over the last N frames, as the viewer's --smoothing "
                              "(default 0: off)")
@@ -139,7 +142,8 @@ def _parse_options(args):
     return resamples, seed, VideoOptions(fps=fps, seconds=parse_seconds(args.video_seconds_per_image), seed=seed,
                                          threshold=_threshold(getattr(args, "video_threshold", None)),
                                          min_peak=_threshold(getattr(args, "video_min_peak", None), "--video-min-peak"),
-                                         smoothing=_smoothing(getattr(args, "video_smoothing", 0)))
+                                         smoothing=_smoothing(getattr(args, "video_smoothing", 0)),
+                                         class_memory=_memory(getattr(args, "video_class_memory", 0)))
 
 
 def _threshold(text, name: str = "--video-threshold") -> float | None:
@@ -160,6 +164,14 @@ def _smoothing(text) -> int:
     from polypview.inference.training.towerclip import parse_int
 
     return parse_int(text, "--video-smoothing")
+
+
+def _memory(text) -> float:
+    """--video-class-memory: a number in [0, 1)."""
+    value = _threshold(text, "--video-class-memory")
+    if value is not None and value >= 1.0:
+        raise ConfigError(f"--video-class-memory must be at least 0 and below 1, got {text!r}")
+    return 0.0 if value is None else value
 
 
 # ---------------------------------------------------------------- data

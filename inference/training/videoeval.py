@@ -190,19 +190,20 @@ def evaluate_video(model_path: Path, pairs, options: VideoOptions = VideoOptions
     """Play the clip of `pairs` through the app's engine and overlay; the scores as a JSON-ready dict."""
     from tqdm import tqdm
 
-    from polypview.inference.runtime.engine import TemporalSmoother, load_engine
+    from polypview.inference.runtime.engine import load_engine
+    from polypview.inference.runtime.temporal import TemporalSteps
     from polypview.overlay import OverlaySettings
     from polypview.roi import detect_roi
 
-    settings = OverlaySettings(smoothing=options.smoothing)
+    settings = OverlaySettings(smoothing=options.smoothing, class_memory=options.class_memory)
     if options.threshold is not None:
         settings = replace(settings, threshold=options.threshold)
     if options.min_peak is not None:
         settings = replace(settings, min_peak=options.min_peak)
-    smooth = TemporalSmoother(settings.smoothing)  # as the app's presenter: over the frames in order
     clip = TowerClip(pairs, options)
     engine = load_engine(model_path, backend="ort", threads=threads, provider="cpu")
     drawn = DrawnLabels(engine.info.classes, settings)
+    smooth = TemporalSteps(settings, len(engine.info.classes))  # as the app's presenter: the frames in order
     run = VideoRun(options.fps)
     timings = {"make": 0.0, "roi": 0.0, "predict": 0.0, "draw": 0.0, "score": 0.0}
     roi, roi_segments = None, 0
@@ -231,7 +232,8 @@ def evaluate_video(model_path: Path, pairs, options: VideoOptions = VideoOptions
         "framed_frames": sum(s.frames for s in clip.segments if s.kind == "framed"),
         "roi_images": roi_segments, "threads": engine.threads,
         "overlay": {"threshold": settings.threshold, "min_area": settings.min_area, "min_peak": settings.min_peak,
-                    "one_class_per_region": settings.one_class_per_region, "smoothing": settings.smoothing},
+                    "one_class_per_region": settings.one_class_per_region, "smoothing": settings.smoothing,
+                    "class_memory": settings.class_memory},
         "bootstrap": {"resamples": resamples, "seed": options.seed, "level": 0.95, "unit": "source image"},
         "ms_per_frame": {k: 1000 * v / max(1, clip.frames) for k, v in timings.items()},
         **run.summary(min_true_pixels(settings, options.score_size), resamples, options.seed),
@@ -249,9 +251,10 @@ def _tick(timings: dict, key: str, t: float) -> float:
 
 def _smoothing_note(overlay: dict) -> str:
     """The footnote's words for the overlay settings that are off by default, when they are on."""
-    n, peak = overlay.get("smoothing", 0), overlay.get("min_peak", 0.0)
+    n, peak, memory = overlay.get("smoothing", 0), overlay.get("min_peak", 0.0), overlay.get("class_memory", 0.0)
     note = f", regions peaking >= {peak:g}" if peak and peak > overlay["threshold"] else ""
-    return note + (f", scores averaged over the last {n} frames" if n and n > 1 else "")
+    note += f", scores averaged over the last {n} frames" if n and n > 1 else ""
+    return note + (f", class memory {memory:g}" if memory else "")
 
 
 def _pct(value) -> str:
