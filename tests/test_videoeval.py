@@ -346,7 +346,7 @@ def test_eval_video_min_peak_and_class_memory_are_recorded_and_checked(tmp_path,
     assert main([*args, "--json", str(out), "--video-min-peak", "0.8", "--video-class-memory", "0.5"]) == 0
     overlay = json.loads(out.read_text())["results"][0]["video"]["overlay"]
     assert (overlay["min_peak"], overlay["class_memory"]) == (0.8, 0.5)
-    assert "regions peaking >= 0.8, class memory 0.5" in capsys.readouterr().out
+    assert "regions peaking >= 0.8, one class per region, class memory 0.5" in capsys.readouterr().out
     for flag, bad in (("--video-min-peak", "1.5"), ("--video-min-peak", "x"), ("--video-min-peak", "nan"),
                       ("--video-class-memory", "1"), ("--video-class-memory", "-0.1")):
         assert main([*args, flag, bad]) == 2

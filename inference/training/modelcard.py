@@ -11,6 +11,8 @@ import json
 import platform
 from pathlib import Path
 
+from polypview.inference.training.videoeval import overlay_text
+
 CLASS_ROWS = (("polyp", "polyp"), ("neoplastic", "neoplastic"), ("non_neoplastic", "non-neoplastic"))
 
 
@@ -52,7 +54,8 @@ def _video_lines(evaluation: dict) -> list[str]:
         f"{video['size'][0]}x{video['size'][1]} at {video['fps']:g} fps ({video['seconds']:.1f} s, "
         f"{video['seconds_per_image'][0]:g}-{video['seconds_per_image'][1]:g} s per image, seed {video['seed']}; views "
         + ", ".join(f"{k} {v}" for k, v in video.get("views", {}).items())
-        + "), through the app's ROI detection, engine and overlay (default settings), scored as drawn",
+        + "), through the app's ROI detection, engine and overlay ("
+        + (overlay_text(video["overlay"]) if "overlay" in video else "default settings") + "), scored as drawn",
         f"- micro Dice {dice} (95 % bootstrap over source images)",
         f"- frames with a true polyp that is missed entirely: {_pct(video.get('missed_share'))} % "
         f"({video.get('missed_frames')} of {video.get('polyp_frames')})",

@@ -249,12 +249,18 @@ def _tick(timings: dict, key: str, t: float) -> float:
 # ---------------------------------------------------------------- output
 
 
-def _smoothing_note(overlay: dict) -> str:
-    """The footnote's words for the overlay settings that are off by default, when they are on."""
-    n, peak, memory = overlay.get("smoothing", 0), overlay.get("min_peak", 0.0), overlay.get("class_memory", 0.0)
-    note = f", regions peaking >= {peak:g}" if peak and peak > overlay["threshold"] else ""
-    note += f", scores averaged over the last {n} frames" if n and n > 1 else ""
-    return note + (f", class memory {memory:g}" if memory else "")
+def overlay_text(overlay: dict) -> str:
+    """The overlay settings a clip was drawn with, in words (the table's footnote and the model cards)."""
+    words = [f"threshold {overlay['threshold']:g}", f"min area {overlay['min_area']:g}"]
+    peak, n, memory = overlay.get("min_peak", 0.0), overlay.get("smoothing", 0), overlay.get("class_memory", 0.0)
+    if peak and peak > overlay["threshold"]:
+        words.append(f"regions peaking >= {peak:g}")
+    words.append("one class per region" if overlay.get("one_class_per_region", True) else "per-pixel classes")
+    if n and n > 1:
+        words.append(f"scores averaged over the last {n} frames")
+    if memory:
+        words.append(f"class memory {memory:g}")
+    return ", ".join(words)
 
 
 def _pct(value) -> str:
@@ -313,9 +319,7 @@ def format_video_table(results) -> str:
              f"{v['size'][0]}x{v['size'][1]} at {v['fps']:g} fps ({v['seconds']:.1f} s), each image {shown}, "
              f"seed {v['seed']}; views: {views}")
     foot = (
-        f"(every frame inferred and drawn as the app draws it (overlay: threshold "
-        f"{v['overlay']['threshold']:g}, min area {v['overlay']['min_area']:g}, one class per region"
-        f"{_smoothing_note(v['overlay'])}), image "
+        f"(every frame inferred and drawn as the app draws it (overlay: {overlay_text(v['overlay'])}), image "
         f"area detected on each image's first frame ({v['roi_images']} of {v['images']} images framed by black); "
         f"scored at {v['score_size'][0]}x{v['score_size'][1]}. Dice: micro over all frames{_ci_note(v)}. "
         f"Missed: frames with a true polyp of >= {v['min_true_pixels']} px where nothing drawn touches it. "
