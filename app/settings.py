@@ -139,7 +139,7 @@ def add_overlay_arguments(parser: argparse.ArgumentParser) -> None:
     ov.add_argument("--smoothing", type=int, help="average scores over N frames (default off)")
     ov.add_argument("--class-memory", type=float, metavar="W",
                     help="keep each polyp's colour steady over frames: weight W in [0, 1) of its class in the "
-                         "previous frames (default off)")
+                         "previous frames (default 0.5; 0: off)")
     ov.add_argument("--per-pixel-class", action="store_true",
                     help="colour each pixel by its own class (default: each polyp region takes its majority class)")
     ov.add_argument("--no-overlay", action="store_true", help="start with the overlay off")

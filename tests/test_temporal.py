@@ -68,12 +68,13 @@ def test_memory_is_checked():
 
 
 def test_temporal_steps_follow_the_overlay_settings():
-    assert TemporalSteps(OverlaySettings(), 2).steps == []
+    assert TemporalSteps(OverlaySettings(class_memory=0), 2).steps == []
+    assert OverlaySettings().class_memory == 0.5  # the default, chosen on the validation tower clip
     steps = TemporalSteps(OverlaySettings(smoothing=3, class_memory=0.5), 2).steps
     assert [type(s).__name__ for s in steps] == ["TemporalSmoother", "ClassMemory"]
     per_pixel = OverlaySettings(class_memory=0.5, one_class_per_region=False)
     assert TemporalSteps(per_pixel, 2).steps == []  # each pixel shows its own class: nothing to keep
-    assert TemporalSteps.key(OverlaySettings()) != TemporalSteps.key(OverlaySettings(class_memory=0.5))
+    assert TemporalSteps.key(OverlaySettings()) != TemporalSteps.key(OverlaySettings(class_memory=0.3))
 
 
 def test_the_pipeline_state_applies_and_forgets_the_memory():
@@ -93,6 +94,6 @@ def test_the_pipeline_state_applies_and_forgets_the_memory():
     with state.lock:
         state.new_epoch()  # a seek: the past is gone
     assert _classes(state.smooth(_prediction([(2, 12, 2, 12, 0.6)])), 2, 12, 2, 12) == {1}
-    state.set_overlay(OverlaySettings())  # memory off: the labels pass through as the model gave them
+    state.set_overlay(OverlaySettings(class_memory=0))  # memory off: the labels pass through as the model gave them
     p = _prediction([(2, 12, 2, 12, 0.6)])
     assert state.smooth(p) is p

@@ -81,9 +81,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--video-min-peak", default=None, metavar="P",
                         help="draw a --video region only if its highest score reaches P, as the viewer's --min-peak "
                              "(default: the overlay's)")
-    parser.add_argument("--video-class-memory", default="0", metavar="W",
+    parser.add_argument("--video-class-memory", default=None, metavar="W",
                         help="keep each --video polyp's class steady over frames, as the viewer's --class-memory "
-                             "(default 0: off)")
+                             "(default: the overlay's; 0: off)")
     parser.add_argument("--video-smoothing", default="0", metavar="N",
                         help="average the --video masks' scores over the last N frames, as the viewer's --smoothing "
                              "(default 0: off)")
@@ -143,7 +143,7 @@ def _parse_options(args):
                                          threshold=_threshold(getattr(args, "video_threshold", None)),
                                          min_peak=_threshold(getattr(args, "video_min_peak", None), "--video-min-peak"),
                                          smoothing=_smoothing(getattr(args, "video_smoothing", 0)),
-                                         class_memory=_memory(getattr(args, "video_class_memory", 0)))
+                                         class_memory=_memory(getattr(args, "video_class_memory", None)))
 
 
 def _threshold(text, name: str = "--video-threshold") -> float | None:
@@ -166,12 +166,12 @@ def _smoothing(text) -> int:
     return parse_int(text, "--video-smoothing")
 
 
-def _memory(text) -> float:
-    """--video-class-memory: a number in [0, 1)."""
+def _memory(text) -> float | None:
+    """--video-class-memory: a number in [0, 1), or None for the overlay's own."""
     value = _threshold(text, "--video-class-memory")
     if value is not None and value >= 1.0:
         raise ConfigError(f"--video-class-memory must be at least 0 and below 1, got {text!r}")
-    return 0.0 if value is None else value
+    return value
 
 
 # ---------------------------------------------------------------- data

@@ -61,7 +61,7 @@ class VideoOptions:
     threshold: float | None = None  # the overlay's drawing threshold (as the viewer's --threshold); None: its default
     smoothing: int = 0  # frames the overlay's scores are averaged over (as the viewer's --smoothing); 0: off
     min_peak: float | None = None  # a region's least highest score (as the viewer's --min-peak); None: the default
-    class_memory: float = 0.0  # weight of a polyp's past class (as the viewer's --class-memory); 0: off
+    class_memory: float | None = None  # weight of a polyp's past class (as the viewer's --class-memory); None: default
 
 
 def parse_seconds(text) -> tuple[float, float]:

@@ -195,7 +195,9 @@ def evaluate_video(model_path: Path, pairs, options: VideoOptions = VideoOptions
     from polypview.overlay import OverlaySettings
     from polypview.roi import detect_roi
 
-    settings = OverlaySettings(smoothing=options.smoothing, class_memory=options.class_memory)
+    settings = OverlaySettings(smoothing=options.smoothing)
+    if options.class_memory is not None:
+        settings = replace(settings, class_memory=options.class_memory)
     if options.threshold is not None:
         settings = replace(settings, threshold=options.threshold)
     if options.min_peak is not None:
