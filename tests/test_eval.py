@@ -274,6 +274,7 @@ def test_eval_json_with_intervals_still_feeds_export_and_the_model_card(fake_dat
     assert evaluation["split"] == "all" and evaluation["images"] == 2
     assert "| 72.7 |" in "\n".join(_metrics_table(evaluation))
     assert "72.7" in "\n".join(_region_lines(evaluation))
+    assert "the true class under them" in "\n".join(_region_lines(evaluation))
 
 
 def test_eval_without_bootstrap_prints_plain_dice(fake_data, tmp_path, capsys):
