@@ -207,3 +207,42 @@ def test_registry_and_channel_checks():
         losses.create_loss("hinge")
     with pytest.raises(ConfigError, match=r"\(N,3,H,W\)"):
         losses.blazeneo_loss({"main": torch.zeros(2, 1, 8, 8)}, _labels())
+
+
+def test_polyp_regions_number_each_true_polyp_across_the_batch():
+    labels = _labels()
+    ids, classes = losses.polyp_regions(labels)
+    # image 0: one neoplastic square (undefined pixels are not a classed polyp); image 1, in raster order:
+    # a neoplastic strip, a non-neoplastic square
+    assert classes.tolist() == [NEOPLASTIC, NEOPLASTIC, NON_NEOPLASTIC]
+    assert set(ids[0].unique().tolist()) == {0, 1} and set(ids[1].unique().tolist()) == {0, 2, 3}
+    assert (ids[1, 0, 0:3] == 2).all() and (ids[1, 2:6, 3:7] == 3).all()
+
+
+def test_region_class_term_counts_every_polyp_once_whatever_its_size():
+    labels = _labels()
+    perfect = losses.region_class_term(_trinary_logits(labels), labels)
+    assert float(perfect) < 1e-4
+    # Wrong class on the 3-pixel neoplastic strip only: a per-pixel term barely moves (3 of 128 pixels),
+    # the region term takes a third of a full mistake (1 of 3 regions).
+    logits = _trinary_logits(labels)
+    logits[1, :, 0, 0:3] = torch.tensor([0.0, BIG, 0.0])[:, None]
+    small_wrong = float(losses.region_class_term(logits, labels))
+    all_wrong = losses.region_class_term(_trinary_logits(labels.masked_fill(labels == NEOPLASTIC, 9)
+                                                          .masked_fill(labels == NON_NEOPLASTIC, NEOPLASTIC)
+                                                          .masked_fill(labels == NEOPLASTIC, NON_NEOPLASTIC)
+                                                          .masked_fill(labels == 9, NON_NEOPLASTIC)), labels)
+    assert small_wrong == pytest.approx(float(all_wrong) / 3, rel=1e-2)
+    background_only = torch.full((1, 4, 4), BACKGROUND, dtype=torch.int64)
+    assert float(losses.region_class_term(torch.zeros(1, 3, 4, 4), background_only)) == 0.0
+
+
+def test_blazeneo_regions_loss_adds_the_region_term_and_trains():
+    labels = _labels()
+    logits = torch.zeros(2, 3, 8, 8, requires_grad=True)
+    total, parts = losses.create_loss("blazeneo_regions")({"main": logits}, labels)
+    base, _ = losses.blazeneo_loss({"main": logits}, labels)
+    assert float(total.detach()) == pytest.approx(float(base.detach()) + parts["region_cls"], rel=1e-5)
+    assert parts["region_cls"] == pytest.approx(math.log(2), rel=1e-4)  # p = 1/2 for every region
+    total.backward()
+    assert torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0

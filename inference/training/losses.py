@@ -186,6 +186,58 @@ def blazeneo_loss(outputs: dict, labels: torch.Tensor,
     return _with_aux(outputs, labels, ce + ft, _parts(main_ce=ce, main_ft=ft))
 
 
+def polyp_regions(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids (N,H,W) int64, classes (R,) int64): the true polyps with a class, one id per 8-connected region
+    across the batch (0: no region; region r has id r + 1) and each region's majority class (ties: neoplastic)."""
+    import cv2
+    import numpy as np
+
+    maps = labels.detach().cpu().numpy()
+    ids = np.zeros(maps.shape, np.int64)
+    classes: list[int] = []
+    for i, label in enumerate(maps):
+        classed = (label == NEOPLASTIC) | (label == NON_NEOPLASTIC)
+        if not classed.any():
+            continue
+        count, components = cv2.connectedComponents(classed.astype(np.uint8), connectivity=8)
+        votes = np.bincount(components[classed] * 2 + (label[classed] == NON_NEOPLASTIC),
+                            minlength=2 * count).reshape(count, 2)
+        offset = len(classes)
+        classes.extend(int(v[1] > v[0]) for v in votes[1:])
+        ids[i][classed] = components[classed] + offset
+    return torch.from_numpy(ids).to(labels.device), torch.tensor(classes, dtype=torch.int64, device=labels.device)
+
+
+def region_class_term(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Per-polyp class cross-entropy: every true polyp counts once, however small.
+
+    A region's non-neoplastic probability is the mean over its pixels of p_non / (p_neo + p_non);
+    its binary cross-entropy against the region's majority class is averaged over the batch's
+    regions. Per-pixel losses let a large polyp outweigh a small one a hundredfold; the app draws
+    one class per region, so each region's call is what a user sees.
+    """
+    logits = _fit(logits, labels)
+    _check_channels(logits, 3, "region class")
+    ids, classes = polyp_regions(labels)
+    if classes.numel() == 0:
+        return logits.sum() * 0.0
+    probs = torch.softmax(logits, dim=1)
+    share = probs[:, NON_NEOPLASTIC] / (probs[:, NEOPLASTIC] + probs[:, NON_NEOPLASTIC]).clamp(min=TINY)
+    flat, inside = ids.flatten(), ids.flatten() > 0
+    index = flat[inside] - 1
+    sums = torch.zeros(classes.numel(), device=logits.device).index_add(0, index, share.flatten()[inside])
+    counts = torch.bincount(index, minlength=classes.numel()).to(sums.dtype)
+    mean = (sums / counts).clamp(TINY, 1 - TINY)
+    return F.binary_cross_entropy(mean, classes.to(mean.dtype))
+
+
+def blazeneo_region_loss(outputs: dict, labels: torch.Tensor, weight: float = 1.0) -> tuple[torch.Tensor, dict]:
+    """BlazeNeo loss plus `weight` x the per-polyp class term on the main output."""
+    total, parts = blazeneo_loss(outputs, labels)
+    region = region_class_term(outputs["main"], labels)
+    return total + weight * region, {**parts, **_parts(region_cls=region)}
+
+
 def bce_dice_loss(outputs: dict, labels: torch.Tensor) -> tuple[torch.Tensor, dict]:
     """Binary polyp heads: mean BCE + NanoNet's batch Dice loss (BCE steadies training from scratch)."""
     target, bce, dice = polyp_target(labels), 0.0, 0.0
@@ -259,6 +311,7 @@ def neounet_loss(
 LOSSES: Registry[LossFn] = Registry("loss", {
     "blazeneo": blazeneo_loss,
     "blazeneo_balanced": partial(blazeneo_loss, class_weights=(1.0, NON_NEOPLASTIC_WEIGHT, 1.0)),
+    "blazeneo_regions": blazeneo_region_loss,
     "bce_dice": bce_dice_loss,
     "dice": nanonet_dice_loss,
     "structure": mseg_structure_loss,
