@@ -126,18 +126,25 @@ def test_eval_missing_data_is_a_clear_error(tmp_path, capsys):
     assert len(err) == 1 and "nowhere" in err[0]
 
 
-def test_eval_also_scores_one_class_per_polyp_region(tmp_path, capsys):
-    """A true neoplastic polyp predicted 10 columns red + 6 green: per pixel it splits, voted it is all red."""
+def _eval_pairs(tmp_path, pairs: dict) -> dict:
+    """Write {name: (paint, truth)} pairs, evaluate the channel model on them, return its JSON result."""
     root = tmp_path / "data"
     (root / "images").mkdir(parents=True)
     (root / "masks").mkdir()
-    _write_pair(root, "c", [(RED, 8, 24, 8, 18), (GREEN, 8, 24, 18, 24)], [(RED, 8, 24, 8, 24)])
-    _write_pair(root, "d", [(GREEN, 0, 8, 32, 48)], [(GREEN, 0, 8, 32, 48)])  # a separate region keeps its class
+    for name, (paint, truth) in pairs.items():
+        _write_pair(root, name, paint, truth)
     model = _channel_model(tmp_path / "channels.onnx")
     out = tmp_path / "eval.json"
     assert main(["eval", str(model), "--data", str(root), "--split", "all",
                  "--json", str(out), "--no-fps", "--no-progress"]) == 0
-    result = json.loads(out.read_text())["results"][0]
+    return json.loads(out.read_text())["results"][0]
+
+
+def test_eval_also_scores_one_class_per_polyp_region(tmp_path, capsys):
+    """A true neoplastic polyp predicted 10 columns red + 6 green: per pixel it splits, voted it is all red."""
+    result = _eval_pairs(tmp_path, {"c": ([(RED, 8, 24, 8, 18), (GREEN, 8, 24, 18, 24)], [(RED, 8, 24, 8, 24)]),
+                                    # a separate region keeps its class
+                                    "d": ([(GREEN, 0, 8, 32, 48)], [(GREEN, 0, 8, 32, 48)])})
     pixel, region = result["micro"], result["micro_region"]
     assert (pixel["neoplastic"]["tp"], pixel["neoplastic"]["fn"]) == (160, 96)
     assert (pixel["non_neoplastic"]["tp"], pixel["non_neoplastic"]["fp"]) == (128, 96)
@@ -150,15 +157,7 @@ def test_eval_also_scores_one_class_per_polyp_region(tmp_path, capsys):
 def test_eval_true_class_row_fixes_only_the_class_of_predicted_regions(tmp_path, capsys):
     """Predicted all green over a true red polyp, plus a green false region: the ceiling row makes the
     polyp red (its extent unchanged) and leaves the false region green (no truth under it)."""
-    root = tmp_path / "data"
-    (root / "images").mkdir(parents=True)
-    (root / "masks").mkdir()
-    _write_pair(root, "e", [(GREEN, 8, 24, 8, 24), (GREEN, 0, 4, 40, 48)], [(RED, 8, 24, 8, 20)])
-    model = _channel_model(tmp_path / "channels.onnx")
-    out = tmp_path / "eval.json"
-    assert main(["eval", str(model), "--data", str(root), "--split", "all",
-                 "--json", str(out), "--no-fps", "--no-progress"]) == 0
-    result = json.loads(out.read_text())["results"][0]
+    result = _eval_pairs(tmp_path, {"e": ([(GREEN, 8, 24, 8, 24), (GREEN, 0, 4, 40, 48)], [(RED, 8, 24, 8, 20)])})
     pixel, ceiling = result["micro"], result["micro_true_class"]
     assert pixel["neoplastic"]["tp"] == 0 and pixel["non_neoplastic"]["fp"] == 256 + 32
     assert (ceiling["neoplastic"]["tp"], ceiling["neoplastic"]["fp"], ceiling["neoplastic"]["fn"]) == (192, 64, 0)

@@ -292,12 +292,17 @@ def test_video_evaluation_of_a_model_file_needs_no_torch(tmp_path):
     assert out.stdout.split() == ["True", "False"]
 
 
-def test_eval_video_threshold_is_the_overlay_threshold_it_draws_with(tmp_path, capsys):
+def _small_video_eval(tmp_path):
+    """(eval arguments, JSON path) for a 2-image clip at 4 fps with a colour model."""
     data = _make_dataset(tmp_path / "data", count=2)
     model = make_color_model(tmp_path / "color.onnx", input_size=(64, 64))
-    out = tmp_path / "eval.json"
     args = ["eval", str(model), "--data", str(data), "--split", "all", "--no-fps", "--no-progress", "--threads", "1",
             "--video", "--video-fps", "4", "--bootstrap", "20"]
+    return args, tmp_path / "eval.json"
+
+
+def test_eval_video_threshold_is_the_overlay_threshold_it_draws_with(tmp_path, capsys):
+    args, out = _small_video_eval(tmp_path)
     assert main([*args, "--json", str(out), "--video-threshold", "0.9"]) == 0
     assert json.loads(out.read_text())["results"][0]["video"]["overlay"]["threshold"] == 0.9
     assert "overlay: threshold 0.9," in capsys.readouterr().out
@@ -322,11 +327,7 @@ def test_eval_video_smoothing_averages_scores_as_the_viewer_does(tmp_path, capsy
             return super().__call__(p)
 
     monkeypatch.setattr(engine_module, "TemporalSmoother", Spy)
-    data = _make_dataset(tmp_path / "data", count=2)
-    model = make_color_model(tmp_path / "color.onnx", input_size=(64, 64))
-    out = tmp_path / "eval.json"
-    args = ["eval", str(model), "--data", str(data), "--split", "all", "--no-fps", "--no-progress", "--threads", "1",
-            "--video", "--video-fps", "4", "--bootstrap", "20"]
+    args, out = _small_video_eval(tmp_path)
     assert main([*args, "--json", str(out), "--video-smoothing", "3"]) == 0
     video = json.loads(out.read_text())["results"][0]["video"]
     assert video["overlay"]["smoothing"] == 3
@@ -338,11 +339,7 @@ def test_eval_video_smoothing_averages_scores_as_the_viewer_does(tmp_path, capsy
 
 
 def test_eval_video_min_peak_and_class_memory_are_recorded_and_checked(tmp_path, capsys):
-    data = _make_dataset(tmp_path / "data", count=2)
-    model = make_color_model(tmp_path / "color.onnx", input_size=(64, 64))
-    out = tmp_path / "eval.json"
-    args = ["eval", str(model), "--data", str(data), "--split", "all", "--no-fps", "--no-progress", "--threads", "1",
-            "--video", "--video-fps", "4", "--bootstrap", "20"]
+    args, out = _small_video_eval(tmp_path)
     assert main([*args, "--json", str(out), "--video-min-peak", "0.8", "--video-class-memory", "0.5"]) == 0
     overlay = json.loads(out.read_text())["results"][0]["video"]["overlay"]
     assert (overlay["min_peak"], overlay["class_memory"]) == (0.8, 0.5)
