@@ -109,7 +109,7 @@ def test_a_killed_worker_has_its_video_retried(local_ray, three_clips, tmp_path,
 def test_ctrl_c_stops_the_batch_cleanly(tmp_path, color_model):
     folder = tmp_path / "in"
     folder.mkdir()
-    for name in ("a", "b", "c", "d"):
+    for name in ("a", "b", "c", "d", "e", "f"):  # one worker: when the first is being written, five wait
         make_box_clip(folder / f"{name}.mp4", frames=600)
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "polypview.cli", "batch", str(folder), "--out", str(out),
@@ -117,10 +117,11 @@ def test_ctrl_c_stops_the_batch_cleanly(tmp_path, color_model):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not list(out.glob("*.partial.*")):
-        time.sleep(0.2)  # wait until a video is being written
+        time.sleep(0.05)  # wait until a video is being written
+    finished_before = len(list(out.glob("*.json")))
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130, stderr
+    assert proc.returncode == 130, (finished_before, stdout[-2000:], stderr[-2000:])
     assert "interrupted" in stderr and "Traceback" not in stderr
     assert not list(out.glob("*.partial.*"))
     for summary in out.glob("*.json"):  # whatever finished is whole
