@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import socket
 import sys
+import threading
 import time
 from collections import deque
 from contextlib import contextmanager
@@ -29,6 +29,7 @@ from polypview.batchjob import (
     read_summary,
 )
 from polypview.errors import ConfigError, ModelFileError, PolypviewError
+from polypview.interrupt import sigint_ignored, sigint_sets
 
 ATTEMPTS = 2
 FAILED_EXIT = 1
@@ -164,28 +165,35 @@ class BatchRunner:
         return todo
 
     def _dispatch(self, ray, todo: list[VideoJob], workers: int | None) -> bool:
-        """Run `todo` on a pool of actors; True when Ctrl-C stopped it."""
+        """Run `todo` on a pool of actors; True when Ctrl-C stopped it.
+
+        Ctrl-C sets an event that the loop reads every POLL_S (`interrupt.sigint_sets`): a
+        KeyboardInterrupt raised inside Ray's blocking calls can be lost, and the batch then ran on."""
         actor_class = ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0)(BatchWorker)
         pool = Pool(ray, actor_class, self.model, self.backend)
         bar = self._bar(len(self.jobs) - len(todo))
         running: dict = {}
+        stop = threading.Event()
         try:
-            pool.grow(min(workers or default_workers(ray), len(todo)))
-            pending = deque((job, 1) for job in todo)
-            while pending or running:
-                self._submit(pool, pending, running)
-                ready, _ = ray.wait(list(running), num_returns=1, timeout=POLL_S)
-                for ref in ready:
-                    self._collect(ray, pool, ref, running.pop(ref), pending, bar)
-            return False
-        except KeyboardInterrupt:
-            with _sigint_ignored():
-                pool.kill_all()
-                for job, _, _ in running.values():
-                    job.remove_partials()
-            return True
+            with sigint_sets(stop):
+                pool.grow(min(workers or default_workers(ray), len(todo)))
+                pending = deque((job, 1) for job in todo)
+                while (pending or running) and not stop.is_set():
+                    self._submit(pool, pending, running)
+                    ready, _ = ray.wait(list(running), num_returns=1, timeout=POLL_S)
+                    for ref in ready:
+                        self._collect(ray, pool, ref, running.pop(ref), pending, bar)
+        except KeyboardInterrupt:  # came before the handler was in place
+            stop.set()
         finally:
             bar.close()
+        if not stop.is_set():
+            return False
+        with sigint_ignored():
+            pool.kill_all()
+            for job, _, _ in running.values():
+                job.remove_partials()
+        return True
 
     def _submit(self, pool: Pool, pending: deque, running: dict) -> None:
         while pending and pool.idle:
@@ -261,15 +269,3 @@ def _first_line(exc: BaseException) -> str:
     return text[0][:200] if text else type(exc).__name__
 
 
-@contextmanager
-def _sigint_ignored():
-    """A second Ctrl-C must not cut the clean-up short."""
-    try:
-        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, old)

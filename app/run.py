@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 import threading
-from contextlib import contextmanager
 from pathlib import Path
 
 from polypview.errors import ConfigError, DisplayError
+from polypview.interrupt import sigint_ignored, sigint_sets
 from polypview.settings import (
     Settings,
     add_model_arguments,
@@ -94,13 +93,13 @@ def _drive(pipeline, sink):
     interrupted = threading.Event()
     pipeline.start()
     try:
-        with _sigint_sets(interrupted):
+        with sigint_sets(interrupted):
             while not pipeline.wait(0.2):
                 if sink.failed.is_set() or interrupted.is_set():
                     break
     except KeyboardInterrupt:  # off the main thread no handler of ours is installed
         interrupted.set()
-    with _sigint_ignored():  # a second Ctrl-C must not cut the recording's finalisation short
+    with sigint_ignored():  # a second Ctrl-C must not cut the recording's finalisation short
         summary = pipeline.stop()
     return summary, interrupted.is_set()
 
@@ -109,33 +108,6 @@ def _expected_frames(source, limit: int | None) -> int | None:
     """Frames the progress bar expects: the file's count, capped by --frames (None: unknown)."""
     known = [n for n in (source.frame_count, limit) if n]
     return min(known) if known else None
-
-
-@contextmanager
-def _sigint_sets(event: threading.Event):
-    """Ctrl-C sets `event` instead of raising KeyboardInterrupt. A KeyboardInterrupt raised wherever the
-    main thread happens to be can be swallowed (in a finaliser, say: "Exception ignored in ..."), and the
-    run then goes on recording as if Ctrl-C never came; setting an event cannot be lost that way."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old = signal.signal(signal.SIGINT, lambda signum, frame: event.set())
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, old)
-
-
-@contextmanager
-def _sigint_ignored():
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, old)
 
 
 def _report(summary, sink, settings: Settings, interrupted: bool) -> int:
