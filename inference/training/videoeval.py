@@ -195,13 +195,8 @@ def evaluate_video(model_path: Path, pairs, options: VideoOptions = VideoOptions
     from polypview.overlay import OverlaySettings
     from polypview.roi import detect_roi
 
-    settings = OverlaySettings(smoothing=options.smoothing)
-    if options.class_memory is not None:
-        settings = replace(settings, class_memory=options.class_memory)
-    if options.threshold is not None:
-        settings = replace(settings, threshold=options.threshold)
-    if options.min_peak is not None:
-        settings = replace(settings, min_peak=options.min_peak)
+    given = {"threshold": options.threshold, "min_peak": options.min_peak, "class_memory": options.class_memory}
+    settings = OverlaySettings(smoothing=options.smoothing, **{k: v for k, v in given.items() if v is not None})
     clip = TowerClip(pairs, options)
     engine = load_engine(model_path, backend="ort", threads=threads, provider="cpu")
     drawn = DrawnLabels(engine.info.classes, settings)
@@ -217,7 +212,7 @@ def evaluate_video(model_path: Path, pairs, options: VideoOptions = VideoOptions
                 roi = detect_roi(item.image)
                 roi_segments += roi is not None
                 t = _tick(timings, "roi", t)
-            prediction = smooth(engine.predict(item.image, roi) if roi is not None else engine.predict(item.image))
+            prediction = smooth(engine.predict(item.image, roi))
             t = _tick(timings, "predict", t)
             pred = drawn(prediction, item.image.shape, roi, options.score_size)
             t = _tick(timings, "draw", t)
