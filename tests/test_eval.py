@@ -118,6 +118,20 @@ def test_eval_table_says_the_threads_each_fps_was_measured_with():
     assert "intra-op" not in format_table([result("a", None)])
 
 
+def test_eval_rows_of_one_architecture_are_told_apart_by_their_files():
+    from polypview.inference.training.evaluate import EvalResult, format_table
+
+    counts = {"dice": 0.5, "iou": 0.33}
+    micro = {k: counts for k in ("polyp", "neoplastic", "non_neoplastic")}
+
+    def result(model, arch):
+        return EvalResult(model=model, architecture=arch, input_size=(192, 192), micro=micro, macro=micro, images=3)
+
+    rows = format_table([result("runs/a/best.pt", "net"), result("assets/net.onnx", "net"), result("other", "other")])
+    names = [line.split("  ")[0] for line in rows.splitlines()[2:]]
+    assert names[0] == "net (best.pt)" and "net (net.onnx)" in names and "other" in names
+
+
 def test_eval_missing_data_is_a_clear_error(tmp_path, capsys):
     model = _channel_model(tmp_path / "channels.onnx")
     code = main(["eval", str(model), "--data", str(tmp_path / "nowhere"), "--json", str(tmp_path / "e.json")])

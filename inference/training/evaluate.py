@@ -42,6 +42,7 @@ from polypview.inference.training.metrics import (  # noqa: F401 (re-exported: e
     dice_cell,
     micro_with_intervals,
     pct_text,
+    row_label,
 )
 
 # BlazeNeo Table 4 figures that models.md states (§3.2, §10): parameters and GMACs at 352².
@@ -396,7 +397,7 @@ def format_table(results: list[EvalResult], split: str = "test") -> str:
     head += ["FPS", "Params (M)", "GMACs@352"]
     rows = [head]
     for r in results:
-        rows.append(_row(r))
+        rows.append(_row(r, row_label(r, results)))
         if r.micro_region is not None:
             rows.append(_region_row(r))
         if r.micro_true_class is not None:
@@ -433,8 +434,8 @@ def _threads_note(results: list[EvalResult]) -> str:
     return ", intra-op threads: " + ", ".join(f"{arch} {t}" for arch, t in known)
 
 
-def _row(r: EvalResult) -> list[str]:
-    cells = [r.architecture, f"{r.input_size[0]}"]
+def _row(r: EvalResult, name: str) -> list[str]:
+    cells = [name, f"{r.input_size[0]}"]
     for key, _ in TABLE_CLASSES:
         cells += [dice_cell(r.micro[key]), pct_text(r.micro[key]["iou"])]
     cells += ["n/a" if r.fps is None else f"{r.fps:.1f}",

@@ -16,6 +16,7 @@ Predictions and truths are label maps of the same size (``labels.py``: 0 neo, 1 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 
@@ -205,3 +206,10 @@ def dice_cell(scores: dict) -> str:
     """Dice in %, with its 95 % interval when known: "81.0 [77.2-84.5]"."""
     ci = scores.get(CI_KEY)
     return pct_text(scores["dice"]) + ("" if not ci else f" [{pct_text(ci[0])}-{pct_text(ci[1])}]")
+
+
+def row_label(result, results) -> str:
+    """A table row's name: the architecture, with the file's name when another row has the same architecture
+    (two checkpoints of one network would otherwise read alike)."""
+    twins = sum(other.architecture == result.architecture for other in results) > 1
+    return f"{result.architecture} ({Path(result.model).name})" if twins else result.architecture

@@ -291,7 +291,7 @@ def _video_cells(name: str, v: dict, dice_cell) -> list[str]:
 
 def format_video_table(results) -> str:
     """The video rows (one per model with a `video` result) and a footnote saying what they mean."""
-    from polypview.inference.training.metrics import TABLE_CLASSES, dice_cell
+    from polypview.inference.training.metrics import TABLE_CLASSES, dice_cell, row_label
 
     rows = [r for r in results if getattr(r, "video", None)]
     if not rows:
@@ -300,7 +300,7 @@ def format_video_table(results) -> str:
     head += ["Missed frames", "FP regions/min", "Class flips/polyp-s"]
     lines = [head]
     for r in rows:
-        lines.append(_video_cells(r.architecture, r.video, dice_cell))
+        lines.append(_video_cells(row_label(r, rows), r.video, dice_cell))
         for kind, part in r.video.get("by_view", {}).items():
             lines.append(_video_cells(f"  {kind} ({part['images']} images)", part, dice_cell))
     widths = [max(len(row[i]) for row in lines) for i in range(len(head))]
