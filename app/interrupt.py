@@ -13,26 +13,23 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 
-@contextmanager
-def sigint_sets(event: threading.Event) -> Iterator[None]:
+def sigint_sets(event: threading.Event):
     """Within the block, Ctrl-C sets `event` instead of raising KeyboardInterrupt (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old = signal.signal(signal.SIGINT, lambda signum, frame: event.set())
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, old)
+    return _sigint_handler(lambda signum, frame: event.set())
+
+
+def sigint_ignored():
+    """Within the block, Ctrl-C is ignored: a second one must not cut a clean-up short (main thread only)."""
+    return _sigint_handler(signal.SIG_IGN)
 
 
 @contextmanager
-def sigint_ignored() -> Iterator[None]:
-    """Within the block, Ctrl-C is ignored: a second one must not cut a clean-up short (main thread only)."""
+def _sigint_handler(handler) -> Iterator[None]:
+    """SIGINT goes to `handler` within the block; off the main thread Python allows no handler: unchanged."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    old = signal.signal(signal.SIGINT, handler)
     try:
         yield
     finally:

@@ -21,7 +21,8 @@ import cv2
 import torch
 
 from polypview.inference.models.efficientnet_lite import efficientnet_lite, pretrained_path
-from polypview.inference.training.data import dataset_folder, neopolyp_dir
+from polypview.inference.runtime.labels import NEOPLASTIC, NON_NEOPLASTIC
+from polypview.inference.training.data import dataset_folder, neopolyp_dir, read_neopolyp_mask
 
 ROOT = Path(__file__).resolve().parent.parent
 ENCODERS = (("lite2", 5), ("lite0", 4))  # (variant, taps kept) of the networks tools/gpu_train.sh trains
@@ -44,10 +45,8 @@ def shrink_images(width: int, quality: int, out: Path) -> int:
         mask = cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST)
         cv2.imwrite(str(out / "images" / f"{name}.jpeg"), image, [cv2.IMWRITE_JPEG_QUALITY, quality])
         cv2.imwrite(str(out / "masks" / f"{name}.png"), mask)
-        b, g, r = (mask[..., i] for i in range(3))
-        neo = int(((r > 127) & (g < 128) & (b < 128)).sum())
-        non = int(((g > 127) & (r < 128) & (b < 128)).sum())
-        rows.append([name, *original, *size, neo, non])
+        labels = read_neopolyp_mask(out / "masks" / f"{name}.png")  # the counts the trainer would find
+        rows.append([name, *original, *size, int((labels == NEOPLASTIC).sum()), int((labels == NON_NEOPLASTIC).sum())])
     with open(out / "manifest.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["name", "orig_width", "orig_height", "width", "height", "neoplastic_px", "non_neoplastic_px"])
