@@ -225,7 +225,7 @@ def test_student_moves_towards_teacher(data, tmp_path):
     from polypview.inference.training.distill import load_teacher
 
     train(_options(data, tmp_path / "teacher", epochs=16, batch=2, lr=3e-3))
-    opts = _options(data, tmp_path / "student", epochs=8, batch=2, lr=3e-3)
+    opts = _options(data, tmp_path / "student", epochs=12, batch=2, lr=3e-3)
     opts.teacher, opts.distill_weight = tmp_path / "teacher" / "last.pt", 10.0
     train(opts)
     teacher = load_teacher(opts.teacher, torch.device("cpu"))[0]
