@@ -51,21 +51,23 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("polypview batch needs a model: leave --model out for the default, or name one")
     videos = collect_inputs(args.inputs)
     out_dir = _out_dir(args.out)
-    _check_model(args)
-    runner = BatchRunner(videos, out_dir, batch_settings(args), model=args.model, backend=args.backend,
+    info = _check_model(args)
+    runner = BatchRunner(videos, out_dir, batch_settings(args, info), model=args.model, backend=args.backend,
                          force=args.force)
     return runner.run(workers=args.workers, address=args.address)
 
 
-def _check_model(args) -> None:
-    """Open the model once here: a bad model file is one error line, not one failure per video."""
+def _check_model(args):
+    """Open the model once here: a bad model file is one error line, not one failure per video. Its ModelInfo."""
     from polypview.inference.runtime.engine import load_engine
 
-    load_engine(args.model, backend=args.backend, threads=1).close()
+    with load_engine(args.model, backend=args.backend, threads=1) as engine:
+        return engine.info
 
 
-def batch_settings(args):
-    """The model file's name and hash, and the drawing settings: what makes outputs reusable."""
+def batch_settings(args, info=None):
+    """The model file's name and hash, and the drawing settings (the options given, the model file's own
+    defaults from `info`, the app's): what makes outputs reusable."""
     from dataclasses import asdict
 
     from polypview.batchjob import BatchSettings, file_sha256
@@ -73,7 +75,7 @@ def batch_settings(args):
     from polypview.settings import overlay_from_args, overlay_settings
 
     path = resolve_model(args.model)
-    overlay = asdict(overlay_settings(overlay_from_args(args)))
+    overlay = asdict(overlay_settings(overlay_from_args(args), info))
     return BatchSettings(model=path.stem, model_sha256=file_sha256(path), overlay=overlay, video=not args.no_video)
 
 

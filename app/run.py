@@ -77,7 +77,7 @@ def run_headless(settings: Settings, engine=None) -> int:
         sink = HeadlessSink(_expected_frames(source, settings.frames), progress=True, keep_last=bool(settings.screenshot))
         try:
             pipeline = Pipeline(source, engine, config, sink)
-            pipeline.set_overlay(settings.overlay_settings())
+            pipeline.set_overlay(settings.overlay_settings(engine.info if engine is not None else None))
             summary, interrupted = _drive(pipeline, sink)
         finally:
             sink.close()

@@ -16,7 +16,7 @@ from typing import Any
 from polypview.errors import PolypviewError
 from polypview.overlay import OverlaySettings
 from polypview.protocols import Engine, Sink, Source
-from polypview.settings import Settings
+from polypview.settings import Settings, with_model_defaults
 
 NO_MODEL = "none"
 
@@ -211,6 +211,12 @@ class Session:
         self.engine = engine
         if self.pipeline is not None:
             self.pipeline.set_engine(engine)
+
+    def overlay_for_engine(self, overlay: OverlaySettings) -> OverlaySettings:
+        """`overlay` with the running model file's own drawing defaults (its region peak; the app's default for
+        a file without one), except the settings given on the command line."""
+        info = self.engine.info if self.engine is not None else None
+        return with_model_defaults(overlay, info, self.settings.overlay)
 
     def faster_model(self, default: str) -> str | None:
         """The shipped real-time default, when it is not the model already running."""

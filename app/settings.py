@@ -134,8 +134,9 @@ def add_overlay_arguments(parser: argparse.ArgumentParser) -> None:
     ov.add_argument("--threshold", type=float, help="confidence threshold 0..1 (default 0.5)")
     ov.add_argument("--min-area", type=float, help="smallest region drawn, fraction of the image (default 0.0005)")
     ov.add_argument("--min-peak", type=float,
-                    help="draw a region only if its highest score reaches this, 0..1 (default off): drops faint "
-                         "blobs, keeps a confident polyp's whole extent down to --threshold")
+                    help="draw a region only if its highest score reaches this, 0..1 (default: the model file's own, "
+                         "else 0.9; 0: off): drops faint blobs, keeps a confident polyp's whole extent down to "
+                         "--threshold")
     ov.add_argument("--smoothing", type=int, help="average scores over N frames (default off)")
     ov.add_argument("--class-memory", type=float, metavar="W",
                     help="keep each polyp's colour steady over frames: weight W in [0, 1) of its class in the "
@@ -160,10 +161,30 @@ def overlay_from_args(args: Any) -> dict:
     return values
 
 
-def overlay_settings(values: dict):
+def overlay_settings(values: dict, info: Any = None):
+    """OverlaySettings of the given fields; the rest from the model file's own defaults (`info.overlay`, when
+    a ModelInfo is given), then the app's."""
     from polypview.overlay import OverlaySettings
 
-    return OverlaySettings(**values)
+    return OverlaySettings(**{**model_overlay(info), **values})
+
+
+def model_overlay(info: Any) -> dict:
+    """The drawing defaults a model file carries (e.g. its region peak); {} without a model."""
+    return dict(getattr(info, "overlay", None) or {})
+
+
+def with_model_defaults(overlay, info: Any, given: dict):
+    """`overlay` (OverlaySettings) with each setting a model file may carry taken from `info` (the app's
+    default when the file has none), except those the user `given` on the command line: after a model
+    switch, the new model's region peak applies, not the last model's."""
+    from dataclasses import replace
+
+    from polypview.inference.runtime.modelfile import MODEL_OVERLAY_KEYS
+    from polypview.overlay import OverlaySettings
+
+    own, app = model_overlay(info), OverlaySettings()
+    return replace(overlay, **{k: own.get(k, getattr(app, k)) for k in MODEL_OVERLAY_KEYS if k not in given})
 
 
 # ---------------------------------------------------------------------------------------- settings
@@ -242,8 +263,9 @@ class Settings:
     def video_only(self) -> bool:
         return self.model is not None and self.model.lower() == "none"
 
-    def overlay_settings(self):
-        return overlay_settings(self.overlay)
+    def overlay_settings(self, info: Any = None):
+        """The overlay to draw with: the command line's options over the model file's defaults (`info`)."""
+        return overlay_settings(self.overlay, info)
 
     def pipeline_config(self):
         from polypview.pipeline import PipelineConfig

@@ -132,11 +132,11 @@ class FakePipeline:
 class FakeEngine:
     """An engine that finds nothing (the window's tests drive a FakePipeline, which never calls it)."""
 
-    def __init__(self, name="fake-model"):
+    def __init__(self, name="fake-model", overlay=None):
         from polypview.inference.runtime.modelfile import neopolyp_info
 
         self.name, self.backend, self.provider = name, "onnxruntime", "CPUExecutionProvider"
-        self.info = neopolyp_info("fake", 64)
+        self.info = neopolyp_info("fake", 64, overlay=dict(overlay or {}))  # overlay: the file's drawing defaults
         self.closed = False
 
     def predict(self, frame_bgr, roi=None):
@@ -163,6 +163,7 @@ class FakeServices:
         self.devices: list = []  # what list_devices() reports
         self.opened: list = []  # (spec, size, fps, fourcc) of every open_source call
         self.fail_load: Exception | None = None
+        self.model_overlays: dict[str, dict] = {}  # model name -> the drawing defaults its file carries
 
     def list_devices(self):
         return list(self.devices)
@@ -182,7 +183,8 @@ class FakeServices:
         if self.fail_load:
             raise self.fail_load
         self.requested.append(model)
-        self.loaded.append(FakeEngine(Path(model).stem if model else "fake-model"))
+        name = Path(model).stem if model else "fake-model"
+        self.loaded.append(FakeEngine(name, self.model_overlays.get(name)))
         return self.loaded[-1]
 
     def overlay_settings(self, **values):

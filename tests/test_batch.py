@@ -130,3 +130,21 @@ def test_batch_bad_options_are_one_line(tmp_path, capsys, color_model):
     assert main(["batch", str(clip), "--out", str(tmp_path / "o"), "--model", str(tmp_path / "no.onnx")]) == 5
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 4 and all(line.startswith("polypview: error: ") for line in err)
+
+
+def test_batch_draws_with_the_model_files_region_peak_unless_given_and_redoes_when_it_changes(tmp_path):
+    import argparse
+
+    from polypview.batch import _check_model, add_arguments, batch_settings
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    model = make_color_model(tmp_path / "peaked.onnx", overlay={"min_peak": 0.8})
+    args = parser.parse_args(["x.mp4", "--out", "o", "--model", str(model)])
+    peaked = batch_settings(args, _check_model(args))
+    assert peaked.overlay["min_peak"] == 0.8
+    given = parser.parse_args(["x.mp4", "--out", "o", "--model", str(model), "--min-peak", "0"])
+    assert batch_settings(given, _check_model(given)).overlay["min_peak"] == 0.0
+    plain = parser.parse_args(["x.mp4", "--out", "o", "--model", str(make_color_model(tmp_path / "plain.onnx"))])
+    assert batch_settings(plain, _check_model(plain)).overlay["min_peak"] == OverlaySettings().min_peak
+    assert peaked.key() != batch_settings(given, _check_model(given)).key()  # outputs made otherwise are redone

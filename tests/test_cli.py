@@ -74,6 +74,12 @@ def test_one_settings_object_checks_every_option(tmp_path):
     assert s.overlay_settings().opacity == 0.3 and s.overlay_settings().legend
     assert s.pipeline_config().staleness_s == s.staleness_s
     assert settings("--demo", "--min-peak", "0.9").overlay_settings().min_peak == 0.9
+    from polypview.inference.runtime.modelfile import neopolyp_info
+
+    own = neopolyp_info("nanonet-lite0-neo", 256, overlay={"min_peak": 0.95})  # a model file's own region peak
+    assert settings("--demo").overlay_settings(own).min_peak == 0.95
+    assert settings("--demo").overlay_settings(neopolyp_info("x", 256)).min_peak == 0.9  # none: the app's
+    assert settings("--demo", "--min-peak", "0").overlay_settings(own).min_peak == 0.0  # the command line wins
     for bad, message in ((["--threads", "0"], "--threads"), (["--staleness-ms", "0"], "--staleness-ms"),
                          (["--fps", "-5"], "--fps"), (["--opacity", "2"], "opacity"), (["--frames", "0"], "--frames"),
                          (["--min-peak", "1.2"], "min_peak")):

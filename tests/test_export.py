@@ -1,5 +1,7 @@
 """`polypview export`: ONNX parity for every registered model, fp16 storage, refusal on mismatch."""
 
+import dataclasses
+
 import onnx
 import pytest
 import torch
@@ -271,3 +273,38 @@ def test_shipped_nanonet_files_hold_the_inference_graph_of_their_weights(name):
         reference = foreground_probs("trinary", model.eval()(torch.from_numpy(x))).numpy()
     probs = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {INPUT_NAME: x})[0]
     assert np.abs(probs - reference).max() < 1e-2  # fp16-stored folded weights against the training module
+
+
+def test_a_model_file_takes_its_own_region_peak_with_its_weights_untouched(tmp_path, capsys):
+    from onnx_models import make_color_model
+
+    source = make_color_model(tmp_path / "color.onnx")
+    out = tmp_path / "peaked.onnx"
+    assert main(["export", str(source), "-o", str(out), "--min-peak", "0.8", "--version", "v2"]) == 0
+    assert "min_peak" in capsys.readouterr().out
+    before, after = onnx.load(str(source)), onnx.load(str(out))
+    assert after.graph == before.graph  # same nodes and weights, byte for byte
+    info = _metadata(out)
+    assert info.overlay == {"min_peak": 0.8} and info.version == "v2"
+    assert info == dataclasses.replace(_metadata(source), overlay={"min_peak": 0.8}, version="v2")  # nothing else
+    # a checkpoint export keeps a --metadata-from file's drawing defaults, and --min-peak sets them
+    model_file, weights = _shipped_weights(tmp_path)
+    assert main(["export", str(model_file), "-o", str(model_file), "--min-peak", "0.95"]) == 0  # in place
+    again = tmp_path / "again.onnx"
+    assert main(["export", str(weights), "--metadata-from", str(model_file), "-o", str(again)]) == 0
+    assert _metadata(again).overlay == {"min_peak": 0.95}
+    assert main(["export", str(_checkpoint(tmp_path)), "-o", str(again), "--min-peak", "0"]) == 0
+    assert _metadata(again).overlay == {"min_peak": 0.0}
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("args, word", [(["--min-peak", "1.5"], "--min-peak"), (["--fp16"], "--fp16"),
+                                         (["--card", "e.json"], "--card"), (["--size", "96"], "--size")])
+def test_a_model_file_copy_refuses_what_needs_a_checkpoint_in_one_line(tmp_path, capsys, args, word):
+    from onnx_models import make_color_model
+
+    source = make_color_model(tmp_path / "color.onnx")
+    out = tmp_path / "out.onnx"
+    assert main(["export", str(source), "-o", str(out), *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and word in err[0] and not out.exists()

@@ -142,6 +142,31 @@ def test_snapshot_is_the_annotated_frame_on_screen(qtbot, tmp_path, errors):
     assert np.array_equal(cv2.imread(str(path)), window.view.frame())
 
 
+def test_each_model_brings_its_own_region_peak_unless_the_command_line_fixed_it(qtbot, tmp_path, errors):
+    services = FakeServices()
+    services.model_overlays["other-model"] = {"min_peak": 0.8}
+    window = open_window(qtbot, tmp_path, services)
+    wait_frames(qtbot, window)
+    qtbot.waitUntil(lambda: window.engine is not None, timeout=2000)
+    pipeline = services.pipelines[-1]
+    window.panel.peak_slider.setValue(95)  # the user's choice holds for this model...
+    assert pipeline.overlays[-1].min_peak == 0.95
+    window.panel.model_chosen.emit("other-model")  # ...and a model whose file says 0.8 brings its own
+    qtbot.waitUntil(lambda: window.engine.name == "other-model", timeout=2000)
+    assert pipeline.overlays[-1].min_peak == 0.8 and window.panel.peak_label.text() == "region peak 0.80"
+    window.panel.model_chosen.emit("fake-model")  # a file without one: the app's default
+    qtbot.waitUntil(lambda: window.engine.name == "fake-model", timeout=2000)
+    assert pipeline.overlays[-1].min_peak == 0.9 and window.panel.peak_label.text() == "region peak 0.90"
+
+    fixed = FakeServices()
+    fixed.model_overlays["other-model"] = {"min_peak": 0.8}
+    window = open_window(qtbot, tmp_path, fixed, overlay={"min_peak": 0.0})  # --min-peak 0 on the command line
+    wait_frames(qtbot, window)
+    window.panel.model_chosen.emit("other-model")
+    qtbot.waitUntil(lambda: window.engine is not None and window.engine.name == "other-model", timeout=2000)
+    assert window.overlay.min_peak == 0.0 and window.panel.peak_label.text() == "region peak off"
+
+
 def test_controls_change_the_overlay_and_seek(qtbot, tmp_path, errors):
     services = FakeServices()
     window = open_window(qtbot, tmp_path, services)

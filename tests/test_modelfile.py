@@ -23,3 +23,15 @@ def test_inconsistent_metadata_refused():
         ModelInfo("x", ("a", "b"), ((1, 2, 3),), "softmax", (256, 256))
     with pytest.raises(ModelFileError, match="activation"):
         ModelInfo("x", ("a",), ((1, 2, 3),), "relu", (256, 256))
+
+
+def test_a_model_file_may_carry_its_own_region_peak_and_nothing_else_of_the_overlay():
+    from polypview.inference.runtime.modelfile import ModelInfo, neopolyp_info
+
+    info = neopolyp_info("nanonet-lite0-neo", 256, overlay={"min_peak": 0.95})
+    assert ModelInfo.from_metadata(info.to_metadata()).overlay == {"min_peak": 0.95}
+    assert neopolyp_info("nanonet-lite0-neo", 256).overlay == {}  # none: the app's defaults
+    for bad, word in (({"opacity": 0.3}, "opacity"), ({"min_peak": 1.5}, "min_peak"),
+                      ({"min_peak": "high"}, "min_peak"), ([0.9], "overlay")):
+        with pytest.raises(ModelFileError, match=word):
+            neopolyp_info("nanonet-lite0-neo", 256, overlay=bad)

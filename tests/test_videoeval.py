@@ -348,3 +348,50 @@ def test_eval_video_min_peak_and_class_memory_are_recorded_and_checked(tmp_path,
                       ("--video-class-memory", "1"), ("--video-class-memory", "-0.1")):
         assert main([*args, flag, bad]) == 2
         assert flag in capsys.readouterr().err
+
+
+def test_eval_video_draws_with_the_model_files_own_region_peak_unless_told(tmp_path, capsys):
+    args, out = _small_video_eval(tmp_path)
+    make_color_model(tmp_path / "color.onnx", input_size=(64, 64), overlay={"min_peak": 0.8})  # the same model
+    assert main([*args, "--json", str(out)]) == 0
+    video = json.loads(out.read_text())["results"][0]["video"]
+    assert video["overlay"]["min_peak"] == 0.8 and video["model_overlay"] == {"min_peak": 0.8}
+    assert "regions peaking >= 0.8" in capsys.readouterr().out
+    assert main([*args, "--json", str(out), "--video-min-peak", "0.95"]) == 0  # the option wins
+    assert json.loads(out.read_text())["results"][0]["video"]["overlay"]["min_peak"] == 0.95
+
+
+def test_eval_video_table_says_which_model_drew_with_which_region_peak(tmp_path, capsys):
+    args, out = _small_video_eval(tmp_path)
+    peaked = make_color_model(tmp_path / "peaked.onnx", input_size=(64, 64), overlay={"min_peak": 0.8})
+    assert main([*args[:2], str(peaked), *args[2:]]) == 0
+    text = capsys.readouterr().out
+    assert "each model with its file's own drawing defaults" in text
+    assert "(peaked.onnx): threshold 0.5, min area 0.0005, regions peaking >= 0.8" in text
+    assert "(color.onnx): threshold 0.5, min area 0.0005, regions peaking >= 0.9" in text
+    assert main(args) == 0  # one model: one overlay, said once
+    assert "(overlay: threshold 0.5" in capsys.readouterr().out
+
+
+def test_the_peak_sweep_tool_scores_each_peak_as_eval_video_does(tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("peak_sweep", Path(__file__).parents[1] / "tools" / "peak_sweep.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    args, out = _small_video_eval(tmp_path)
+    data, model = tmp_path / "data", tmp_path / "color.onnx"
+    assert tool.main([str(model), "--data", str(data), "--split", "all", "--peaks", "0,0.99", "--fps", "4",
+                      "--json", str(tmp_path / "sweep.json")]) == 0
+    swept = json.loads((tmp_path / "sweep.json").read_text())["peaks"]
+    assert "0.99" in capsys.readouterr().out
+    for peak in ("0", "0.99"):
+        assert main([*args, "--json", str(out), "--video-min-peak", peak]) == 0
+        video = json.loads(out.read_text())["results"][0]["video"]
+        mine = swept[str(float(peak))]
+        assert mine["dice"] == {c: v["dice"] for c, v in video["micro"].items()}
+        assert (mine["missed_frames"], mine["fp_regions"], mine["class_flips"]) == (
+            video["missed_frames"], video["fp_regions"], video["class_flips"])
+    assert tool.main([str(model), "--data", str(data), "--split", "all", "--peaks", "1.5"]) == 2
+    assert tool.main([str(model), "--data", str(data), "--split", "all", "--peaks", "x"]) == 2

@@ -399,6 +399,12 @@ class MainWindow(RecordingMixin, ViewMixin, QMainWindow):
         info = self.engine.info if self.engine is not None else None
         self.panel.legend.set_classes(tuple(info.classes) if info else (), tuple(info.colors) if info else ())
         self.refresh_models()
+        overlay = self.session.overlay_for_engine(self.overlay)  # the new model's own region peak
+        if overlay != self.overlay:
+            self.overlay = overlay
+            self.panel.set_overlay_values(**self._overlay_fields())
+            if self.pipeline is not None:
+                self.pipeline.set_overlay(self.overlay)
 
     def _engine_failed(self, request: int, error: Exception) -> None:
         if not self.session.engine_failed(request):

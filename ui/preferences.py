@@ -14,7 +14,8 @@ from pathlib import Path
 from PyQt6.QtCore import QByteArray, QSettings
 
 RECENT_MAX = 10
-OVERLAY_FIELDS = {"enabled": bool, "style": str, "opacity": float, "threshold": float, "min_peak": float,
+# The region peak is not remembered: it belongs to the model (its file's own, else the app's), set on each load.
+OVERLAY_FIELDS = {"enabled": bool, "style": str, "opacity": float, "threshold": float,
                   "legend": bool, "one_class_per_region": bool}
 
 

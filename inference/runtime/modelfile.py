@@ -7,6 +7,10 @@ A polypview model file is one ONNX file with
   * metadata properties (ONNX ``metadata_props``), each value a JSON string, listed in
     ``REQUIRED_KEYS`` and ``OPTIONAL_KEYS``.
 
+``overlay`` (optional) holds the model's own drawing defaults, e.g. ``{"min_peak": 0.95}``: a
+region peak chosen for this model on the validation tower clip. The app uses them unless the user
+sets the option; a file without them is drawn with the app's defaults.
+
 ``activation`` tells how the K probabilities combine into one "polyp" score:
 ``softmax`` (exclusive classes, background dropped: polyp = sum) or ``sigmoid``
 (independent channels: polyp = max).
@@ -34,7 +38,9 @@ REQUIRED_KEYS = (
     "std",
     "version",
 )
-OPTIONAL_KEYS = ("training_data", "metrics", "description")
+OPTIONAL_KEYS = ("training_data", "metrics", "description", "overlay")
+# Drawing settings a model file may carry (app.overlay.OverlaySettings fields), each a number in [0, 1].
+MODEL_OVERLAY_KEYS = ("min_peak",)
 
 ACTIVATIONS = ("softmax", "sigmoid")
 COLOR_ORDERS = ("RGB", "BGR")
@@ -63,6 +69,7 @@ class ModelInfo:
     training_data: str = ""
     metrics: dict = field(default_factory=dict)
     description: str = ""
+    overlay: dict = field(default_factory=dict)  # this model's drawing defaults (MODEL_OVERLAY_KEYS)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -82,6 +89,7 @@ class ModelInfo:
             problems.append(f"input_size {self.input_size!r} is not (height, width) >= 16")
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
             problems.append("mean/std must be three numbers each, std > 0")
+        problems += _overlay_problems(self.overlay)
         if problems:
             raise ModelFileError(f"model metadata is invalid: {'; '.join(problems)}")
 
@@ -108,6 +116,18 @@ class ModelInfo:
             except json.JSONDecodeError as exc:
                 raise ModelFileError(f"{source}: metadata {f.name!r} is not valid JSON ({exc})") from None
         return cls(**_as_tuples(values))
+
+
+def _overlay_problems(overlay) -> list[str]:
+    if not isinstance(overlay, dict):
+        return [f"overlay {overlay!r} is not a mapping of drawing settings"]
+    problems = []
+    for key, value in overlay.items():
+        if key not in MODEL_OVERLAY_KEYS:
+            problems.append(f"overlay setting {key!r} is not one of {MODEL_OVERLAY_KEYS}")
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+            problems.append(f"overlay {key} {value!r} is not a number in [0, 1]")
+    return problems
 
 
 def _as_tuples(values: dict) -> dict:

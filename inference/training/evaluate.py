@@ -81,7 +81,7 @@ def add_arguments(parser) -> None:
                              "the overlay's, 0.5): trades missed frames against false regions on normal mucosa")
     parser.add_argument("--video-min-peak", default=None, metavar="P",
                         help="draw a --video region only if its highest score reaches P, as the viewer's --min-peak "
-                             "(default: the overlay's)")
+                             "(default: the model file's own, else the overlay's)")
     parser.add_argument("--video-class-memory", default=None, metavar="W",
                         help="keep each --video polyp's class steady over frames, as the viewer's --class-memory "
                              "(default: the overlay's; 0: off)")

@@ -30,7 +30,9 @@ PARITY_TRIALS = 2
 
 def add_arguments(parser) -> None:
     """Command-line options of `polypview export`."""
-    parser.add_argument("checkpoint", type=Path, help="training checkpoint (best.pt / last.pt)")
+    parser.add_argument("checkpoint", type=Path,
+                        help="training checkpoint (best.pt / last.pt), or a model file (.onnx) to copy with new "
+                             "drawing defaults (--min-peak) or version; its weights stay as they are")
     parser.add_argument("-o", "--output", type=Path, required=True, help="ONNX file to write")
     precision = parser.add_mutually_exclusive_group()
     precision.add_argument("--fp16", action="store_true", help="store weights as float16 (inference still fp32)")
@@ -47,6 +49,10 @@ def add_arguments(parser) -> None:
                         help="also write OUTPUT with .pt: fp16 inference weights for the torch backend")
     parser.add_argument("--card", type=Path, default=None, metavar="EVAL_JSON",
                         help="also write a model card (OUTPUT with .md) with the test results of `polypview eval`")
+    parser.add_argument("--min-peak", type=float, default=None, metavar="P",
+                        help="the model's own region peak, stored in the file: the viewer, batch and eval --video "
+                             "draw a region only if its highest score reaches P unless told otherwise "
+                             "(default: the --metadata-from file's, else none: the app's 0.9)")
     parser.add_argument("--metadata-from", type=Path, default=None, metavar="MODEL.onnx",
                         help="re-export with this model file's metadata (version, training data, metrics); "
                              "CHECKPOINT may then be a shipped weights file (export --pt), e.g. "
@@ -57,6 +63,8 @@ def run(args) -> int:
     """Entry point of `polypview export`."""
     from polypview.inference.training.checkpoints import load_checkpoint, model_from_checkpoint, training_view
 
+    if Path(args.checkpoint).suffix.lower() == ".onnx":
+        return relabel(args)
     if args.metadata_from is not None:
         if args.card:
             raise ConfigError("--card needs a training checkpoint (its run's history); "
@@ -69,6 +77,7 @@ def run(args) -> int:
         size = args.size or int(ckpt.get("input_size") or 0) or None
         evaluation = read_eval(args.card) if args.card else None
         info = info_from_checkpoint(ckpt, size, args.version, evaluation)
+    info = with_overlay(info, getattr(args, "min_peak", None))
     model = model_from_checkpoint(ckpt)
     if args.int8:
         report = export_int8(model, ckpt["model"], args.output, info=info, opset=args.opset, data=args.data,
@@ -90,6 +99,51 @@ def run(args) -> int:
         card = write_card(args.output.with_suffix(".md"), ckpt, info, report, evaluation)
         print(f"wrote {card}")
     return 0
+
+
+def with_overlay(info, min_peak: float | None):
+    """`info` with its own region peak set (None: unchanged); ConfigError outside [0, 1]."""
+    if min_peak is None:
+        return info
+    if not 0.0 <= min_peak <= 1.0:
+        raise ConfigError(f"--min-peak must lie in [0, 1], got {min_peak:g}")
+    return dataclasses.replace(info, overlay={**info.overlay, "min_peak": float(min_peak)})
+
+
+def relabel(args) -> int:
+    """`export MODEL.onnx -o OUT.onnx`: the same graph and weights with new metadata (drawing defaults, version)."""
+    from polypview.inference.runtime.modelfile import KEY_PREFIX, ModelInfo
+
+    weights_options = [flag for flag, given in (("--fp16", args.fp16), ("--int8", args.int8), ("--pt", args.pt),
+                                                ("--size", args.size), ("--metadata-from", args.metadata_from),
+                                                ("--card", args.card)) if given]
+    if weights_options:
+        raise ConfigError(f"{args.checkpoint} is a model file, whose weights and card are copied as they are: "
+                          f"{', '.join(weights_options)} need a training checkpoint")
+    source = Path(args.checkpoint)
+    if not source.is_file():
+        raise ModelFileError(f"model file not found: {source}")
+    proto = _load_proto(source)
+    props = {p.key: p.value for p in proto.metadata_props}
+    info = ModelInfo.from_metadata(props, source=f"model file {source}")
+    if args.version:
+        info = dataclasses.replace(info, version=args.version)
+    info = with_overlay(info, args.min_peak)
+    _check_writable(args.output)
+    _set_metadata(proto, {**{k: v for k, v in props.items() if not k.startswith(KEY_PREFIX)}, **info.to_metadata()})
+    _save(proto, args.output)
+    print(f"wrote {args.output} (the weights of {source}; drawing defaults {info.overlay or 'none'}, "
+          f"version {info.version})")
+    return 0
+
+
+def _load_proto(path: Path):
+    import onnx
+
+    try:
+        return onnx.load(str(path))
+    except Exception as exc:  # protobuf raises DecodeError, onnx its own classes
+        raise ModelFileError(f"model file {path} is not a valid ONNX file ({exc}): re-export it") from None
 
 
 def read_eval(path: Path) -> dict:

@@ -45,6 +45,7 @@ def _video_lines(evaluation: dict) -> list[str]:
     video = evaluation.get("video")
     if not video:
         return []
+    own = (video.get("model_overlay") or {}).get("min_peak")
     micro = video["micro"]
     dice = ", ".join(f"{label} {_pct(micro[key]['dice'])} [{_interval(micro[key])}]" for key, label in CLASS_ROWS)
     fp = video.get("fp_regions_per_min")
@@ -56,6 +57,8 @@ def _video_lines(evaluation: dict) -> list[str]:
         + ", ".join(f"{k} {v}" for k, v in video.get("views", {}).items())
         + "), through the app's ROI detection, engine and overlay ("
         + (overlay_text(video["overlay"]) if "overlay" in video else "default settings") + "), scored as drawn",
+        *([] if own is None else [f"- the model file carries its own region peak, {own:g} (metadata "
+                                  "`polypview.overlay`): the app draws with it unless `--min-peak` is given"]),
         f"- micro Dice {dice} (95 % bootstrap over source images)",
         f"- frames with a true polyp that is missed entirely: {_pct(video.get('missed_share'))} % "
         f"({video.get('missed_frames')} of {video.get('polyp_frames')})",

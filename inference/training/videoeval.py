@@ -8,9 +8,10 @@ Each frame's ground truth is the image's mask warped with the same affine transf
 black (background) outside the picture. Frames go through the app's own code: the endoscope image
 area is found with `roi.detect_roi` on each image's first frame and kept for its frames (as the
 pipeline finds it when a stream starts), `Engine.predict` runs the model on that area, and the
-mask is what `Overlay.draw` draws with the default `OverlaySettings` (threshold, minimum region
-area, one class per connected region): drawn at opacity 1 with code colours (class k = k + 1) on
-a black canvas the size of the frame, so every drawn pixel names its class. Every frame is
+mask is what `Overlay.draw` draws with the app's default `OverlaySettings` and the model file's
+own drawing defaults (threshold, region peak, minimum region area, one class per connected
+region): drawn at opacity 1 with code colours (class k = k + 1) on a black canvas the size of
+the frame, so every drawn pixel names its class. Every frame is
 inferred and drawn with its own mask (the pipeline's sync mode). No file is written: frames stay
 in memory, nothing made from the dataset lands in the repository.
 
@@ -196,9 +197,11 @@ def evaluate_video(model_path: Path, pairs, options: VideoOptions = VideoOptions
     from polypview.roi import detect_roi
 
     given = {"threshold": options.threshold, "min_peak": options.min_peak, "class_memory": options.class_memory}
-    settings = OverlaySettings(smoothing=options.smoothing, **{k: v for k, v in given.items() if v is not None})
     clip = TowerClip(pairs, options)
     engine = load_engine(model_path, backend="ort", threads=threads, provider="cpu")
+    # as the app draws: the options given, then the model file's own defaults (its region peak), then the app's
+    settings = OverlaySettings(**{**engine.info.overlay, "smoothing": options.smoothing,
+                                  **{k: v for k, v in given.items() if v is not None}})
     drawn = DrawnLabels(engine.info.classes, settings)
     smooth = TemporalSteps(settings, len(engine.info.classes))  # as the app's presenter: the frames in order
     run = VideoRun(options.fps)
@@ -228,6 +231,7 @@ def evaluate_video(model_path: Path, pairs, options: VideoOptions = VideoOptions
         "seconds_per_image": list(options.seconds), "seed": options.seed, "views": kinds,
         "framed_frames": sum(s.frames for s in clip.segments if s.kind == "framed"),
         "roi_images": roi_segments, "threads": engine.threads,
+        "model_overlay": dict(engine.info.overlay),  # the drawing defaults the model file carries
         "overlay": {"threshold": settings.threshold, "min_area": settings.min_area, "min_peak": settings.min_peak,
                     "one_class_per_region": settings.one_class_per_region, "smoothing": settings.smoothing,
                     "class_memory": settings.class_memory},
@@ -315,8 +319,12 @@ def format_video_table(results) -> str:
     intro = (f"Video, as a tower shows the images: {v['images']} images as {v['frames']} frames of "
              f"{v['size'][0]}x{v['size'][1]} at {v['fps']:g} fps ({v['seconds']:.1f} s), each image {shown}, "
              f"seed {v['seed']}; views: {views}")
+    drawn = {row_label(r, rows): overlay_text(r.video["overlay"]) for r in rows}
+    overlay = (f"overlay: {next(iter(drawn.values()))}" if len(set(drawn.values())) == 1 else
+               "overlay, each model with its file's own drawing defaults: "
+               + "; ".join(f"{name}: {text}" for name, text in drawn.items()))
     foot = (
-        f"(every frame inferred and drawn as the app draws it (overlay: {overlay_text(v['overlay'])}), image "
+        f"(every frame inferred and drawn as the app draws it ({overlay}), image "
         f"area detected on each image's first frame ({v['roi_images']} of {v['images']} images framed by black); "
         f"scored at {v['score_size'][0]}x{v['score_size'][1]}. Dice: micro over all frames{_ci_note(v)}. "
         f"Missed: frames with a true polyp of >= {v['min_true_pixels']} px where nothing drawn touches it. "

@@ -1,0 +1,101 @@
+"""Score one model's tower clip at several region peaks (`--min-peak`), the clip played through the engine once.
+
+    python tools/peak_sweep.py nanonet-lite0-neo --split val --peaks 0,0.7,0.8,0.9,0.95,0.98 --json runs/peaks.json
+
+Every frame is inferred once; each peak then draws it with its own overlay settings (and its own class
+memory, which follows the drawn regions), exactly as `polypview eval --video --video-min-peak P` would,
+so all rows score the same predictions. How each shipped model's own region peak was chosen with it
+on the validation split: docs/models.md. Prints one row per peak: Dice polyp / neo / non, missed-polyp
+frames, false regions per minute of polyp-free frames (share of those frames with any), class flips.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+
+def sweep(model: str, pairs, peaks: list[float], threads: int = 1, fps: float | None = None) -> dict[float, dict]:
+    """{peak: video_metrics plus micro Dice} of the tower clip of `pairs`, drawn at each peak."""
+    import cv2
+
+    from polypview.inference.runtime.engine import load_engine, resolve_model
+    from polypview.inference.runtime.temporal import TemporalSteps
+    from polypview.inference.training.towerclip import TowerClip, VideoOptions
+    from polypview.inference.training.videoeval import DrawnLabels, VideoRun, min_true_pixels
+    from polypview.overlay import OverlaySettings
+    from polypview.roi import detect_roi
+
+    options = VideoOptions() if fps is None else VideoOptions(fps=fps)
+    clip = TowerClip(pairs, options)
+    runs = {}
+    with load_engine(resolve_model(model), backend="ort", threads=threads, provider="cpu") as engine:
+        classes = engine.info.classes
+        for peak in peaks:
+            settings = replace(OverlaySettings(), min_peak=peak)
+            runs[peak] = (settings, DrawnLabels(classes, settings), TemporalSteps(settings, len(classes)),
+                          VideoRun(options.fps))
+        roi = None
+        for item in clip:
+            if item.first:
+                roi = detect_roi(item.image)
+            prediction = engine.predict(item.image, roi)
+            truth = cv2.resize(item.truth, options.score_size, interpolation=cv2.INTER_NEAREST)
+            for _, drawn, steps, run in runs.values():
+                run.add(drawn(steps(prediction), item.image.shape, roi, options.score_size), truth, item.segment,
+                        clip.segments[item.segment].kind)
+    results = {}
+    for peak, (settings, _, _, run) in runs.items():
+        summary = run.summary(min_true_pixels(settings, options.score_size), 0, options.seed)
+        results[peak] = {"dice": {c: v["dice"] for c, v in summary["micro"].items()},
+                         **{k: v for k, v in summary.items() if k not in ("micro", "by_view")}}
+    return results
+
+
+def row(peak: float, r: dict) -> str:
+    d = r["dice"]
+    pct = lambda v: "n/a" if v is None else f"{100 * v:.1f}"  # noqa: E731
+    fp = r["fp_regions_per_min"]
+    return (f"{peak:<5g} {pct(d['polyp'])} / {pct(d['neoplastic'])} / {pct(d['non_neoplastic'])}   "
+            f"missed {pct(r['missed_share'])} %   false regions/min {'n/a' if fp is None else f'{fp:.0f}'} "
+            f"({pct(r['fp_frame_share'])} % of polyp-free frames)   flips {r['flips_per_polyp_second'] or 0:.2f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", help="shipped model name or .onnx file")
+    parser.add_argument("--data", type=Path, default=None, help="NeoPolyp-Small folder (default: the shared one)")
+    parser.add_argument("--split", default="val", help="val (default), test, train, all, or a file of names")
+    parser.add_argument("--peaks", default="0,0.7,0.8,0.9,0.95,0.98", help="comma-separated region peaks")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--fps", type=float, default=None, help="frame rate of the clip (default: eval --video's 30)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    opts = parser.parse_args(argv)
+    from polypview.errors import PolypviewError
+    from polypview.inference.training.data import neopolyp_dir
+    from polypview.inference.training.evaluate import eval_pairs
+
+    try:
+        peaks = [float(p) for p in opts.peaks.split(",")]
+    except ValueError:
+        print(f"peak_sweep: --peaks must be numbers separated by commas, got {opts.peaks!r}", file=sys.stderr)
+        return 2
+    try:
+        results = sweep(opts.model, eval_pairs(opts.data or neopolyp_dir(), opts.split), peaks, opts.threads,
+                        opts.fps)
+    except PolypviewError as exc:
+        print(f"peak_sweep: {exc}", file=sys.stderr)
+        return 2
+    print(f"{opts.model}, {opts.split} tower clip: peak, Dice polyp / neo / non, ...")
+    for peak, r in results.items():
+        print(row(peak, r))
+    if opts.json:
+        opts.json.write_text(json.dumps({"model": opts.model, "split": opts.split, "peaks": results}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
