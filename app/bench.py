@@ -292,7 +292,6 @@ def prepare_clips(args, folder: Path, log) -> list[tuple[Path, ClipSpec, str]]:
 def run(args) -> int:
     """Benchmark, print the table, write the JSON."""
     from polypview.inference.runtime.engine import load_engine
-    from polypview.overlay import OverlaySettings
 
     log = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731 (progress goes to stderr)
     runs = selected_runs(args)
@@ -301,12 +300,12 @@ def run(args) -> int:
         from polypview.recorder import check_output_path
 
         check_output_path(args.json, what="JSON")
-    from polypview.settings import parse_input_size
+    from polypview.settings import overlay_settings, parse_input_size
 
     input_size = parse_input_size(args.input_size) if args.input_size else None
     engine = load_engine(args.model, backend=args.backend, threads=args.threads, input_size=input_size)
     info = machine_info(engine, args.threads)
-    settings = OverlaySettings()
+    settings = overlay_settings({}, engine.info)  # as the app draws: the model file's region peak, else the app's
     with _work_folder(args.keep) as folder:
         clips = []
         for path, spec, kind in prepare_clips(args, folder, log):
