@@ -5,6 +5,7 @@
 #   on the device:  run(command="bash tools/gpu_train.sh", carry=[".gpu"], timeout_s=600)
 #   then, warm:     run(command="RESUME=1 LIMIT=230 bash tools/gpu_train.sh", timeout_s=290)
 #   dry run here:   DEVICE=cpu LIMIT=300 EXTRA="--limit 16" EPOCHS_BIG=1 EPOCHS_SMALL=1 OUT=/tmp/gt bash tools/gpu_train.sh
+#   other seeds:    RUNS="A" SEED=1 EPOCHS_BIG=62 bash tools/gpu_train.sh   (one run alone has every core: faster epochs)
 #
 # The runs: A blazeneo-lite2-neo at 352 px; B the same with the per-polyp class loss; C nanonet-lite0-neo
 # at 256 px. Epoch counts follow the augmentation cost measured there, so that the runs end inside LIMIT
@@ -24,9 +25,9 @@ python3 -c "import polypview" 2>/dev/null || python3 -m pip install -q --no-deps
 nvidia-smi -L 2>&1 | head -1; echo "cores $(nproc)"
 python3 -c "import torch, cv2, numpy; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'opencv', cv2.__version__, 'numpy', numpy.__version__)"
 
-runs=(A B C)
+read -r -a runs <<< "${RUNS:-A B C}"
 if [ -n "${RESUME:-}" ]; then
-    runs=(A C); resume=(--resume); read -r big small < "$WORK/epochs"
+    read -r -a runs <<< "${RUNS:-A C}"; resume=(--resume); read -r big small < "$WORK/epochs"
 else
     rm -rf "${WORK:?}"/*; resume=()
     # ms per training sample on one core, at 352 and 256 px (preloaded images, camera-like views)
@@ -56,7 +57,7 @@ PY
     echo "ms per sample: 352 px $ms352, 256 px $ms256 -> epochs $big (352 px), $small (256 px)"
 fi
 
-common=(--device "$DEVICE" --data "$DATA" --no-progress --workers 4 --seed 0 "${resume[@]}")
+common=(--device "$DEVICE" --data "$DATA" --no-progress --workers 4 --seed "${SEED:-0}" "${resume[@]}")
 for run in "${runs[@]}"; do
     case $run in
         A) args=(--model blazeneo-lite2-neo --size 352 --batch 16 --epochs "$big") ;;

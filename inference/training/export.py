@@ -77,7 +77,7 @@ def run(args) -> int:
         size = args.size or int(ckpt.get("input_size") or 0) or None
         evaluation = read_eval(args.card) if args.card else None
         info = info_from_checkpoint(ckpt, size, args.version, evaluation)
-    info = with_overlay(info, getattr(args, "min_peak", None))
+    info = with_overlay(info, args.min_peak)
     model = model_from_checkpoint(ckpt)
     if args.int8:
         report = export_int8(model, ckpt["model"], args.output, info=info, opset=args.opset, data=args.data,

@@ -8,10 +8,10 @@ Each frame's ground truth is the image's mask warped with the same affine transf
 black (background) outside the picture. Frames go through the app's own code: the endoscope image
 area is found with `roi.detect_roi` on each image's first frame and kept for its frames (as the
 pipeline finds it when a stream starts), `Engine.predict` runs the model on that area, and the
-mask is what `Overlay.draw` draws with the app's default `OverlaySettings` and the model file's
-own drawing defaults (threshold, region peak, minimum region area, one class per connected
-region): drawn at opacity 1 with code colours (class k = k + 1) on a black canvas the size of
-the frame, so every drawn pixel names its class. Every frame is
+mask is what `Overlay.draw` draws with the app's default `OverlaySettings` (threshold, minimum
+region area, one class per connected region) and the model file's own region peak, if it has one:
+drawn at opacity 1 with code colours (class k = k + 1) on a black canvas the size of the frame, so
+every drawn pixel names its class. Every frame is
 inferred and drawn with its own mask (the pipeline's sync mode). No file is written: frames stay
 in memory, nothing made from the dataset lands in the repository.
 
@@ -199,9 +199,12 @@ def evaluate_video(model_path: Path, pairs, options: VideoOptions = VideoOptions
     given = {"threshold": options.threshold, "min_peak": options.min_peak, "class_memory": options.class_memory}
     clip = TowerClip(pairs, options)
     engine = load_engine(model_path, backend="ort", threads=threads, provider="cpu")
-    # as the app draws: the options given, then the model file's own defaults (its region peak), then the app's
-    settings = OverlaySettings(**{**engine.info.overlay, "smoothing": options.smoothing,
-                                  **{k: v for k, v in given.items() if v is not None}})
+    try:  # as the app draws: the options given, then the model file's own defaults (its region peak), then the app's
+        settings = OverlaySettings(**{**engine.info.overlay, "smoothing": options.smoothing,
+                                      **{k: v for k, v in given.items() if v is not None}})
+    except BaseException:
+        engine.close()
+        raise
     drawn = DrawnLabels(engine.info.classes, settings)
     smooth = TemporalSteps(settings, len(engine.info.classes))  # as the app's presenter: the frames in order
     run = VideoRun(options.fps)
