@@ -108,3 +108,16 @@ def test_bad_probability_arrays_are_refused():
         labels_from_probs(np.zeros((3, 2, 2)), "softmax")
     with pytest.raises(ValueError, match="activation"):
         labels_from_probs(np.zeros((2, 2, 2)), "relu")
+
+
+def test_row_labels_tell_apart_files_of_one_network_even_with_one_name():
+    from types import SimpleNamespace
+
+    from polypview.inference.training.metrics import row_label
+
+    rows = [SimpleNamespace(architecture="nanonet-lite0-neo", model=m)
+            for m in ("/w/runs/x/nanonet-lite0-neo.onnx", "/w/assets/nanonet-lite0-neo.onnx", "/w/runs/x/best.pt")]
+    rows.append(SimpleNamespace(architecture="blazeneo-dha", model="/w/assets/blazeneo-dha.onnx"))
+    assert [row_label(r, rows) for r in rows] == [
+        "nanonet-lite0-neo (x/nanonet-lite0-neo.onnx)", "nanonet-lite0-neo (assets/nanonet-lite0-neo.onnx)",
+        "nanonet-lite0-neo (best.pt)", "blazeneo-dha"]

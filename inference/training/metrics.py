@@ -210,6 +210,14 @@ def dice_cell(scores: dict) -> str:
 
 def row_label(result, results) -> str:
     """A table row's name: the architecture, with the file's name when another row has the same architecture
-    (two checkpoints of one network would otherwise read alike)."""
-    twins = sum(other.architecture == result.architecture for other in results) > 1
-    return f"{result.architecture} ({Path(result.model).name})" if twins else result.architecture
+    (two checkpoints of one network would otherwise read alike), and as many of its folders as it takes to
+    tell two files of one name apart (runs/x/model.onnx against assets/model.onnx)."""
+    twins = [other for other in results if other.architecture == result.architecture]
+    if len(twins) < 2:
+        return result.architecture
+    parts = Path(result.model).parts
+    for depth in range(1, len(parts) + 1):
+        tail = "/".join(parts[-depth:])
+        if sum("/".join(Path(other.model).parts[-depth:]) == tail for other in twins) == 1:
+            return f"{result.architecture} ({tail})"
+    return f"{result.architecture} ({result.model})"

@@ -322,10 +322,10 @@ def format_video_table(results) -> str:
     intro = (f"Video, as a tower shows the images: {v['images']} images as {v['frames']} frames of "
              f"{v['size'][0]}x{v['size'][1]} at {v['fps']:g} fps ({v['seconds']:.1f} s), each image {shown}, "
              f"seed {v['seed']}; views: {views}")
-    drawn = {row_label(r, rows): overlay_text(r.video["overlay"]) for r in rows}
-    overlay = (f"overlay: {next(iter(drawn.values()))}" if len(set(drawn.values())) == 1 else
+    drawn = [(row_label(r, rows), overlay_text(r.video["overlay"])) for r in rows]
+    overlay = (f"overlay: {drawn[0][1]}" if len({text for _, text in drawn}) == 1 else
                "overlay, each model with its file's own drawing defaults: "
-               + "; ".join(f"{name}: {text}" for name, text in drawn.items()))
+               + "; ".join(f"{name}: {text}" for name, text in drawn))
     foot = (
         f"(every frame inferred and drawn as the app draws it ({overlay}), image "
         f"area detected on each image's first frame ({v['roi_images']} of {v['images']} images framed by black); "
