@@ -315,3 +315,42 @@ def test_fresh_runs_of_lite_models_load_imagenet_weights_and_resumes_do_not(monk
     opts.model = "nanonet-c-neo"  # no pretrained encoder: nothing is passed
     train_module._build_model(opts, get_spec(opts.model))
     assert seen[-1] == {}
+
+
+def test_fine_tuning_from_a_model_file_takes_its_weights_and_keeps_the_folded_batchnorms_frozen(data, tmp_path):
+    import onnxruntime as ort
+
+    from polypview.inference.models import create_model
+    from polypview.inference.training.checkpoints import load_checkpoint
+    from polypview.inference.training.export import export_model
+    from polypview.inference.training.train import _init_weights
+
+    torch.manual_seed(1)
+    source = create_model("blazeneo-lite2-neo", aux=False)
+    for module in source.modules():  # BatchNorms with real statistics, so folding them matters
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.2, 0.2)
+            module.running_var.uniform_(0.5, 1.5)
+    model_file = tmp_path / "lite2.onnx"
+    export_model(source, "blazeneo-lite2-neo", model_file, size=SIZE)
+    x = np.random.default_rng(0).standard_normal((1, 3, SIZE, SIZE)).astype(np.float32)
+    expected = ort.InferenceSession(str(model_file), providers=["CPUExecutionProvider"]).run(None, {"image": x})[0]
+
+    model = create_model("blazeneo-lite2-neo")  # with the training-only auxiliary head
+    commands, frozen = _init_weights(model_file, "blazeneo-lite2-neo", model)
+    assert frozen and "lite2.onnx" in commands[0]
+    with torch.no_grad():
+        probs = torch.softmax(model.eval()(torch.from_numpy(x)), 1)[:, :2].numpy()  # neo, non of (neo, non, bg)
+    assert np.abs(probs - expected).max() < 1e-4
+
+    opts = _options(data, tmp_path / "run", epochs=1, batch=2, lr=1e-3)
+    opts.model, opts.init = "blazeneo-lite2-neo", model_file
+    train(opts)
+    ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert ckpt["frozen_bn"]
+    means = [v for k, v in ckpt["state_dict"].items() if k.endswith("running_mean") and not k.startswith("aux.")]
+    assert means and all(float(m.abs().max()) == 0.0 for m in means)  # never updated: the folded identity stays
+    with pytest.raises(ConfigError, match="inference graph is restructured"):
+        other = tmp_path / "lite0.onnx"
+        export_model(create_model("nanonet-lite0-neo", aux=False), "nanonet-lite0-neo", other, size=SIZE)
+        _init_weights(other, "nanonet-lite0-neo", create_model("nanonet-lite0-neo"))

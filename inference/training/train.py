@@ -49,7 +49,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", type=Path, default=None, help="run folder (default runs/MODEL)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     parser.add_argument("--init", type=Path, default=None,
-                        help="start from the weights of this checkpoint (new optimizer and schedule: fine-tuning)")
+                        help="start from the weights of this checkpoint, shipped .pt or model file (.onnx: its BatchNorms "
+                             "are folded, so they stay frozen) (new optimizer and schedule: fine-tuning)")
     parser.add_argument("--epochs", type=int, help="training epochs (default: the recipe's)")
     parser.add_argument("--batch", type=int, help="images per step (default: the recipe's)")
     parser.add_argument("--lr", type=float, help="peak learning rate (default: the recipe's)")
@@ -353,11 +354,13 @@ def train(opts: TrainOptions) -> dict:
     loss_fn = create_loss(recipe.loss) if recipe.loss else loss_for_head(spec.head)
     optimizer = make_optimizer(recipe, model.parameters())
     scheduler = make_scheduler(recipe, optimizer, len(loader))
-    state = {"epoch": 0, "history": [], "best_score": -1.0, "best_epoch": 0, "commands": []}
+    state = {"epoch": 0, "history": [], "best_score": -1.0, "best_epoch": 0, "commands": [], "frozen_bn": False}
     if opts.resume:
         state = _resume(out / "last.pt", opts, model, optimizer, scheduler)
     elif opts.init:
-        state["commands"] = _init_weights(opts.init, opts.model, model)
+        state["commands"], state["frozen_bn"] = _init_weights(opts.init, opts.model, model)
+    if state.get("frozen_bn"):
+        freeze_batchnorm(model)
     state["commands"] = [*state["commands"], opts.command]
     (out / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=2))
     data_text = _data_description(opts, len(train_view), len(val_set))
@@ -370,6 +373,8 @@ def train(opts: TrainOptions) -> dict:
         t0 = time.time()
         train_parts = _train_epoch(stepper, loader, scheduler, device, epoch, recipe, opts.progress)
         val = validate(model, spec.head, val_loader, loss_fn, device)
+        if state.get("frozen_bn"):
+            freeze_batchnorm(model)  # validate() put the whole model back in training mode
         if recipe.schedule == "plateau":
             scheduler.step(val["loss"])
         record = {"epoch": epoch + 1, "train": train_parts, "val": val,
@@ -437,6 +442,7 @@ def _payload(opts, model, optimizer, scheduler, state, record, data_text) -> dic
         "seed": opts.seed,
         "command": opts.command,
         "commands": state["commands"],  # every invocation that built these weights (init runs, resumes)
+        "frozen_bn": state["frozen_bn"],  # BatchNorms kept in eval mode (weights from a model file: folded)
         "init": str(opts.init) if opts.init else None,
         "training_data": data_text,
         "input_size": opts.recipe.size,
@@ -461,28 +467,73 @@ def _resume(path: Path, opts, model, optimizer, scheduler) -> dict:
         best = max(range(len(scores)), key=scores.__getitem__)
         state["best_score"], state["best_epoch"] = scores[best], state["history"][best]["epoch"]
     state["commands"] = list(ckpt.get("commands") or [ckpt.get("command", "")])
+    state["frozen_bn"] = bool(ckpt.get("frozen_bn", False))
     return state
 
 
-def _init_weights(path: Path, name: str, model) -> list[str]:
-    """Load another run's weights into `model`; returns the commands that trained them.
+def _init_weights(path: Path, name: str, model) -> tuple[list[str], bool]:
+    """Load another run's weights into `model`; returns the commands that trained them, and whether the
+    BatchNorms must stay frozen (weights taken from a model file, whose BatchNorms are folded away).
 
     Besides a training checkpoint, `path` may be a shipped inference weights file
-    (`polypview export --pt`: fp16, no auxiliary head); the auxiliary head then starts afresh.
+    (`polypview export --pt`: fp16, no auxiliary head) or a model file (.onnx); the auxiliary head then
+    starts afresh.
     """
+    if Path(path).suffix.lower() == ".onnx":
+        return _init_from_model_file(Path(path), name, model), True
     ckpt = load_checkpoint(path, shipped_weights=True)
     held = ckpt.get("model", ckpt.get("architecture"))
     if held != name:
         raise ConfigError(f"--init {path} holds {held} weights, not {name}")
     if "model" in ckpt:
         model.load_state_dict(ckpt["state_dict"])
-        return list(ckpt.get("commands") or [ckpt.get("command", "")])
-    state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
+        return list(ckpt.get("commands") or [ckpt.get("command", "")]), bool(ckpt.get("frozen_bn", False))
+    _load_without_aux(model, ckpt["state_dict"], path, name)
+    # files written since 2026-12 carry the commands that trained them; older ones point to their card
+    commands = list(ckpt.get("commands") or []) or [f"(weights of {path}: see its model card for how they were trained)"]
+    return commands, False
+
+
+def _load_without_aux(model, state: dict, path: Path, name: str) -> None:
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected or any(not k.startswith("aux.") for k in missing):
         raise ConfigError(f"--init {path} does not fit {name} (missing {missing[:3]}, unexpected {unexpected[:3]})")
-    # files written since 2026-12 carry the commands that trained them; older ones point to their card
-    return list(ckpt.get("commands") or []) or [f"(weights of {path}: see its model card for how they were trained)"]
+
+
+def _init_from_model_file(path: Path, name: str, model) -> list[str]:
+    """The weights of a model file (a shipped .onnx without a .pt): its convolutions, with every BatchNorm
+    made the identity plus the folded bias (runtime/onnxweights.py). Only architectures whose inference
+    module is the network itself can take them back."""
+    import torch
+
+    from polypview.inference.models import create_model, get_spec
+    from polypview.inference.runtime.backend_torch import _builder_params, read_onnx_header
+    from polypview.inference.runtime.modelfile import ModelInfo
+    from polypview.inference.runtime.onnxweights import load_onnx_weights
+
+    if not path.is_file():
+        raise ConfigError(f"--init {path}: model file not found")
+    info = ModelInfo.from_metadata(read_onnx_header(path)[0], source=f"model file {path}")
+    if info.architecture != name:
+        raise ConfigError(f"--init {path} holds {info.architecture} weights, not {name}")
+    options = {"aux": False} if "aux" in _builder_params(get_spec(name).builder) else {}
+    plain = create_model(name, **options)
+    if plain.for_inference() is not plain:
+        raise ConfigError(f"--init {path}: {name}'s inference graph is restructured, so its model file cannot "
+                          "give the training weights back; start from its .pt")
+    load_onnx_weights(torch, plain, path, tuple(info.input_size), name)
+    _load_without_aux(model, plain.state_dict(), path, name)
+    return [f"(weights of {path}, version {info.version}: see its model card for how they were trained)"]
+
+
+def freeze_batchnorm(model) -> None:
+    """Keep every BatchNorm in eval mode (running statistics fixed; its scale and shift still train)."""
+    import torch
+
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.eval()
 
 
 def _write_history(out: Path, history: list[dict], plot: bool = True) -> None:
