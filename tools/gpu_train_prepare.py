@@ -22,7 +22,7 @@ import torch
 
 from polypview.inference.models.efficientnet_lite import efficientnet_lite, pretrained_path
 from polypview.inference.runtime.labels import NEOPLASTIC, NON_NEOPLASTIC
-from polypview.inference.training.data import dataset_folder, neopolyp_dir, read_neopolyp_mask
+from polypview.inference.training.data import dataset_folder, load_split, neopolyp_dir, read_neopolyp_mask
 
 ROOT = Path(__file__).resolve().parent.parent
 ENCODERS = (("lite2", 5), ("lite0", 4))  # (variant, taps kept) of the networks tools/gpu_train.sh trains
@@ -30,8 +30,7 @@ ENCODERS = (("lite2", 5), ("lite0", 4))  # (variant, taps kept) of the networks 
 
 def shrink_images(width: int, quality: int, out: Path) -> int:
     source = dataset_folder(neopolyp_dir())
-    names = [n for split in ("train", "val")
-             for n in (ROOT / f"inference/splits/neopolyp_{split}.txt").read_text().split()]
+    names = load_split("train") + load_split("val")
     shutil.rmtree(out, ignore_errors=True)
     (out / "images").mkdir(parents=True)
     (out / "masks").mkdir()

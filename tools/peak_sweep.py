@@ -20,36 +20,20 @@ from pathlib import Path
 
 def sweep(model: str, pairs, peaks: list[float], threads: int = 1, fps: float | None = None) -> dict[float, dict]:
     """{peak: video_metrics plus micro Dice} of the tower clip of `pairs`, drawn at each peak."""
-    import cv2
-
     from polypview.inference.runtime.engine import load_engine, resolve_model
-    from polypview.inference.runtime.temporal import TemporalSteps
     from polypview.inference.training.towerclip import TowerClip, VideoOptions
-    from polypview.inference.training.videoeval import DrawnLabels, VideoRun, min_true_pixels
+    from polypview.inference.training.videoeval import Lane, min_true_pixels, play_clip
     from polypview.overlay import OverlaySettings
-    from polypview.roi import detect_roi
 
     options = VideoOptions() if fps is None else VideoOptions(fps=fps)
     clip = TowerClip(pairs, options)
-    runs = {}
     with load_engine(resolve_model(model), backend="ort", threads=threads, provider="cpu") as engine:
-        classes = engine.info.classes
-        for peak in peaks:
-            settings = replace(OverlaySettings(), min_peak=peak)
-            runs[peak] = (settings, DrawnLabels(classes, settings), TemporalSteps(settings, len(classes)),
-                          VideoRun(options.fps))
-        roi = None
-        for item in clip:
-            if item.first:
-                roi = detect_roi(item.image)
-            prediction = engine.predict(item.image, roi)
-            truth = cv2.resize(item.truth, options.score_size, interpolation=cv2.INTER_NEAREST)
-            for _, drawn, steps, run in runs.values():
-                run.add(drawn(steps(prediction), item.image.shape, roi, options.score_size), truth, item.segment,
-                        clip.segments[item.segment].kind)
+        lanes = {peak: Lane.of(replace(OverlaySettings(), min_peak=peak), engine.info.classes, options.fps)
+                 for peak in peaks}
+        play_clip(engine, clip, list(lanes.values()), options.score_size, {})
     results = {}
-    for peak, (settings, _, _, run) in runs.items():
-        summary = run.summary(min_true_pixels(settings, options.score_size), 0, options.seed)
+    for peak, lane in lanes.items():
+        summary = lane.run.summary(min_true_pixels(lane.settings, options.score_size), 0, options.seed)
         results[peak] = {"dice": {c: v["dice"] for c, v in summary["micro"].items()},
                          **{k: v for k, v in summary.items() if k not in ("micro", "by_view")}}
     return results

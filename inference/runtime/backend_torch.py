@@ -49,13 +49,12 @@ def _import_models():
 def read_onnx_header(path: Path) -> tuple[dict, list, list]:
     """(metadata props, inputs, outputs) of an ONNX file, without loading its weights."""
     try:
-        import onnx
+        import onnx  # noqa: F401 (load_proto needs it)
     except ImportError:
         raise ConfigError("reading model metadata for the torch backend needs onnx: install polypview[train]") from None
-    try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # protobuf raises DecodeError, onnx its own classes
-        raise ModelFileError(f"model file {path} is not a valid ONNX file ({exc}): re-export it") from None
+    from polypview.inference.runtime.onnxweights import load_proto
+
+    proto = load_proto(path, load_external_data=False)
     weights = {init.name for init in proto.graph.initializer}
     return ({p.key: p.value for p in proto.metadata_props},
             [(v.name, _shape(v)) for v in proto.graph.input if v.name not in weights],

@@ -21,16 +21,22 @@ import numpy as np
 from polypview.errors import ModelFileError
 
 
+def load_proto(path: Path, **options):
+    """The ONNX ModelProto of a model file; ModelFileError (one line) when it is not one."""
+    import onnx
+
+    try:
+        return onnx.load(str(path), **options)
+    except Exception as exc:  # protobuf raises DecodeError, onnx its own classes
+        raise ModelFileError(f"model file {path} is not a valid ONNX file ({exc}): re-export it") from None
+
+
 def onnx_layers(path: Path) -> tuple[list[dict], list[dict]]:
     """The graph's Conv nodes in order, {"name", "weight", "bias" (or None), "group"}, and its
     BatchNormalization nodes in order, {"name", "scale", "bias", "mean", "var", "eps"}, as float32 arrays."""
-    import onnx
     from onnx import numpy_helper
 
-    try:
-        proto = onnx.load(str(path))
-    except Exception as exc:
-        raise ModelFileError(f"model file {path} is not a valid ONNX file ({exc}): re-export it") from None
+    proto = load_proto(path)
     tensors = {init.name: numpy_helper.to_array(init) for init in proto.graph.initializer}
     for node in proto.graph.node:  # weights stored fp16 are cast to float32 by a Cast node
         if node.op_type in ("Cast", "Identity") and node.input and node.input[0] in tensors:

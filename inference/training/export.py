@@ -113,6 +113,7 @@ def with_overlay(info, min_peak: float | None):
 def relabel(args) -> int:
     """`export MODEL.onnx -o OUT.onnx`: the same graph and weights with new metadata (drawing defaults, version)."""
     from polypview.inference.runtime.modelfile import KEY_PREFIX, ModelInfo
+    from polypview.inference.runtime.onnxweights import load_proto
 
     weights_options = [flag for flag, given in (("--fp16", args.fp16), ("--int8", args.int8), ("--pt", args.pt),
                                                 ("--size", args.size), ("--metadata-from", args.metadata_from),
@@ -123,7 +124,7 @@ def relabel(args) -> int:
     source = Path(args.checkpoint)
     if not source.is_file():
         raise ModelFileError(f"model file not found: {source}")
-    proto = _load_proto(source)
+    proto = load_proto(source)
     props = {p.key: p.value for p in proto.metadata_props}
     info = ModelInfo.from_metadata(props, source=f"model file {source}")
     if args.version:
@@ -135,15 +136,6 @@ def relabel(args) -> int:
     print(f"wrote {args.output} (the weights of {source}; drawing defaults {info.overlay or 'none'}, "
           f"version {info.version})")
     return 0
-
-
-def _load_proto(path: Path):
-    import onnx
-
-    try:
-        return onnx.load(str(path))
-    except Exception as exc:  # protobuf raises DecodeError, onnx its own classes
-        raise ModelFileError(f"model file {path} is not a valid ONNX file ({exc}): re-export it") from None
 
 
 def read_eval(path: Path) -> dict:

@@ -192,9 +192,7 @@ def evaluate_video(model_path: Path, pairs, options: VideoOptions = VideoOptions
     from tqdm import tqdm
 
     from polypview.inference.runtime.engine import load_engine
-    from polypview.inference.runtime.temporal import TemporalSteps
     from polypview.overlay import OverlaySettings
-    from polypview.roi import detect_roi
 
     given = {"threshold": options.threshold, "min_peak": options.min_peak, "class_memory": options.class_memory}
     clip = TowerClip(pairs, options)
@@ -205,26 +203,11 @@ def evaluate_video(model_path: Path, pairs, options: VideoOptions = VideoOptions
     except BaseException:
         engine.close()
         raise
-    drawn = DrawnLabels(engine.info.classes, settings)
-    smooth = TemporalSteps(settings, len(engine.info.classes))  # as the app's presenter: the frames in order
-    run = VideoRun(options.fps)
+    lane = Lane.of(settings, engine.info.classes, options.fps)
     timings = {"make": 0.0, "roi": 0.0, "predict": 0.0, "draw": 0.0, "score": 0.0}
-    roi, roi_segments = None, 0
     try:
-        t = time.perf_counter()
-        for item in tqdm(clip, total=len(clip), desc="video", disable=not progress, mininterval=5.0):
-            t = _tick(timings, "make", t)
-            if item.first:
-                roi = detect_roi(item.image)
-                roi_segments += roi is not None
-                t = _tick(timings, "roi", t)
-            prediction = smooth(engine.predict(item.image, roi))
-            t = _tick(timings, "predict", t)
-            pred = drawn(prediction, item.image.shape, roi, options.score_size)
-            t = _tick(timings, "draw", t)
-            truth = cv2.resize(item.truth, options.score_size, interpolation=cv2.INTER_NEAREST)
-            run.add(pred, truth, item.segment, clip.segments[item.segment].kind)
-            t = _tick(timings, "score", t)
+        frames = tqdm(clip, total=len(clip), desc="video", disable=not progress, mininterval=5.0)
+        roi_segments = play_clip(engine, clip, [lane], options.score_size, timings, frames)
     finally:
         engine.close()
     kinds = {k: sum(s.kind == k for s in clip.segments) for k in KINDS}
@@ -240,13 +223,54 @@ def evaluate_video(model_path: Path, pairs, options: VideoOptions = VideoOptions
                     "class_memory": settings.class_memory},
         "bootstrap": {"resamples": resamples, "seed": options.seed, "level": 0.95, "unit": "source image"},
         "ms_per_frame": {k: 1000 * v / max(1, clip.frames) for k, v in timings.items()},
-        **run.summary(min_true_pixels(settings, options.score_size), resamples, options.seed),
+        **lane.run.summary(min_true_pixels(settings, options.score_size), resamples, options.seed),
     }
+
+
+@dataclass
+class Lane:
+    """One way of drawing a played clip: overlay settings, their drawing and frame-to-frame steps, the scores."""
+
+    settings: object  # OverlaySettings
+    drawn: DrawnLabels
+    steps: object  # runtime.temporal.TemporalSteps, fed the frames in order as the app's presenter
+    run: VideoRun
+
+    @classmethod
+    def of(cls, settings, classes, fps: float) -> Lane:
+        from polypview.inference.runtime.temporal import TemporalSteps
+
+        return cls(settings, DrawnLabels(classes, settings), TemporalSteps(settings, len(classes)), VideoRun(fps))
+
+
+def play_clip(engine, clip: TowerClip, lanes: list[Lane], score_size, timings: dict, frames=None) -> int:
+    """Every frame of `clip` inferred once (image area found on each image's first frame, as the pipeline does),
+    then drawn and scored by each lane; `timings` gathers seconds per step. Returns the images given an area."""
+    from polypview.roi import detect_roi
+
+    roi, roi_segments = None, 0
+    t = time.perf_counter()
+    for item in clip if frames is None else frames:
+        t = _tick(timings, "make", t)
+        if item.first:
+            roi = detect_roi(item.image)
+            roi_segments += roi is not None
+            t = _tick(timings, "roi", t)
+        prediction = engine.predict(item.image, roi)
+        t = _tick(timings, "predict", t)
+        truth = cv2.resize(item.truth, score_size, interpolation=cv2.INTER_NEAREST)
+        kind = clip.segments[item.segment].kind
+        for lane in lanes:
+            pred = lane.drawn(lane.steps(prediction), item.image.shape, roi, score_size)
+            t = _tick(timings, "draw", t)
+            lane.run.add(pred, truth, item.segment, kind)
+            t = _tick(timings, "score", t)
+    return roi_segments
 
 
 def _tick(timings: dict, key: str, t: float) -> float:
     now = time.perf_counter()
-    timings[key] += now - t
+    timings[key] = timings.get(key, 0.0) + now - t
     return now
 
 
