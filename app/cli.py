@@ -18,6 +18,7 @@ from polypview.errors import PolypviewError
 SUBCOMMANDS = {
     "train": ("polypview.inference.training.train", "train a network on a dataset"),
     "eval": ("polypview.inference.training.evaluate", "evaluate models on the test split (Dice/IoU, FPS, params, GMACs)"),
+    "blend": ("polypview.inference.training.blend", "average the weights of several trained files of one network"),
     "export": ("polypview.inference.training.export", "export a checkpoint to an ONNX model file with metadata"),
     "bench": ("polypview.bench", "benchmark every pipeline stage and the whole pipeline"),
     "batch": ("polypview.batch", "annotate many videos on Ray (tables, summaries, annotated MP4s, an index)"),

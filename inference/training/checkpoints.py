@@ -74,6 +74,34 @@ def model_from_checkpoint(ckpt: dict):
     return model.eval()
 
 
+def model_file_weights(path: Path, what: str, expected: str | None = None) -> tuple:
+    """(ModelInfo, state dict without the auxiliary head) of a model file (.onnx): its convolutions, with every
+    BatchNorm made the identity plus the folded bias (runtime/onnxweights.py). Only architectures whose
+    inference module is the network itself can give them back. `what` starts each error message;
+    `expected` is the architecture the caller needs."""
+    import torch
+
+    from polypview.inference.models import create_model, get_spec
+    from polypview.inference.runtime.backend_torch import _builder_params, read_onnx_header
+    from polypview.inference.runtime.modelfile import ModelInfo
+    from polypview.inference.runtime.onnxweights import load_onnx_weights
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{what}: model file not found")
+    info = ModelInfo.from_metadata(read_onnx_header(path)[0], source=f"model file {path}")
+    name = info.architecture
+    if expected is not None and name != expected:
+        raise ConfigError(f"{what} holds {name} weights, not {expected}")
+    options = {"aux": False} if "aux" in _builder_params(get_spec(name).builder) else {}
+    plain = create_model(name, **options)
+    if plain.for_inference() is not plain:
+        raise ConfigError(f"{what}: {name}'s inference graph is restructured, so its model file cannot "
+                          "give the training weights back; use its .pt")
+    load_onnx_weights(torch, plain, path, tuple(info.input_size), name)
+    return info, plain.state_dict()
+
+
 def plot_history(history: list[dict], path: Path) -> None:
     """Training curves: loss parts per epoch (left), validation Dice/IoU per class (right)."""
     import matplotlib

@@ -143,17 +143,11 @@ def card_text(name: str, ckpt: dict, info, report, evaluation: dict, curves: str
         f"- data: {ckpt.get('training_data', 'n/a')}",
         "- split files: `inference/splits/neopolyp_train.txt` (train), `neopolyp_val.txt` (model selection), "
         "`neopolyp_test.txt` (held out, for the scores below)",
-        f"- seed {ckpt.get('seed')}; weights after epoch {ckpt.get('epoch')} of a "
-        f"{ckpt.get('recipe', {}).get('epochs')}-epoch schedule (best validation score so far "
-        f"{ckpt.get('best_score', 0):.4f} = {ckpt.get('selection', 'mean of polyp and neoplastic Dice')}, at epoch "
-        f"{ckpt.get('best_epoch')})",
+        *_weights_lines(ckpt),
         "- commands (in order: `--resume` continues a run, `--init` fine-tunes the previous weights with a "
-        "new optimizer and schedule; the curve below is the last run's):",
+        "new optimizer and schedule, `blend` averages trained files; the curve below is the last run's):",
         *[f"  - `{c}`" for c in commands if c],
-        "- recipe:",
-        "```json",
-        json.dumps(ckpt.get("recipe", {}), indent=1),
-        "```",
+        *_recipe_lines(ckpt),
         "",
         f"## Scores on the {evaluation.get('split')} split ({evaluation.get('images')} images; micro = summed "
         "over all pixels of the split, macro = mean of per-image scores with smooth 1)",
@@ -169,12 +163,34 @@ def card_text(name: str, ckpt: dict, info, report, evaluation: dict, curves: str
         "while measured (figures are indicative)",
         "",
         "## Validation curve",
-        *_history_table(history),
+        *(_history_table(history) if history else
+          ["None of its own: the weights are an average of trained files (above), with no training after it."]),
         "",
     ]
     if curves:
-        lines += [f"Whole training (all commands above, epochs numbered across runs): ![curves]({curves})", ""]
+        lines += [("The averaged files' training, as shipped before the blend (epochs numbered across runs): "
+                   if ckpt.get("blend") else "Whole training (all commands above, epochs numbered across runs): ")
+                  + f"![curves]({curves})", ""]
     return "\n".join(lines)
+
+
+def _weights_lines(ckpt: dict) -> list[str]:
+    """Which weights these are: a training run's epoch, or a weighted average of trained files."""
+    parts = ckpt.get("blend")
+    if parts:
+        return [f"- weights: the weighted average of {len(parts)} trained files of this network (`polypview blend`), "
+                + " + ".join(f"{p['weight']:.3g} x `{Path(p['source']).name}`" for p in parts)
+                + "; each file's training is in the data line and the commands below"]
+    return [f"- seed {ckpt.get('seed')}; weights after epoch {ckpt.get('epoch')} of a "
+            f"{ckpt.get('recipe', {}).get('epochs')}-epoch schedule (best validation score so far "
+            f"{ckpt.get('best_score', 0):.4f} = {ckpt.get('selection', 'mean of polyp and neoplastic Dice')}, at epoch "
+            f"{ckpt.get('best_epoch')})"]
+
+
+def _recipe_lines(ckpt: dict) -> list[str]:
+    if ckpt.get("blend") and not ckpt.get("recipe"):
+        return ["- recipes: those of the averaged files (their cards, in this file's git history)"]
+    return ["- recipe:", "```json", json.dumps(ckpt.get("recipe", {}), indent=1), "```"]
 
 
 RESCORED = "## Re-scored with intervals and on the tower clip"

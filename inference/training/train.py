@@ -21,6 +21,7 @@ from polypview.errors import ConfigError, DataError
 from polypview.inference.training.checkpoints import (
     labels_from_logits,
     load_checkpoint,
+    model_file_weights,
     plot_history,
     rng_state,
     save_checkpoint,
@@ -486,7 +487,10 @@ def _init_weights(path: Path, name: str, model) -> tuple[list[str], bool]:
     if held != name:
         raise ConfigError(f"--init {path} holds {held} weights, not {name}")
     if "model" in ckpt:
-        model.load_state_dict(ckpt["state_dict"])
+        if ckpt.get("blend"):  # `polypview blend` keeps no training-only aux head
+            _load_without_aux(model, ckpt["state_dict"], path, name)
+        else:
+            model.load_state_dict(ckpt["state_dict"])
         return list(ckpt.get("commands") or [ckpt.get("command", "")]), bool(ckpt.get("frozen_bn", False))
     _load_without_aux(model, ckpt["state_dict"], path, name)
     # files written since 2026-12 carry the commands that trained them; older ones point to their card
@@ -502,28 +506,9 @@ def _load_without_aux(model, state: dict, path: Path, name: str) -> None:
 
 
 def _init_from_model_file(path: Path, name: str, model) -> list[str]:
-    """The weights of a model file (a shipped .onnx without a .pt): its convolutions, with every BatchNorm
-    made the identity plus the folded bias (runtime/onnxweights.py). Only architectures whose inference
-    module is the network itself can take them back."""
-    import torch
-
-    from polypview.inference.models import create_model, get_spec
-    from polypview.inference.runtime.backend_torch import _builder_params, read_onnx_header
-    from polypview.inference.runtime.modelfile import ModelInfo
-    from polypview.inference.runtime.onnxweights import load_onnx_weights
-
-    if not path.is_file():
-        raise ConfigError(f"--init {path}: model file not found")
-    info = ModelInfo.from_metadata(read_onnx_header(path)[0], source=f"model file {path}")
-    if info.architecture != name:
-        raise ConfigError(f"--init {path} holds {info.architecture} weights, not {name}")
-    options = {"aux": False} if "aux" in _builder_params(get_spec(name).builder) else {}
-    plain = create_model(name, **options)
-    if plain.for_inference() is not plain:
-        raise ConfigError(f"--init {path}: {name}'s inference graph is restructured, so its model file cannot "
-                          "give the training weights back; start from its .pt")
-    load_onnx_weights(torch, plain, path, tuple(info.input_size), name)
-    _load_without_aux(model, plain.state_dict(), path, name)
+    """The weights of a model file (a shipped .onnx without a .pt), see `checkpoints.model_file_weights`."""
+    info, state = model_file_weights(path, f"--init {path}", expected=name)
+    _load_without_aux(model, state, path, name)
     return [f"(weights of {path}, version {info.version}: see its model card for how they were trained)"]
 
 
