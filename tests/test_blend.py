@@ -54,6 +54,7 @@ def test_checkpoints_blend_to_their_weighted_mean_and_export(tmp_path, capsys):
     assert [b["weight"] for b in ckpt["blend"]] == [0.75, 0.25] and not ckpt["frozen_bn"]
     assert ckpt["commands"][0] == "polypview train --seed 0" and ckpt["commands"][-1].startswith("polypview blend ")
     assert "[a.pt] run 0" in ckpt["training_data"] and "0.75 x a.pt + 0.25 x s.pt" in ckpt["training_data"]
+    assert "[s.pt] see the model card of s.pt" in ckpt["training_data"]  # no model file beside it to describe it
 
     model_file = tmp_path / "ab.onnx"
     assert main(["export", str(out), "-o", str(model_file), "--fp16", "--version", "v-blend"]) == 0

@@ -103,8 +103,9 @@ def load_source(path: Path) -> Source:
     view = training_view(ckpt)
     options, weights = _without_aux(view["model"], view.get("model_kwargs", {}), view["state_dict"])
     commands = [c for c in (ckpt.get("commands") or [ckpt.get("command", "")]) if c]
-    text = ckpt.get("training_data") or _sibling_training_data(path) or f"see the model card of {path.name}"
-    size = ckpt.get("input_size") or _sibling_size(path)
+    sibling = None if ckpt.get("training_data") and ckpt.get("input_size") else _sibling_info(path)
+    text = ckpt.get("training_data") or (sibling.training_data if sibling else "") or f"see the model card of {path.name}"
+    size = ckpt.get("input_size") or (sibling.input_size[0] if sibling else None)
     folded = bool(ckpt.get("frozen_bn")) or _folded(view["model"], options, weights)
     return Source(path, view["model"], options, weights, folded,
                   commands or [f"(weights of {path}: see its model card)"], text, int(size) if size else None)
@@ -122,16 +123,6 @@ def _sibling_info(path: Path):
         return ModelInfo.from_metadata(read_onnx_header(onnx)[0], source=f"model file {onnx}")
     except Exception:  # a broken sibling only costs the description
         return None
-
-
-def _sibling_training_data(path: Path) -> str:
-    info = _sibling_info(path)
-    return info.training_data if info is not None else ""
-
-
-def _sibling_size(path: Path) -> int | None:
-    info = _sibling_info(path)
-    return int(info.input_size[0]) if info is not None else None
 
 
 def check_compatible(sources: list[Source]) -> None:
