@@ -39,7 +39,8 @@ def _model_file(path, seed):
 
 def test_checkpoints_blend_to_their_weighted_mean_and_export(tmp_path, capsys):
     a, b = _checkpoint(tmp_path / "a.pt", 0), _checkpoint(tmp_path / "b.pt", 1)
-    shipped = write_torch_weights(tmp_path / "s.pt", load_checkpoint(b))  # fp16, no aux head: the same network
+    assert main(["export", str(b), "-o", str(tmp_path / "s.onnx"), "--pt"]) == 0  # s.pt: fp16, no aux head
+    shipped = tmp_path / "s.pt"
     out = tmp_path / "blend" / "ab.pt"
     assert main(["blend", str(a), str(shipped), "--weights", "3,1", "-o", str(out)]) == 0
     assert "0.75 x" in capsys.readouterr().out
@@ -54,7 +55,9 @@ def test_checkpoints_blend_to_their_weighted_mean_and_export(tmp_path, capsys):
     assert [b["weight"] for b in ckpt["blend"]] == [0.75, 0.25] and not ckpt["frozen_bn"]
     assert ckpt["commands"][0] == "polypview train --seed 0" and ckpt["commands"][-1].startswith("polypview blend ")
     assert "[a.pt] run 0" in ckpt["training_data"] and "0.75 x a.pt + 0.25 x s.pt" in ckpt["training_data"]
-    assert "[s.pt] see the model card of s.pt" in ckpt["training_data"]  # no model file beside it to describe it
+    assert "[s.pt] run 1" in ckpt["training_data"]  # from the model file written beside it
+    lone = write_torch_weights(tmp_path / "lone.pt", load_checkpoint(b))
+    assert "[lone.pt] see the model card of lone.pt" in blend([a, lone], [0.5, 0.5])["training_data"]
 
     model_file = tmp_path / "ab.onnx"
     assert main(["export", str(out), "-o", str(model_file), "--fp16", "--version", "v-blend"]) == 0
