@@ -136,3 +136,11 @@ def test_files_that_cannot_be_averaged_are_one_line_errors(tmp_path, capsys):
     assert main(["blend", str(a), str(a), "-o", str(blocked / "x.pt")]) != 0
     err = capsys.readouterr().err
     assert err.startswith("polypview: error: cannot write") and err.count("\n") == 1
+
+
+def test_files_of_one_name_are_told_apart_by_their_folders(tmp_path):
+    (tmp_path / "s7").mkdir(), (tmp_path / "s8").mkdir()
+    a, b = _checkpoint(tmp_path / "s7" / "last.pt", 0), _checkpoint(tmp_path / "s8" / "last.pt", 1)
+    ckpt = blend([a, b], [0.5, 0.5])
+    assert [p["name"] for p in ckpt["blend"]] == ["s7/last.pt", "s8/last.pt"]
+    assert "0.5 x s7/last.pt + 0.5 x s8/last.pt of: [s7/last.pt] run 0; [s8/last.pt] run 1" in ckpt["training_data"]

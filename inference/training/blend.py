@@ -22,6 +22,7 @@ from polypview.inference.training.checkpoints import (
     save_checkpoint,
     training_view,
 )
+from polypview.inference.training.metrics import distinct_tails
 
 
 def add_arguments(parser) -> None:
@@ -167,9 +168,9 @@ def blend(paths: list[Path], weights: list[float], command: str = "") -> dict:
     sources = [load_source(p) for p in paths]
     check_compatible(sources)
     first = sources[0]
-    parts = [f"{w:g} x {s.path.name}" for w, s in zip(weights, sources)]
-    text = ("weight average (`polypview blend`) " + " + ".join(parts) + " of: "
-            + "; ".join(f"[{s.path.name}] {s.training_data}" for s in sources))
+    names = distinct_tails([s.path for s in sources])
+    text = ("weight average (`polypview blend`) " + " + ".join(f"{w:g} x {n}" for w, n in zip(weights, names))
+            + " of: " + "; ".join(f"[{n}] {s.training_data}" for n, s in zip(names, sources)))
     # each file's chain in order; a fine-tune's chain repeats its start's, so each command is listed once
     commands = list(dict.fromkeys([c for s in sources for c in s.commands] + ([command] if command else [])))
     return {
@@ -178,7 +179,7 @@ def blend(paths: list[Path], weights: list[float], command: str = "") -> dict:
         "model_kwargs": first.model_kwargs,
         "state_dict": average([s.state for s in sources], weights),
         "frozen_bn": first.folded,
-        "blend": [{"source": str(s.path), "weight": w} for w, s in zip(weights, sources)],
+        "blend": [{"source": str(s.path), "name": n, "weight": w} for w, s, n in zip(weights, sources, names)],
         "command": command,
         "commands": commands,
         "training_data": text,

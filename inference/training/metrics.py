@@ -215,9 +215,20 @@ def row_label(result, results) -> str:
     twins = [other for other in results if other.architecture == result.architecture]
     if len(twins) < 2:
         return result.architecture
-    parts = Path(result.model).parts
-    for depth in range(1, len(parts) + 1):
-        tail = "/".join(parts[-depth:])
-        if sum("/".join(Path(other.model).parts[-depth:]) == tail for other in twins) == 1:
-            return f"{result.architecture} ({tail})"
-    return f"{result.architecture} ({result.model})"
+    return f"{result.architecture} ({distinct_tails([o.model for o in twins])[twins.index(result)]})"
+
+
+def distinct_tails(paths: list) -> list[str]:
+    """Each path's shortest tail (file name, then with as many folders as needed) that no other path shares;
+    the whole path where even that does not tell them apart."""
+    split = [Path(p).parts for p in paths]
+    out = []
+    for parts in split:
+        for depth in range(1, len(parts) + 1):
+            tail = "/".join(parts[-depth:])
+            if sum("/".join(other[-depth:]) == tail for other in split) == 1:
+                out.append(tail)
+                break
+        else:
+            out.append(str(Path(*parts)) if parts else "")
+    return out
