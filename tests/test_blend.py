@@ -60,7 +60,12 @@ def test_checkpoints_blend_to_their_weighted_mean_and_export(tmp_path, capsys):
     assert "[lone.pt] see the model card of lone.pt" in blend([a, lone], [0.5, 0.5])["training_data"]
 
     model_file = tmp_path / "ab.onnx"
-    assert main(["export", str(out), "-o", str(model_file), "--fp16", "--version", "v-blend"]) == 0
+    assert main(["export", str(out), "-o", str(model_file), "--fp16"]) == 0
+    from polypview.inference.runtime.backend_torch import read_onnx_header
+    from polypview.inference.runtime.modelfile import ModelInfo
+
+    info = ModelInfo.from_metadata(read_onnx_header(model_file)[0], source="test")
+    assert info.version.endswith("+nanonet-c-neo.blend2") and info.training_data == ckpt["training_data"]
 
     # a blend can be fine-tuned further; its commands then lead the new run's
     from polypview.inference.training.train import _init_weights

@@ -218,7 +218,8 @@ def info_from_checkpoint(ckpt: dict, size: int | None = None, version: str | Non
         metrics = {"val": metrics, "test": {"split": evaluation.get("split"), "images": evaluation.get("images"),
                                             **_plain(evaluation.get("micro", {}))}}
     overrides = dict(
-        version=version or f"{package_version()}+{ckpt['model']}.e{ckpt.get('epoch', 0)}",
+        version=version or f"{package_version()}+{ckpt['model']}." + (
+            f"blend{len(ckpt['blend'])}" if ckpt.get("blend") else f"e{ckpt.get('epoch', 0)}"),
         training_data=ckpt.get("training_data", ""),
         metrics=metrics,
     )
