@@ -84,6 +84,8 @@ def test_model_files_blend_exactly_and_all_weight_on_one_gives_it_back(tmp_path)
         if wa[key].is_floating_point():
             assert torch.allclose(half["state_dict"][key], (wa[key] + wb[key]) / 2, atol=1e-6), key
     assert half["frozen_bn"] and half["input_size"] == SIZE  # folded BatchNorms: a fine-tune keeps them frozen
+    info, _ = model_file_weights(a, "a")
+    assert info.description and half["description"] == info.description  # what the files say they were trained on
 
     first = tmp_path / "first.pt"
     torch.save(blend([a, b], [1.0, 0.0]), first)

@@ -22,6 +22,7 @@ from polypview.inference.training.checkpoints import (
     save_checkpoint,
     training_view,
 )
+from polypview.inference.training.export import checkpoint_description
 from polypview.inference.training.metrics import distinct_tails
 
 
@@ -47,6 +48,7 @@ class Source:
     commands: list
     training_data: str
     input_size: int | None
+    description: str  # the model file's description (the views it was trained on), "" if unknown
 
 
 def parse_weights(text: str | None, count: int) -> list[float]:
@@ -99,17 +101,20 @@ def load_source(path: Path) -> Source:
         options, weights = _without_aux(info.architecture, {}, state)
         return Source(path, info.architecture, options, weights, True,
                       [f"(weights of {path}, version {info.version}: see its model card)"],
-                      info.training_data or f"see the model card of {path.name}", int(info.input_size[0]))
+                      info.training_data or f"see the model card of {path.name}", int(info.input_size[0]),
+                      info.description)
     ckpt = load_checkpoint(path, shipped_weights=True)
     view = training_view(ckpt)
     options, weights = _without_aux(view["model"], view.get("model_kwargs", {}), view["state_dict"])
     commands = [c for c in (ckpt.get("commands") or [ckpt.get("command", "")]) if c]
-    sibling = None if ckpt.get("training_data") and ckpt.get("input_size") else _sibling_info(path)
+    sibling = None if "model" in ckpt else _sibling_info(path)  # a shipped .pt is described by its model file
     text = ckpt.get("training_data") or (sibling.training_data if sibling else "") or f"see the model card of {path.name}"
     size = ckpt.get("input_size") or (sibling.input_size[0] if sibling else None)
     folded = bool(ckpt.get("frozen_bn")) or _folded(view["model"], options, weights)
+    description = checkpoint_description(ckpt) if "model" in ckpt else (sibling.description if sibling else "")
     return Source(path, view["model"], options, weights, folded,
-                  commands or [f"(weights of {path}: see its model card)"], text, int(size) if size else None)
+                  commands or [f"(weights of {path}: see its model card)"], text, int(size) if size else None,
+                  description)
 
 
 def _sibling_info(path: Path):
@@ -184,6 +189,7 @@ def blend(paths: list[Path], weights: list[float], command: str = "") -> dict:
         "commands": commands,
         "training_data": text,
         "input_size": first.input_size,
+        "description": next((s.description for s in sources if s.description), ""),
         "history": [],
     }
 

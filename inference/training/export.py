@@ -225,12 +225,23 @@ def info_from_checkpoint(ckpt: dict, size: int | None = None, version: str | Non
     )
     if size:
         overrides["input_size"] = (size, size)
-    views = training_views(ckpt.get("recipe") or {})
-    if views:
-        from polypview.inference.models import get_spec
-
-        overrides["description"] = f"{get_spec(ckpt['model']).description}. {views}"
+    description = checkpoint_description(ckpt)
+    if description:
+        overrides["description"] = description
     return model_info(ckpt["model"], **overrides)
+
+
+def checkpoint_description(ckpt: dict) -> str:
+    """The model file's description for a checkpoint: the network's, with the views it was trained on, or
+    the one a blend took from its files; "" for the registry's own."""
+    if ckpt.get("description"):
+        return str(ckpt["description"])
+    views = training_views(ckpt.get("recipe") or {})
+    if not views:
+        return ""
+    from polypview.inference.models import get_spec
+
+    return f"{get_spec(ckpt['model']).description}. {views}"
 
 
 def training_views(recipe: dict) -> str:

@@ -145,7 +145,8 @@ def card_text(name: str, ckpt: dict, info, report, evaluation: dict, curves: str
         "`neopolyp_test.txt` (held out, for the scores below)",
         *_weights_lines(ckpt),
         "- commands (in order: `--resume` continues a run, `--init` fine-tunes the previous weights with a "
-        "new optimizer and schedule, `blend` averages trained files; the curve below is the last run's):",
+        "new optimizer and schedule, `blend` averages trained files"
+        + ("):" if ckpt.get("blend") else "; the curve below is the last run's):"),
         *[f"  - `{c}`" for c in commands if c],
         *_recipe_lines(ckpt),
         "",
@@ -168,7 +169,7 @@ def card_text(name: str, ckpt: dict, info, report, evaluation: dict, curves: str
         "",
     ]
     if curves:
-        lines += [("The averaged files' training, as shipped before the blend (epochs numbered across runs): "
+        lines += [("The first averaged file's training, as shipped before the blend (epochs numbered across runs): "
                    if ckpt.get("blend") else "Whole training (all commands above, epochs numbered across runs): ")
                   + f"![curves]({curves})", ""]
     return "\n".join(lines)
