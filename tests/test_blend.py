@@ -116,7 +116,8 @@ def test_blend_card_names_the_average_instead_of_an_epoch(tmp_path):
 
 
 @pytest.mark.parametrize("text,count,message", [("1,2,3", 2, "3 weights for 2"), ("a,b", 2, "numbers"),
-                                                ("0,0", 2, "not all 0"), ("-1,2", 2, "non-negative")])
+                                                ("0,0", 2, "not all 0"), ("-1,2", 2, "non-negative"),
+                                                ("inf,1", 2, "finite"), ("nan,1", 2, "finite")])
 def test_bad_weights_are_refused(text, count, message):
     with pytest.raises(ConfigError, match=message):
         parse_weights(text, count)

@@ -11,6 +11,7 @@ The result is a checkpoint that `polypview export` and `polypview eval` read lik
 
 from __future__ import annotations
 
+import math
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,8 +62,8 @@ def parse_weights(text: str | None, count: int) -> list[float]:
         raise ConfigError(f"--weights must be comma-separated numbers, got {text!r}") from None
     if len(values) != count:
         raise ConfigError(f"--weights gives {len(values)} weights for {count} sources")
-    if any(v < 0 or v != v for v in values) or sum(values) <= 0:
-        raise ConfigError(f"--weights must be non-negative and not all 0, got {text!r}")
+    if any(v < 0 or not math.isfinite(v) for v in values) or sum(values) <= 0:
+        raise ConfigError(f"--weights must be finite, non-negative and not all 0, got {text!r}")
     total = sum(values)
     return [v / total for v in values]
 
