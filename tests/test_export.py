@@ -308,3 +308,19 @@ def test_a_model_file_copy_refuses_what_needs_a_checkpoint_in_one_line(tmp_path,
     assert main(["export", str(source), "-o", str(out), *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and word in err[0] and not out.exists()
+
+
+def test_int8_calibration_that_would_not_fit_in_memory_is_refused_in_one_line(tmp_path):
+    from polypview.errors import ConfigError
+    from polypview.inference.training.quantize import activation_bytes, check_memory
+
+    small, large = tmp_path / "s.onnx", tmp_path / "l.onnx"
+    net = create_model("nanonet-c-neo")
+    export_model(net, "nanonet-c-neo", small, size=64)
+    export_model(net, "nanonet-c-neo", large, size=128)
+    per_small, per_large = activation_bytes(small), activation_bytes(large)
+    assert per_small > 0 and 3.5 < per_large / per_small < 4.5  # activations grow with the pixels
+    check_memory(10, per_small, 100 * per_small)  # fits
+    check_memory(10**6, per_small, None)  # memory unknown: no guess
+    with pytest.raises(ConfigError, match=r"--calibration 1000: .* use --calibration 50 or fewer"):
+        check_memory(1000, per_small, 100 * per_small)

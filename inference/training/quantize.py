@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from polypview.errors import DataError, ModelFileError
+from polypview.errors import ConfigError, DataError, ModelFileError
 
 MIN_AGREEMENT = 0.98  # share of pixels whose label the int8 model keeps
 CALIBRATION_IMAGES = 64
@@ -98,6 +98,7 @@ def quantize_file(fp32_path: Path, out_path: Path, calibration: list[Path], chec
     with tempfile.TemporaryDirectory() as tmp, _quiet():
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
+        check_memory(len(calibration), activation_bytes(prepared), available_memory())
         for i, (method, extra) in enumerate(methods):
             try:
                 quantize_static(str(prepared), str(out_path), Reader(), quant_format=QuantFormat.QDQ,
@@ -118,6 +119,49 @@ def quantize_file(fp32_path: Path, out_path: Path, calibration: list[Path], chec
             f"(< {100 * min_agreement:.0f} %) over {report.images} held-out images: keep the fp32/fp16 file"
         )
     return report
+
+
+def activation_bytes(model_path: Path) -> int:
+    """Bytes of the float tensors one image makes the graph compute (batch 1): what ONNX Runtime's
+    calibrator keeps per calibration image until it has seen them all."""
+    import onnx
+
+    model = onnx.shape_inference.infer_shapes(onnx.load(str(model_path)))
+    total = 0
+    for value in [*model.graph.value_info, *model.graph.output]:
+        tensor = value.type.tensor_type
+        if tensor.elem_type != onnx.TensorProto.FLOAT:
+            continue
+        dims = [d.dim_value if d.HasField("dim_value") else 1 for d in tensor.shape.dim]  # the batch axis: 1
+        total += 4 * int(np.prod(dims, dtype=np.int64))
+    return total
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new process (Linux MemAvailable), None where it cannot be read."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+MEMORY_SHARE = 0.5  # of the available memory that calibration may fill (the quantizer needs the rest)
+
+
+def check_memory(images: int, per_image: int, available: int | None) -> None:
+    """ConfigError when `images` calibration images would not fit in memory (instead of the process being killed)."""
+    if available is None or per_image <= 0:
+        return
+    budget = MEMORY_SHARE * available
+    if images * per_image > budget:
+        fit = max(1, int(budget // per_image))
+        raise ConfigError(f"--calibration {images}: the calibrator would hold about {images * per_image / 2**30:.1f} GiB "
+                          f"of activations ({per_image / 2**20:.0f} MiB per image) and {available / 2**30:.1f} GiB is "
+                          f"available; use --calibration {fit} or fewer")
 
 
 @contextlib.contextmanager
