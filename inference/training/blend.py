@@ -18,6 +18,7 @@ from pathlib import Path
 
 from polypview.errors import ConfigError, OutputError
 from polypview.inference.training.checkpoints import (
+    inference_options,
     load_checkpoint,
     model_file_weights,
     save_checkpoint,
@@ -69,12 +70,7 @@ def parse_weights(text: str | None, count: int) -> list[float]:
 
 
 def _without_aux(name: str, kwargs: dict, state: dict) -> tuple[dict, dict]:
-    from polypview.inference.models import get_spec
-    from polypview.inference.runtime.backend_torch import _builder_params
-
-    options = dict(kwargs)
-    if "aux" in _builder_params(get_spec(name).builder):
-        options["aux"] = False
+    options = inference_options(name, kwargs)
     weights = {k: v.float() if v.is_floating_point() else v for k, v in state.items()
                if not (k == "aux" or k.startswith("aux."))}
     return options, weights
@@ -135,6 +131,7 @@ def _sibling_info(path: Path):
 def check_compatible(sources: list[Source]) -> None:
     """ConfigError unless every source holds the same network, options, tensors and BatchNorm kind."""
     first = sources[0]
+    shapes = {k: tuple(v.shape) for k, v in first.state.items()}
     for other in sources[1:]:
         if other.model != first.model:
             raise ConfigError(f"{other.path} holds {other.model} weights, {first.path} {first.model}: "
@@ -142,7 +139,6 @@ def check_compatible(sources: list[Source]) -> None:
         if other.model_kwargs != first.model_kwargs:
             raise ConfigError(f"{other.path} was built with {other.model_kwargs}, {first.path} with "
                               f"{first.model_kwargs}: blend files of one network")
-        shapes = {k: tuple(v.shape) for k, v in first.state.items()}
         others = {k: tuple(v.shape) for k, v in other.state.items()}
         if shapes != others:
             differ = sorted(k for k in shapes.keys() | others.keys() if shapes.get(k) != others.get(k))

@@ -81,8 +81,8 @@ def model_file_weights(path: Path, what: str, expected: str | None = None) -> tu
     `expected` is the architecture the caller needs."""
     import torch
 
-    from polypview.inference.models import create_model, get_spec
-    from polypview.inference.runtime.backend_torch import _builder_params, read_onnx_header
+    from polypview.inference.models import create_model
+    from polypview.inference.runtime.backend_torch import read_onnx_header
     from polypview.inference.runtime.modelfile import ModelInfo
     from polypview.inference.runtime.onnxweights import load_onnx_weights
 
@@ -93,8 +93,7 @@ def model_file_weights(path: Path, what: str, expected: str | None = None) -> tu
     name = info.architecture
     if expected is not None and name != expected:
         raise ConfigError(f"{what} holds {name} weights, not {expected}")
-    options = {"aux": False} if "aux" in _builder_params(get_spec(name).builder) else {}
-    plain = create_model(name, **options)
+    plain = create_model(name, **inference_options(name, {}))
     if plain.for_inference() is not plain:
         raise ConfigError(f"{what}: {name}'s inference graph is restructured, so its model file cannot "
                           "give the training weights back; use its .pt")
@@ -134,15 +133,18 @@ def training_view(ckpt: dict) -> dict:
     checkpoint is returned as it is."""
     if "model" in ckpt:
         return ckpt
+    name = str(ckpt["architecture"])
+    options = inference_options(name, ckpt.get("model_options") or {})  # the file holds no training-only head
+    state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
+    return {"model": name, "model_kwargs": options, "state_dict": state}
+
+
+def inference_options(name: str, options: dict) -> dict:
+    """`options` with aux=False for networks built with a training-only auxiliary head by default."""
     from polypview.inference.models import get_spec
     from polypview.inference.runtime.backend_torch import _builder_params
 
-    name = str(ckpt["architecture"])
-    options = dict(ckpt.get("model_options") or {})
-    if "aux" in _builder_params(get_spec(name).builder):
-        options["aux"] = False  # the file holds no training-only head
-    state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
-    return {"model": name, "model_kwargs": options, "state_dict": state}
+    return {**options, "aux": False} if "aux" in _builder_params(get_spec(name).builder) else dict(options)
 
 
 def labels_from_logits(head: str, logits):

@@ -180,7 +180,7 @@ def _weights_lines(ckpt: dict) -> list[str]:
     parts = ckpt.get("blend")
     if parts:
         return [f"- weights: the weighted average of {len(parts)} trained files of this network (`polypview blend`), "
-                + " + ".join(f"{p['weight']:.3g} x `{p.get('name') or Path(p['source']).name}`" for p in parts)
+                + " + ".join(f"{p['weight']:.3g} x `{p['name']}`" for p in parts)
                 + "; each file's training is in the data line and the commands below"]
     return [f"- seed {ckpt.get('seed')}; weights after epoch {ckpt.get('epoch')} of a "
             f"{ckpt.get('recipe', {}).get('epochs')}-epoch schedule (best validation score so far "

@@ -486,11 +486,8 @@ def _init_weights(path: Path, name: str, model) -> tuple[list[str], bool]:
     held = ckpt.get("model", ckpt.get("architecture"))
     if held != name:
         raise ConfigError(f"--init {path} holds {held} weights, not {name}")
-    if "model" in ckpt:
-        if ckpt.get("blend"):  # `polypview blend` keeps no training-only aux head
-            _load_without_aux(model, ckpt["state_dict"], path, name)
-        else:
-            model.load_state_dict(ckpt["state_dict"])
+    if "model" in ckpt:  # a run's checkpoint, or a `polypview blend` (no training-only aux head)
+        _load_without_aux(model, ckpt["state_dict"], path, name)
         return list(ckpt.get("commands") or [ckpt.get("command", "")]), bool(ckpt.get("frozen_bn", False))
     _load_without_aux(model, ckpt["state_dict"], path, name)
     # files written since 2026-12 carry the commands that trained them; older ones point to their card

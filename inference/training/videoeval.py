@@ -197,15 +197,11 @@ def evaluate_video(model_path: Path, pairs, options: VideoOptions = VideoOptions
     given = {"threshold": options.threshold, "min_peak": options.min_peak, "class_memory": options.class_memory}
     clip = TowerClip(pairs, options)
     engine = load_engine(model_path, backend="ort", threads=threads, provider="cpu")
+    timings = {"make": 0.0, "roi": 0.0, "predict": 0.0, "draw": 0.0, "score": 0.0}
     try:  # as the app draws: the options given, then the model file's own defaults (its region peak), then the app's
         settings = OverlaySettings(**{**engine.info.overlay, "smoothing": options.smoothing,
                                       **{k: v for k, v in given.items() if v is not None}})
-    except BaseException:
-        engine.close()
-        raise
-    lane = Lane.of(settings, engine.info.classes, options.fps)
-    timings = {"make": 0.0, "roi": 0.0, "predict": 0.0, "draw": 0.0, "score": 0.0}
-    try:
+        lane = Lane.of(settings, engine.info.classes, options.fps)
         frames = tqdm(clip, total=len(clip), desc="video", disable=not progress, mininterval=5.0)
         roi_segments = play_clip(engine, clip, [lane], options.score_size, timings, frames)
     finally:
