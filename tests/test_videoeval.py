@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from polypview.cli import main
+from polypview.errors import ConfigError
 from polypview.inference.runtime.labels import BACKGROUND, NEOPLASTIC, NON_NEOPLASTIC
 from polypview.inference.training.towerclip import KINDS, TowerClip, VideoOptions, parse_seconds
 from polypview.inference.training.videoeval import DrawnLabels, FrameScore, score_frame, video_metrics
@@ -104,6 +105,20 @@ def test_clip_is_seeded_and_each_image_lasts_its_seconds(painted):
     assert {s.frames for s in fixed.segments} == {8}
 
 
+def test_several_clips_play_each_seed_after_the_other(painted):
+    from dataclasses import replace
+
+    three = TowerClip(painted, replace(SMALL, clips=3))
+    clips = [TowerClip(painted, replace(SMALL, seed=SMALL.seed + k)).segments for k in range(3)]
+    assert [s.image for s in three.segments] == list(range(len(painted))) * 3
+    assert [replace(s, start=0) for s in three.segments] == [replace(s, start=0) for c in clips for s in c]
+    assert three.frames == sum(s.frames for c in clips for s in c) == len(list(three))
+    starts = [s.start for s in three.segments]
+    assert starts == sorted(starts) and starts[len(painted)] == sum(s.frames for s in clips[0])
+    with pytest.raises(ConfigError, match="at least one clip"):
+        TowerClip(painted, replace(SMALL, clips=0))
+
+
 def test_seconds_per_image_parses_ranges():
     assert parse_seconds("0.5-1") == (0.5, 1.0)
     assert parse_seconds("0.75") == (0.75, 0.75)
@@ -188,6 +203,21 @@ def test_video_run_sums_dice_over_frames_and_per_kind_of_view():
     assert away["micro"]["polyp"]["dice"] == pytest.approx(0.0) and away["fp_regions_per_min"] == pytest.approx(120)
     assert framed["images"] == away["images"] == 1
     assert polyp["dice_ci95"][0] <= polyp["dice"] <= polyp["dice_ci95"][1]
+
+
+def test_video_run_resamples_source_images_and_follows_flips_per_view():
+    """Two views of one image (two clips) are two polyp tracks, but one unit of the bootstrap."""
+    from polypview.inference.training.videoeval import VideoRun
+
+    run = VideoRun(fps=2.0)
+    run.add(*_maps([POLYP], [(2, 4, 2, 4, NEOPLASTIC)]), segment=0, kind="polyp", image=0)
+    run.add(*_maps([POLYP], [(2, 4, 2, 4, NON_NEOPLASTIC)]), segment=1, kind="polyp", image=0)
+    run.add(*_maps([POLYP], []), segment=2, kind="polyp", image=1)
+    summary = run.summary(min_true_pixels=1, resamples=200, seed=0)
+    assert summary["class_flips"] == 0 and summary["tracks"] == 3  # the class changed between views, not within
+    lo, hi = summary["micro"]["polyp"]["dice_ci95"]
+    assert lo == pytest.approx(0.0) and hi == pytest.approx(1.0)  # resampled: image 0 alone (1.0) or image 1 alone (0)
+    assert run.images == [0, 0, 1]
 
 
 def test_video_metrics_without_polyp_or_polyp_free_frames_say_none():
@@ -373,6 +403,22 @@ def test_eval_video_table_says_which_model_drew_with_which_region_peak(tmp_path,
     assert "(overlay: threshold 0.5" in capsys.readouterr().out
 
 
+def test_eval_video_clips_pool_more_views_of_the_same_images(tmp_path, capsys):
+    args, out = _small_video_eval(tmp_path)
+    assert main([*args, "--json", str(out)]) == 0
+    one = json.loads(out.read_text())["results"][0]["video"]
+    assert main([*args, "--json", str(out), "--video-clips", "3"]) == 0
+    three = json.loads(out.read_text())["results"][0]["video"]
+    assert one["clips"] == 1 and three["clips"] == 3 and three["images"] == one["images"] == 2
+    assert sum(three["views"].values()) == 6 and three["frames"] > one["frames"]
+    assert three["polyp_frames"] + three["polyp_free_frames"] <= three["frames"]
+    table = capsys.readouterr().out.split("Video, as a tower")[-1]
+    assert "3 clips one after another (seeds 0-2)" in table and "views)" in table
+    capsys.readouterr()
+    assert main([*args, "--video-clips", "0"]) == 2
+    assert "--video-clips must be at least 1" in capsys.readouterr().err
+
+
 def test_the_peak_sweep_tool_scores_each_peak_as_eval_video_does(tmp_path, capsys):
     import importlib.util
     from pathlib import Path
@@ -393,5 +439,13 @@ def test_the_peak_sweep_tool_scores_each_peak_as_eval_video_does(tmp_path, capsy
         assert mine["dice"] == {c: v["dice"] for c, v in video["micro"].items()}
         assert (mine["missed_frames"], mine["fp_regions"], mine["class_flips"]) == (
             video["missed_frames"], video["fp_regions"], video["class_flips"])
+    assert tool.main([str(model), "--data", str(data), "--split", "all", "--peaks", "0.99", "--fps", "4",
+                      "--clips", "2", "--json", str(tmp_path / "sweep2.json")]) == 0
+    assert main([*args, "--json", str(out), "--video-min-peak", "0.99", "--video-clips", "2"]) == 0
+    two = json.loads((tmp_path / "sweep2.json").read_text())["peaks"]["0.99"]
+    video = json.loads(out.read_text())["results"][0]["video"]
+    assert (two["missed_frames"], two["fp_regions"], two["polyp_frames"]) == (
+        video["missed_frames"], video["fp_regions"], video["polyp_frames"])
+    assert two["polyp_frames"] > mine["polyp_frames"]
     assert tool.main([str(model), "--data", str(data), "--split", "all", "--peaks", "1.5"]) == 2
     assert tool.main([str(model), "--data", str(data), "--split", "all", "--peaks", "x"]) == 2

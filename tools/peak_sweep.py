@@ -1,6 +1,7 @@
 """Score one model's tower clip at several region peaks (`--min-peak`), the clip played through the engine once.
 
     python tools/peak_sweep.py nanonet-lite0-neo --split val --peaks 0,0.7,0.8,0.9,0.95,0.98 --json runs/peaks.json
+    python tools/peak_sweep.py nanonet-lite0-neo --split val --peaks 0.95,0.98 --clips 3   (3x the polyp-free time)
 
 Every frame is inferred once; each peak then draws it with its own overlay settings (and its own class
 memory, which follows the drawn regions), exactly as `polypview eval --video --video-min-peak P` would,
@@ -18,14 +19,15 @@ from dataclasses import replace
 from pathlib import Path
 
 
-def sweep(model: str, pairs, peaks: list[float], threads: int = 1, fps: float | None = None) -> dict[float, dict]:
+def sweep(model: str, pairs, peaks: list[float], threads: int = 1, fps: float | None = None,
+          clips: int = 1) -> dict[float, dict]:
     """{peak: video_metrics plus micro Dice} of the tower clip of `pairs`, drawn at each peak."""
     from polypview.inference.runtime.engine import load_engine, resolve_model
     from polypview.inference.training.towerclip import TowerClip, VideoOptions
     from polypview.inference.training.videoeval import Lane, min_true_pixels, play_clip
     from polypview.overlay import OverlaySettings
 
-    options = VideoOptions() if fps is None else VideoOptions(fps=fps)
+    options = VideoOptions(clips=clips) if fps is None else VideoOptions(fps=fps, clips=clips)
     clip = TowerClip(pairs, options)
     with load_engine(resolve_model(model), backend="ort", threads=threads, provider="cpu") as engine:
         lanes = {peak: Lane.of(replace(OverlaySettings(), min_peak=peak), engine.info.classes, options.fps)
@@ -56,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peaks", default="0,0.7,0.8,0.9,0.95,0.98", help="comma-separated region peaks")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--fps", type=float, default=None, help="frame rate of the clip (default: eval --video's 30)")
+    parser.add_argument("--clips", type=int, default=1,
+                        help="clips played one after another, as eval's --video-clips (default 1)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     opts = parser.parse_args(argv)
     from polypview.errors import PolypviewError
@@ -69,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         results = sweep(opts.model, eval_pairs(opts.data or neopolyp_dir(), opts.split), peaks, opts.threads,
-                        opts.fps)
+                        opts.fps, opts.clips)
     except PolypviewError as exc:
         print(f"peak_sweep: {exc}", file=sys.stderr)
         return 2

@@ -90,6 +90,10 @@ def add_arguments(parser) -> None:
                              "(default 0: off)")
     parser.add_argument("--video-seconds-per-image", default="0.5-1", metavar="S",
                         help="how long each image is shown: a range MIN-MAX (seeded) or a number (default 0.5-1)")
+    parser.add_argument("--video-clips", default="1", metavar="N",
+                        help="play N clips one after another (seeds SEED, SEED+1, ...: every image again from "
+                             "other views) and score them together: N times the polyp-free time for the false-region "
+                             "rate (default 1)")
 
 
 def run(args) -> int:
@@ -144,7 +148,8 @@ def _parse_options(args):
                                          threshold=_threshold(getattr(args, "video_threshold", None)),
                                          min_peak=_threshold(getattr(args, "video_min_peak", None), "--video-min-peak"),
                                          smoothing=_smoothing(getattr(args, "video_smoothing", 0)),
-                                         class_memory=_memory(getattr(args, "video_class_memory", None)))
+                                         class_memory=_memory(getattr(args, "video_class_memory", None)),
+                                         clips=parse_int(getattr(args, "video_clips", 1), "--video-clips", minimum=1))
 
 
 def _threshold(text, name: str = "--video-threshold") -> float | None:

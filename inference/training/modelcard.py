@@ -11,7 +11,7 @@ import json
 import platform
 from pathlib import Path
 
-from polypview.inference.training.videoeval import overlay_text
+from polypview.inference.training.videoeval import overlay_text, seeds_text
 
 CLASS_ROWS = (("polyp", "polyp"), ("neoplastic", "neoplastic"), ("non_neoplastic", "non-neoplastic"))
 
@@ -53,7 +53,8 @@ def _video_lines(evaluation: dict) -> list[str]:
         "## Scores on video (`polypview eval --video`)",
         f"- clip: the {video['images']} images of the split as {video['frames']} frames of "
         f"{video['size'][0]}x{video['size'][1]} at {video['fps']:g} fps ({video['seconds']:.1f} s, "
-        f"{video['seconds_per_image'][0]:g}-{video['seconds_per_image'][1]:g} s per image, seed {video['seed']}; views "
+        f"{video['seconds_per_image'][0]:g}-{video['seconds_per_image'][1]:g} s per image, "
+        + seeds_text(video) + "; views "
         + ", ".join(f"{k} {v}" for k, v in video.get("views", {}).items())
         + "), through the app's ROI detection, engine and overlay ("
         + (overlay_text(video["overlay"]) if "overlay" in video else "default settings") + "), scored as drawn",

@@ -20,7 +20,7 @@ memory: nothing made from the dataset is written.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -62,6 +62,7 @@ class VideoOptions:
     smoothing: int = 0  # frames the overlay's scores are averaged over (as the viewer's --smoothing); 0: off
     min_peak: float | None = None  # a region's least highest score (as the viewer's --min-peak); None: the default
     class_memory: float | None = None  # weight of a polyp's past class (as the viewer's --class-memory); None: default
+    clips: int = 1  # clips played and pooled, seeds seed .. seed + clips - 1: other views of the same images
 
 
 def parse_seconds(text) -> tuple[float, float]:
@@ -279,11 +280,16 @@ class ClipFrame:
 
 
 class TowerClip:
-    """The evaluation clip of (image, mask) pairs: `for frame in clip` yields ClipFrames."""
+    """The evaluation clip of (image, mask) pairs: `for frame in clip` yields ClipFrames.
+
+    With `options.clips` > 1 the clip is that many clips one after another, seeds `seed`, `seed + 1`, ...:
+    every image is shown again from another view, for more polyp-free time to count false regions on."""
 
     def __init__(self, pairs, options: VideoOptions = VideoOptions()):
         if not pairs:
             raise DataError("no images to make the evaluation clip from")
+        if options.clips < 1:
+            raise ConfigError(f"the evaluation needs at least one clip, got {options.clips}")
         self.pairs = list(pairs)
         self.options = options
         shapes, boxes, scenes = [], [], []
@@ -295,7 +301,11 @@ class TowerClip:
             if grey is None:
                 raise DataError(f"cannot read image {image_path} (missing, corrupt or not an image file)")
             scenes.append(scene_mask(grey))
-        self.segments = plan_clip(shapes, boxes, options, scenes)
+        self.segments: list[Segment] = []
+        for k in range(options.clips):  # each clip its own seed: other views and times of the same images
+            start = self.segments[-1].start + self.segments[-1].frames if self.segments else 0
+            self.segments += [replace(s, start=start + s.start)
+                              for s in plan_clip(shapes, boxes, replace(options, seed=options.seed + k), scenes)]
         self.frames = sum(s.frames for s in self.segments)
 
     @property

@@ -17,7 +17,9 @@ in memory, nothing made from the dataset lands in the repository.
 
 Scoring is done at 480x270 (the drawn 1080p mask and the 1080p truth sampled with nearest):
 micro Dice (with a 95 % bootstrap interval over source images), missed frames, false regions per
-minute on polyp-free frames, and class flips per polyp-second (`video_metrics`).
+minute on polyp-free frames, and class flips per polyp-second (`video_metrics`). With
+`VideoOptions.clips` > 1, several clips of the same images (other seeds, other views) are played one
+after another and scored together; the bootstrap still resamples source images.
 """
 
 from __future__ import annotations
@@ -149,17 +151,19 @@ class VideoRun:
     counts: ImageCounts = field(default_factory=ImageCounts)
     scores: list[FrameScore] = field(default_factory=list)
     kinds: list[str] = field(default_factory=list)  # each frame's kind of view
+    images: list[int] = field(default_factory=list)  # each frame's source image (the bootstrap's unit)
 
-    def add(self, pred: np.ndarray, truth: np.ndarray, segment: int, kind: str = "") -> None:
+    def add(self, pred: np.ndarray, truth: np.ndarray, segment: int, kind: str = "", image: int | None = None) -> None:
+        """Score a frame of `segment` (one view of one image: a polyp track) of source `image` (default: segment)."""
         self.counts.update(pred, truth)
         self.scores.append(score_frame(pred, truth, segment))
         self.kinds.append(kind)
+        self.images.append(segment if image is None else image)
 
     def summary(self, min_true_pixels: int, resamples: int, seed: int) -> dict:
-        """Micro Dice/IoU with bootstrap intervals over segments, `video_metrics`, and both per kind of view."""
+        """Micro Dice/IoU with bootstrap intervals over source images, `video_metrics`, and both per kind of view."""
         per_frame = self.counts.per_image()
-        segments = np.array([s.segment for s in self.scores], dtype=np.int64)
-        _, group = np.unique(segments, return_inverse=True)
+        _, group = np.unique(np.array(self.images, dtype=np.int64), return_inverse=True)
         per_segment = np.zeros((group.max() + 1 if group.size else 0, *per_frame.shape[1:]), np.int64)
         np.add.at(per_segment, group, per_frame)
         intervals = bootstrap_intervals(per_segment, resamples, seed)
@@ -170,7 +174,7 @@ class VideoRun:
             micro = {c: {"dice": _dice(*sums[j]), **dict(zip(("tp", "fp", "fn"), map(int, sums[j])))}
                      for j, c in enumerate(METRIC_CLASSES)}
             scores = [self.scores[i] for i in picked]
-            by_view[kind] = {"images": len({s.segment for s in scores}), "micro": micro,
+            by_view[kind] = {"images": len({s.segment for s in scores}), "micro": micro,  # views, with several clips
                              **video_metrics(scores, self.fps, min_true_pixels)}
         return {"micro": micro_with_intervals(self.counts.as_dict()["micro"], intervals),
                 **video_metrics(self.scores, self.fps, min_true_pixels), "by_view": by_view}
@@ -208,7 +212,8 @@ def evaluate_video(model_path: Path, pairs, options: VideoOptions = VideoOptions
         engine.close()
     kinds = {k: sum(s.kind == k for s in clip.segments) for k in KINDS}
     return {
-        "images": len(clip.segments), "frames": clip.frames, "fps": options.fps, "seconds": clip.seconds,
+        "images": len(clip.pairs), "clips": options.clips, "frames": clip.frames, "fps": options.fps,
+        "seconds": clip.seconds,
         "size": list(options.size), "score_size": list(options.score_size),
         "seconds_per_image": list(options.seconds), "seed": options.seed, "views": kinds,
         "framed_frames": sum(s.frames for s in clip.segments if s.kind == "framed"),
@@ -259,7 +264,7 @@ def play_clip(engine, clip: TowerClip, lanes: list[Lane], score_size, timings: d
         for lane in lanes:
             pred = lane.drawn(lane.steps(prediction), item.image.shape, roi, score_size)
             t = _tick(timings, "draw", t)
-            lane.run.add(pred, truth, item.segment, kind)
+            lane.run.add(pred, truth, item.segment, kind, clip.segments[item.segment].image)
             t = _tick(timings, "score", t)
     return roi_segments
 
@@ -285,6 +290,12 @@ def overlay_text(overlay: dict) -> str:
     if memory:
         words.append(f"class memory {memory:g}")
     return ", ".join(words)
+
+
+def seeds_text(video: dict) -> str:
+    """How a scored clip was seeded, in words: "seed 0", or "3 clips one after another (seeds 0-2)"."""
+    clips, seed = video.get("clips", 1), video["seed"]
+    return f"seed {seed}" if clips == 1 else f"{clips} clips one after another (seeds {seed}-{seed + clips - 1})"
 
 
 def _pct(value) -> str:
@@ -328,8 +339,9 @@ def format_video_table(results) -> str:
     lines = [head]
     for r in rows:
         lines.append(_video_cells(row_label(r, rows), r.video, dice_cell))
+        unit = "images" if r.video.get("clips", 1) == 1 else "views"
         for kind, part in r.video.get("by_view", {}).items():
-            lines.append(_video_cells(f"  {kind} ({part['images']} images)", part, dice_cell))
+            lines.append(_video_cells(f"  {kind} ({part['images']} {unit})", part, dice_cell))
     widths = [max(len(row[i]) for row in lines) for i in range(len(head))]
     text = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in lines]
     text.insert(1, "  ".join("-" * w for w in widths))
@@ -341,14 +353,16 @@ def format_video_table(results) -> str:
     timing = ", ".join(f"{k} {ms[k]:.1f}" for k in ("make", "predict", "draw", "score"))
     intro = (f"Video, as a tower shows the images: {v['images']} images as {v['frames']} frames of "
              f"{v['size'][0]}x{v['size'][1]} at {v['fps']:g} fps ({v['seconds']:.1f} s), each image {shown}, "
-             f"seed {v['seed']}; views: {views}")
+             f"{seeds_text(v)}; views: {views}")
+    framed = (f"{v['roi_images']} of {v['images']} images" if v.get("clips", 1) == 1 else
+              f"{v['roi_images']} of {sum(v['views'].values())} views")
     drawn = [(row_label(r, rows), overlay_text(r.video["overlay"])) for r in rows]
     overlay = (f"overlay: {drawn[0][1]}" if len({text for _, text in drawn}) == 1 else
                "overlay, each model with its file's own drawing defaults: "
                + "; ".join(f"{name}: {text}" for name, text in drawn))
     foot = (
         f"(every frame inferred and drawn as the app draws it ({overlay}), image "
-        f"area detected on each image's first frame ({v['roi_images']} of {v['images']} images framed by black); "
+        f"area detected on each view's first frame ({framed} framed by black); "
         f"scored at {v['score_size'][0]}x{v['score_size'][1]}. Dice: micro over all frames{_ci_note(v)}. "
         f"Missed: frames with a true polyp of >= {v['min_true_pixels']} px where nothing drawn touches it. "
         "FP regions/min: drawn regions on frames without any true polyp pixel, per minute of them "
