@@ -356,6 +356,9 @@ def test_model_card_prints_intervals_and_video_figures():
     assert "polyp 90.0 [85.0-93.0]" in text and "missed entirely: 5.0 % (80 of 1600)" in text
     assert "12 per minute (3 in 14.4 s" in text and "class flips per polyp-second: 0.25" in text
     assert "| framed | 20 | 90.0 | 88.0 | 60.0 | 1.0 |" in text
+    assert "seed 0; views" in text and "| view | images |" in text
+    three = card_text("m", {"recipe": {}}, info, report, {**evaluation, "video": {**video, "clips": 3}})
+    assert "3 clips one after another (seeds 0-2); views" in three and "| view | views |" in three
     no_video = card_text("m", {"recipe": {}}, info, report, {**evaluation, "video": None})
     assert "Scores on video" not in no_video
 

@@ -70,7 +70,8 @@ def _video_lines(evaluation: dict) -> list[str]:
     ]
     by_view = video.get("by_view") or {}
     if by_view:
-        lines += ["", "| view | images | Dice polyp | Dice neo | Dice non | missed frames % |", "|---|---|---|---|---|---|"]
+        unit = "images" if video.get("clips", 1) == 1 else "views"
+        lines += ["", f"| view | {unit} | Dice polyp | Dice neo | Dice non | missed frames % |", "|---|---|---|---|---|---|"]
         for kind, v in by_view.items():
             m = v["micro"]
             lines.append(f"| {kind} | {v['images']} | {_pct(m['polyp']['dice'])} | {_pct(m['neoplastic']['dice'])} | "
