@@ -447,5 +447,26 @@ def test_the_peak_sweep_tool_scores_each_peak_as_eval_video_does(tmp_path, capsy
     assert (two["missed_frames"], two["fp_regions"], two["polyp_frames"]) == (
         video["missed_frames"], video["fp_regions"], video["polyp_frames"])
     assert two["polyp_frames"] > mine["polyp_frames"]
+    assert "chosen by the rule: " in capsys.readouterr().out
     assert tool.main([str(model), "--data", str(data), "--split", "all", "--peaks", "1.5"]) == 2
     assert tool.main([str(model), "--data", str(data), "--split", "all", "--peaks", "x"]) == 2
+
+
+def test_the_peak_rule_takes_the_fewest_false_regions_within_the_missed_bound_else_the_smallest_sum():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("peak_sweep", Path(__file__).parents[1] / "tools" / "peak_sweep.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+
+    def r(missed, fp, fp_frames):
+        return {"missed_share": missed, "fp_regions_per_min": fp, "fp_frame_share": fp_frames}
+
+    results = {0.0: r(0.01, 600, 0.3), 0.9: r(0.02, 250, 0.14), 0.95: r(0.031, 190, 0.10), 0.98: r(0.053, 105, 0.06)}
+    assert tool.choose_peak(results)[0] == 0.95  # 0.98 has fewer false regions but misses more than 4 %
+    assert tool.choose_peak(results, max_missed=0.06)[0] == 0.98
+    weak = {0.9: r(0.16, 444, 0.21), 0.95: r(0.21, 250, 0.12), 0.98: r(0.39, 59, 0.03)}
+    peak, why = tool.choose_peak(weak)
+    assert peak == 0.95 and "smallest sum" in why  # 0.33 against 0.37 and 0.42
+    assert tool.choose_peak({0.9: r(0.0, None, None), 0.95: r(0.0, None, None)})[0] == 0.95  # no polyp-free frames
