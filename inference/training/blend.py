@@ -104,11 +104,12 @@ def load_source(path: Path) -> Source:
     view = training_view(ckpt)
     options, weights = _without_aux(view["model"], view.get("model_kwargs", {}), view["state_dict"])
     commands = [c for c in (ckpt.get("commands") or [ckpt.get("command", "")]) if c]
-    sibling = None if "model" in ckpt else _sibling_info(path)  # a shipped .pt is described by its model file
+    own = "model" in ckpt  # a run's checkpoint or a blend; a shipped .pt is described by its model file
+    sibling = None if own else _sibling_info(path)
     text = ckpt.get("training_data") or (sibling.training_data if sibling else "") or f"see the model card of {path.name}"
     size = ckpt.get("input_size") or (sibling.input_size[0] if sibling else None)
     folded = bool(ckpt.get("frozen_bn")) or _folded(view["model"], options, weights)
-    description = checkpoint_description(ckpt) if "model" in ckpt else (sibling.description if sibling else "")
+    description = checkpoint_description(ckpt) if own else (sibling.description if sibling else "")
     return Source(path, view["model"], options, weights, folded,
                   commands or [f"(weights of {path}: see its model card)"], text, int(size) if size else None,
                   description)

@@ -11,7 +11,7 @@ import json
 import platform
 from pathlib import Path
 
-from polypview.inference.training.videoeval import overlay_text, seeds_text
+from polypview.inference.training.videoeval import overlay_text, seeds_text, view_unit
 
 CLASS_ROWS = (("polyp", "polyp"), ("neoplastic", "neoplastic"), ("non_neoplastic", "non-neoplastic"))
 
@@ -70,8 +70,8 @@ def _video_lines(evaluation: dict) -> list[str]:
     ]
     by_view = video.get("by_view") or {}
     if by_view:
-        unit = "images" if video.get("clips", 1) == 1 else "views"
-        lines += ["", f"| view | {unit} | Dice polyp | Dice neo | Dice non | missed frames % |", "|---|---|---|---|---|---|"]
+        lines += ["", f"| view | {view_unit(video)} | Dice polyp | Dice neo | Dice non | missed frames % |",
+                  "|---|---|---|---|---|---|"]
         for kind, v in by_view.items():
             m = v["micro"]
             lines.append(f"| {kind} | {v['images']} | {_pct(m['polyp']['dice'])} | {_pct(m['neoplastic']['dice'])} | "

@@ -486,10 +486,9 @@ def _init_weights(path: Path, name: str, model) -> tuple[list[str], bool]:
     held = ckpt.get("model", ckpt.get("architecture"))
     if held != name:
         raise ConfigError(f"--init {path} holds {held} weights, not {name}")
-    if "model" in ckpt:  # a run's checkpoint, or a `polypview blend` (no training-only aux head)
-        _load_without_aux(model, ckpt["state_dict"], path, name)
+    _load_without_aux(model, ckpt["state_dict"], path, name)  # a blend or a shipped .pt has no aux head
+    if "model" in ckpt:  # a run's checkpoint, or a `polypview blend`
         return list(ckpt.get("commands") or [ckpt.get("command", "")]), bool(ckpt.get("frozen_bn", False))
-    _load_without_aux(model, ckpt["state_dict"], path, name)
     # files written since 2026-12 carry the commands that trained them; older ones point to their card
     commands = list(ckpt.get("commands") or []) or [f"(weights of {path}: see its model card for how they were trained)"]
     return commands, False

@@ -298,6 +298,11 @@ def seeds_text(video: dict) -> str:
     return f"seed {seed}" if clips == 1 else f"{clips} clips one after another (seeds {seed}-{seed + clips - 1})"
 
 
+def view_unit(video: dict) -> str:
+    """What a per-view row counts: source images for one clip, views when the images were played several times."""
+    return "images" if video.get("clips", 1) == 1 else "views"
+
+
 def _pct(value) -> str:
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.1f}"
 
@@ -339,9 +344,8 @@ def format_video_table(results) -> str:
     lines = [head]
     for r in rows:
         lines.append(_video_cells(row_label(r, rows), r.video, dice_cell))
-        unit = "images" if r.video.get("clips", 1) == 1 else "views"
         for kind, part in r.video.get("by_view", {}).items():
-            lines.append(_video_cells(f"  {kind} ({part['images']} {unit})", part, dice_cell))
+            lines.append(_video_cells(f"  {kind} ({part['images']} {view_unit(r.video)})", part, dice_cell))
     widths = [max(len(row[i]) for row in lines) for i in range(len(head))]
     text = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in lines]
     text.insert(1, "  ".join("-" * w for w in widths))
