@@ -290,7 +290,8 @@ class DeviceSource(Source):
         factory = capture_factory or (lambda d: _open_capture(d, _capture_api()))
         self._cap = factory(device)
         if self._cap is None or not self._cap.isOpened():
-            raise CaptureError(f"cannot open capture device {device} (absent, busy or no permission)")
+            raise CaptureError(f"cannot open capture device {device} (absent, busy or no permission): close other "
+                               "programs using it, check its cable, and on Linux that you are in the 'video' group")
         self._t0 = time.monotonic()
         self._pending: tuple[np.ndarray, float] | None = None
         self._configure(size, fps, fourcc)
@@ -326,7 +327,8 @@ class DeviceSource(Source):
             if ok and image is not None:
                 return image, time.monotonic() - self._t0
             self.errors += 1
-        raise CaptureError(f"capture device {self.device} stopped delivering frames (unplugged?)")
+        raise CaptureError(f"capture device {self.device} stopped delivering frames (unplugged?): check the cable and "
+                           "the tower's signal; plug a USB card into the computer itself, not a hub")
 
     def close(self) -> None:
         self._cap.release()

@@ -103,9 +103,9 @@ class Stats:
     video_delay_p50_ms: float = float("nan")
     decode_errors: int = 0
 
-    def hud_lines(self, gui_superseded: int = 0, stale: bool = False) -> list[str]:
+    def hud_lines(self, gui_superseded: int = 0, stale: bool = False, masks_off: bool = False) -> list[str]:
         """The HUD text (the window's readout, and the text --record-hud burns into recordings)."""
-        return hud_lines(self, gui_superseded, stale)
+        return hud_lines(self, gui_superseded, stale, masks_off)
 
 
 def _num(value, fmt: str = "{:.1f}") -> str:
@@ -115,9 +115,10 @@ def _num(value, fmt: str = "{:.1f}") -> str:
     return fmt.format(value)
 
 
-def hud_lines(stats: Stats | None, gui_superseded: int = 0, stale: bool = False) -> list[str]:
+def hud_lines(stats: Stats | None, gui_superseded: int = 0, stale: bool = False, masks_off: bool = False) -> list[str]:
     """The one HUD wording. Display drops (frames never shown: the ones that matter) are kept apart from
-    skipped inferences (the model works on the newest frame and skips older ones: harmless)."""
+    skipped inferences (the model works on the newest frame and skips older ones: harmless). `masks_off`:
+    the user switched the masks off (the model may still run; nothing is drawn)."""
     if stats is None:
         return ["waiting for video…"]
     engine = f"{stats.model} · {stats.backend} {stats.provider}".rstrip() if stats.model else "no model (video only)"
@@ -135,7 +136,9 @@ def hud_lines(stats: Stats | None, gui_superseded: int = 0, stale: bool = False)
     ]
     if stats.decode_errors:
         lines.append(f"bad packets skipped {stats.decode_errors}")
-    if stale:
+    if masks_off:
+        lines.append("MASKS OFF (M shows them)")
+    elif stale:
         lines.append("no mask: the newest is older than the staleness limit")
     return lines
 

@@ -76,6 +76,7 @@ class FakePipeline:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._seq = 0
+        self._masked = 0.0  # masks shown so far: none while the window has switched masks off
 
     def start(self):
         self._thread.start()
@@ -89,6 +90,8 @@ class FakePipeline:
             stats = fake_stats(frames_shown=self._seq + 1, recording=self.recording)
             self.sink.on_frame(FakePresented(self._seq, image, image, self._seq, False, stats, self._seq / 30))
             self._seq += 1
+            if not self.overlays or self.overlays[-1].enabled:
+                self._masked += self.mask_share
 
     def stop(self, timeout=5.0):
         self.stopped_with = timeout
@@ -125,7 +128,7 @@ class FakePipeline:
         return FakeReport(self.recording_path)
 
     def stats(self):
-        return fake_stats(frames_shown=self._seq, masks_shown=int(self._seq * self.mask_share),
+        return fake_stats(frames_shown=self._seq, masks_shown=int(self._masked),
                           recording=self.recording)
 
 

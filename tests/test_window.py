@@ -195,6 +195,22 @@ def test_a_fast_model_gets_no_warning(qtbot, tmp_path, errors):
     assert window.banner.isHidden()
 
 
+def test_masks_switched_off_are_said_and_never_taken_for_a_slow_model(qtbot, tmp_path, errors):
+    window = open_window(qtbot, tmp_path, FakeServices())
+    wait_frames(qtbot, window)
+    window.masks_action.trigger()  # M: masks off
+    assert not window.overlay.enabled
+    for _ in range(4):  # several HUD refreshes, 20+ frames apart, none of them with a mask
+        wait_frames(qtbot, window, window.bridge.presented + 25)
+        window.refresh_hud()
+    assert window.banner.isHidden()
+    assert "MASKS OFF" in window.hud.text()
+    window.masks_action.trigger()
+    wait_frames(qtbot, window, window.bridge.presented + 25)
+    window.refresh_hud()
+    assert window.overlay.enabled and "MASKS OFF" not in window.hud.text() and window.banner.isHidden()
+
+
 def test_after_the_end_the_time_is_full_and_seeking_plays_again(qtbot, tmp_path, errors, real_core):
     from clips import frame_number
 

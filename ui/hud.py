@@ -34,9 +34,9 @@ class HudWidget(QLabel):
     def set_font_px(self, px: int) -> None:
         self.setStyleSheet(HUD_STYLE.format(px=px))
 
-    def show_stats(self, stats: Any, gui_superseded: int = 0, stale: bool = False) -> None:
+    def show_stats(self, stats: Any, gui_superseded: int = 0, stale: bool = False, masks_off: bool = False) -> None:
         """Replace the text with this snapshot."""
-        self.setText(SEPARATOR.join(hud_lines(stats, gui_superseded, stale)))
+        self.setText(SEPARATOR.join(hud_lines(stats, gui_superseded, stale, masks_off)))
 
 
 class LegendWidget(QWidget):

@@ -21,14 +21,22 @@ class ViewMixin:
         if self.pipeline is None:
             return
         stats = self.pipeline.stats()
-        self.hud.show_stats(stats, self.bridge.superseded if self.bridge else 0, self._stale)
+        self.hud.show_stats(stats, self.bridge.superseded if self.bridge else 0, self._stale,
+                            masks_off=not self.overlay.enabled)
         self._check_speed(stats)
         self._show_elapsed()
         if self.record_action.isChecked() and not self.session.recording:
             self._show_recording(False)  # the recorder stopped itself (e.g. disk full)
 
     def _check_speed(self, stats: Any) -> None:
-        """Say plainly when the model is too slow for this machine to mask most frames."""
+        """Say plainly when the model is too slow for this machine to mask most frames.
+
+        With masks switched off no frame gets one: that says nothing about the model's speed, so the
+        check starts over when they come back."""
+        if not self.overlay.enabled:
+            self._mask_samples = []
+            self.banner.hide()
+            return
         self._mask_samples = (self._mask_samples + [(stats.frames_shown, stats.masks_shown)])[-SPEED_WINDOW:]
         (f0, m0), (f1, m1) = self._mask_samples[0], self._mask_samples[-1]
         if self.engine is None or self.finished or self.session.paused or f1 - f0 < SPEED_MIN_FRAMES:
