@@ -14,22 +14,40 @@ FULL_FRACTION = 0.97  # an area this close to the frame size means "no border"
 
 def detect_roi(frame_bgr: np.ndarray) -> tuple[int, int, int, int] | None:
     """(x, y, w, h) of the bright image area; None when the whole frame is image (or nothing is found)."""
+    return find_image_area(frame_bgr)[0]
+
+
+def find_image_area(frame_bgr: np.ndarray) -> tuple[tuple[int, int, int, int] | None, bool]:
+    """(area, seen): `detect_roi`'s answer, and whether the frame showed enough image to judge by
+    (False for a black or nearly black frame: the light off, the scope between patients)."""
     frame_h, frame_w = frame_bgr.shape[:2]
     scale = min(1.0, WORK_WIDTH / frame_w)
     small = cv2.resize(frame_bgr, (max(1, round(frame_w * scale)), max(1, round(frame_h * scale))),
                        interpolation=cv2.INTER_AREA)
     bright = _bright_mask(small)
+    if bright.mean() < MIN_FRACTION:
+        return None, False
     box = _largest_region(bright)
     if box is None:
-        return None
+        return None, False
     x, y = int(np.floor(box[0] / scale)), int(np.floor(box[1] / scale))
     w = min(int(np.ceil((box[0] + box[2]) / scale)), frame_w) - x
     h = min(int(np.ceil((box[1] + box[3]) / scale)), frame_h) - y
     if w * h < MIN_FRACTION * frame_w * frame_h:
-        return None
+        return None, False
     if w >= FULL_FRACTION * frame_w and h >= FULL_FRACTION * frame_h:
-        return None
-    return x, y, w, h
+        return None, True
+    return (x, y, w, h), True
+
+
+def same_area(a, b, frame_shape, min_iou: float = 0.9) -> bool:
+    """Whether two image areas (x, y, w, h; None = the whole frame) are the same one, give or take."""
+    full = (0, 0, frame_shape[1], frame_shape[0])
+    (ax, ay, aw, ah), (bx, by, bw, bh) = a or full, b or full
+    iw = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    ih = max(0, min(ay + ah, by + bh) - max(ay, by))
+    inter = iw * ih
+    return inter >= min_iou * (aw * ah + bw * bh - inter)
 
 
 def _bright_mask(small_bgr: np.ndarray) -> np.ndarray:

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from polypview.errors import PolypviewError
 from polypview.overlay import Overlay, OverlaySettings, detect_roi
 from polypview.protocols import Engine, Source
+from polypview.roi import find_image_area, same_area
 from polypview.sources import Frame
 from polypview.stats import StatsCollector
 
@@ -29,6 +30,8 @@ RESULT_HISTORY = 16  # recent results kept so a lagging presenter finds one not 
 CATCH_UP_S = 0.5  # a paced source this late re-anchors its clock instead of rushing to catch up
 ROI_ATTEMPTS = 10  # a capture may start on black frames: look for the image area this many times...
 ROI_EVERY = 30  # ...once every this many frames, until it is found
+ROI_RECHECK_EVERY = 300  # then the area is checked again every this many frames (10 s at 30 fps)...
+ROI_CONFIRM = 2  # ...and a different one is taken once this many checks in a row agree on it
 
 
 @dataclass
@@ -116,7 +119,10 @@ class ModelState:
         self.results: deque[Result] = deque(maxlen=RESULT_HISTORY)
         self.failed_engines: set[int] = set()
         self.roi = None
+        self._find_roi = find_roi
         self._roi_attempts = 0 if find_roi else ROI_ATTEMPTS
+        self._roi_candidate: tuple | None = None  # a different area seen at the last re-checks...
+        self._roi_agree = 0  # ...and at how many in a row
 
     def new_epoch(self) -> None:
         """Forget results and smoothing (after a seek or a model change); call with the lock held."""
@@ -139,10 +145,32 @@ class ModelState:
             self.settings = settings
 
     def look_for_roi(self, frame: Frame) -> None:
-        """Find the endoscope image area once (retrying now and then while frames are black)."""
-        if self.roi is None and self._roi_attempts < ROI_ATTEMPTS and frame.seq % ROI_EVERY == 0:
-            self._roi_attempts += 1
-            self.roi = detect_roi(frame.image)
+        """Find the endoscope image area (retrying now and then while frames are black), then keep
+        checking it: a capture card opened on the tower's menu, or a layout changed mid-procedure
+        (picture in picture, another scope), gets its new area once two checks in a row agree on it."""
+        if not self._find_roi:
+            return
+        if self.roi is None and self._roi_attempts < ROI_ATTEMPTS:
+            if frame.seq % ROI_EVERY == 0:
+                self._roi_attempts += 1
+                self.roi = detect_roi(frame.image)
+            return
+        if frame.seq % ROI_RECHECK_EVERY:
+            return
+        area, seen = find_image_area(frame.image)
+        if not seen:  # a black frame tells nothing: neither for the area kept nor for a new one
+            return
+        if same_area(area, self.roi, frame.image.shape):
+            self._roi_candidate, self._roi_agree = None, 0
+            return
+        if self._roi_agree and same_area(area, self._roi_candidate, frame.image.shape):
+            self._roi_agree += 1
+        else:
+            self._roi_candidate, self._roi_agree = area, 1
+        if self._roi_agree >= ROI_CONFIRM:
+            with self.lock:
+                self.roi, self.temporal = area, None  # class memory belongs to the old area's regions
+            self._roi_candidate, self._roi_agree = None, 0
 
     def smooth(self, prediction):
         """The overlay's temporal steps: score smoothing, then each polyp's class memory (frames in order)."""

@@ -368,3 +368,37 @@ def test_a_reshow_turns_a_frame_shown_without_a_mask_into_a_masked_one():
     assert (summary.frames_shown, summary.masks_shown, summary.stale_frames, summary.frames_reshown) == (1, 1, 0, 1)
     assert summary.annotation_delay.p50 == pytest.approx(12.0)
     assert summary.video_delay.p50 == pytest.approx(4.0)
+
+
+def _tower_screen(x0: int, seed: int = 0) -> np.ndarray:
+    """A black 720p screen with a bright, textured 600 x 560 image area at x0."""
+    screen = np.zeros((720, 1280, 3), np.uint8)
+    screen[80:640, x0:x0 + 600] = np.random.default_rng(seed).integers(60, 255, (560, 600, 3), dtype=np.uint8)
+    return screen
+
+
+def test_the_image_area_is_checked_again_and_a_new_layout_is_taken():
+    from polypview.sources import Frame
+    from polypview.stages import ROI_RECHECK_EVERY, ModelState
+
+    every = ROI_RECHECK_EVERY
+    left, right, black = _tower_screen(60), _tower_screen(620, 1), np.zeros((720, 1280, 3), np.uint8)
+    state = ModelState(None, find_roi=True)
+    state.look_for_roi(Frame(0, left, 0.0, 0.0))
+    first = state.roi
+    assert first is not None and abs(first[0] - 60) <= 8 and abs(first[2] - 600) <= 16
+    state.temporal = "class memory of the old regions"
+    state.look_for_roi(Frame(every, right, 0.0, 0.0))
+    assert state.roi == first  # one check is not enough: a menu or a flash passes
+    state.look_for_roi(Frame(2 * every, black, 0.0, 0.0))
+    state.look_for_roi(Frame(2 * every + 1, right, 0.0, 0.0))  # between checks: not looked at
+    assert state.roi == first  # a black frame tells nothing either way
+    state.look_for_roi(Frame(3 * every, right, 0.0, 0.0))
+    assert abs(state.roi[0] - 620) <= 8 and state.temporal is None  # two checks in a row agree: taken
+    state.look_for_roi(Frame(4 * every, left, 0.0, 0.0))
+    state.look_for_roi(Frame(5 * every, right, 0.0, 0.0))
+    assert abs(state.roi[0] - 620) <= 8  # a lone check of another area is forgotten
+    off = ModelState(None, find_roi=False)
+    for seq in range(0, 4 * every, every):
+        off.look_for_roi(Frame(seq, left, 0.0, 0.0))
+    assert off.roi is None  # --no-roi: never looked for
