@@ -45,6 +45,9 @@ def test_settings_survive_a_restart(qtbot, tmp_path, errors):
     window.panel.opacity_slider.setValue(70)
     window.panel.threshold_slider.setValue(35)
     window.panel.peak_slider.setValue(80)  # not remembered: the region peak belongs to the model
+    window.panel.area_slider.setValue(20)  # regions under 0.2 % of the image area are not drawn
+    assert window.pipeline.overlays[-1].min_area == pytest.approx(0.002)  # live
+    assert window.panel.area_label.text() == "min area 0.20%"
     window.panel.style_combo.setCurrentText("contour")
     window.panel.model_chosen.emit("other-model")
     qtbot.waitUntil(lambda: window.engine is not None and window.engine.name == "other-model", timeout=2000)
@@ -60,6 +63,7 @@ def test_settings_survive_a_restart(qtbot, tmp_path, errors):
     assert again.requested[0] == "other-model"  # the model of the last session
     values = window.panel.overlay_values()
     assert (values["opacity"], values["threshold"], values["min_peak"], values["style"]) == (0.7, 0.35, 0.9, "contour")
+    assert values["min_area"] == pytest.approx(0.002)
     assert window.hud.isHidden() and not window.hud_action.isChecked()
     assert (window.width(), window.height()) == size
     assert [a.text() for a in window.recent_menu.actions()] == [str((tmp_path.cwd() / "fake.mp4").resolve())]

@@ -24,6 +24,8 @@ from polypview.ui.hud import LegendWidget
 
 OPEN_MODEL_ITEM = "Open model file…"
 STYLES = ("fill", "contour")
+AREA_STEP = 0.0001  # the min-area slider moves in steps of 0.01 % of the image area...
+AREA_STEPS = 100  # ...up to 1 %
 
 
 def _slider(lo: int, hi: int, value: int) -> QSlider:
@@ -105,7 +107,11 @@ class ControlPanel(QWidget):
         self.peak_slider = _slider(0, 99, 90)
         self.peak_slider.setToolTip("a region is drawn only if its most confident pixel reaches this: fewer faint "
                                     "false regions on normal mucosa (at or below the threshold: off)")
+        self.area_slider = _slider(0, AREA_STEPS, 5)
+        self.area_slider.setToolTip("smaller regions are not drawn (a share of the image area): raise it to hide "
+                                    "specks, lower it for tiny polyps")
         self.opacity_label, self.threshold_label, self.peak_label = QLabel(), QLabel(), QLabel()
+        self.area_label = QLabel()
         form.addRow(self.overlay_check)
         form.addRow(self.legend_check)
         form.addRow(self.region_check)
@@ -113,9 +119,11 @@ class ControlPanel(QWidget):
         form.addRow(self.opacity_label, self.opacity_slider)
         form.addRow(self.threshold_label, self.threshold_slider)
         form.addRow(self.peak_label, self.peak_slider)
+        form.addRow(self.area_label, self.area_slider)
         for signal in (self.overlay_check.toggled, self.legend_check.toggled, self.region_check.toggled,
                        self.style_combo.currentIndexChanged, self.opacity_slider.valueChanged,
-                       self.threshold_slider.valueChanged, self.peak_slider.valueChanged):
+                       self.threshold_slider.valueChanged, self.peak_slider.valueChanged,
+                       self.area_slider.valueChanged):
             signal.connect(self._changed)
         self._update_labels()
         return box
@@ -131,10 +139,11 @@ class ControlPanel(QWidget):
         self.model_combo.blockSignals(False)
 
     def set_overlay_values(self, enabled: bool, style: str, opacity: float, threshold: float, legend: bool,
-                           one_class_per_region: bool = True, min_peak: float = 0.9) -> None:
+                           one_class_per_region: bool = True, min_peak: float = 0.9,
+                           min_area: float = 0.0005) -> None:
         """Show these settings without emitting overlay_changed."""
         widgets = (self.overlay_check, self.legend_check, self.region_check, self.style_combo, self.opacity_slider,
-                   self.threshold_slider, self.peak_slider)
+                   self.threshold_slider, self.peak_slider, self.area_slider)
         for w in widgets:
             w.blockSignals(True)
         self.overlay_check.setChecked(enabled)
@@ -144,6 +153,7 @@ class ControlPanel(QWidget):
         self.opacity_slider.setValue(round(opacity * 100))
         self.threshold_slider.setValue(round(threshold * 100))
         self.peak_slider.setValue(round(min_peak * 100))
+        self.area_slider.setValue(min(AREA_STEPS, round(min_area / AREA_STEP)))
         for w in widgets:
             w.blockSignals(False)
         self._update_labels()
@@ -156,6 +166,7 @@ class ControlPanel(QWidget):
             "opacity": self.opacity_slider.value() / 100,
             "threshold": self.threshold_slider.value() / 100,
             "min_peak": self.peak_slider.value() / 100,
+            "min_area": self.area_slider.value() * AREA_STEP,
             "legend": self.legend_check.isChecked(),
             "one_class_per_region": self.region_check.isChecked(),
         }
@@ -173,6 +184,7 @@ class ControlPanel(QWidget):
         peak = self.peak_slider.value()
         self.peak_label.setText(f"region peak {peak / 100:.2f}" if peak > self.threshold_slider.value()
                                 else "region peak off")
+        self.area_label.setText(f"min area {self.area_slider.value() * AREA_STEP * 100:.2f}%")
 
 
 class TransportBar(QWidget):

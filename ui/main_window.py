@@ -172,7 +172,8 @@ class MainWindow(RecordingMixin, ViewMixin, QMainWindow):
         self.rec_label.setStyleSheet(REC_STYLE.replace("}", f" font-size: {px}px; }}"))
 
     def _overlay_fields(self) -> dict:
-        names = ("enabled", "style", "opacity", "threshold", "min_peak", "legend", "one_class_per_region")
+        names = ("enabled", "style", "opacity", "threshold", "min_peak", "min_area", "legend",
+                 "one_class_per_region")
         return {name: getattr(self.overlay, name) for name in names}
 
     # ---- opening inputs
