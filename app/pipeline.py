@@ -56,7 +56,8 @@ class PipelineConfig:
     # with one ORT thread leaves the second core of a 2-core machine half idle; two fill it.
     sync_workers: int = 2
     record_queue: int = 32
-    roi: bool = True  # detect the endoscope image area on the first frame
+    roi: bool | tuple[int, int, int, int] = True  # find (and re-check) the endoscope's image area; False: the
+    # whole frame; (x, y, w, h): this area, in frame pixels
     reshow: bool = True  # live: show a frame again when its own mask comes before the next frame
 
     def __post_init__(self) -> None:
@@ -117,6 +118,14 @@ def every_frame_plan(p: Parts) -> Plan:
 PLANS: Registry[Callable[[Parts], Plan]] = Registry("pipeline mode", {"live": live_plan, "sync": every_frame_plan})
 
 
+def _check_roi(roi, frame_size) -> None:
+    """A given image area must lie inside the frame (when the source knows its size)."""
+    if isinstance(roi, tuple) and frame_size and all(frame_size):
+        x, y, w, h = roi
+        if x + w > frame_size[0] or y + h > frame_size[1]:
+            raise ConfigError(f"--roi {x},{y},{w},{h} reaches outside the {frame_size[0]}x{frame_size[1]} frame")
+
+
 class Pipeline:
     """Wires a Source, an engine (or None) and a Sink through the plan its config names."""
 
@@ -124,6 +133,7 @@ class Pipeline:
                  sink: Sink | None = None):
         self.source = source
         self.config = config or PipelineConfig()
+        _check_roi(self.config.roi, source.size)
         self.sink = sink
         self.stats_collector = StatsCollector(keep_records=self.config.metrics_path is not None)
         self._control = Control(sink.on_error if sink is not None else None)

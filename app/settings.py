@@ -56,6 +56,21 @@ def parse_input_size(text: str) -> tuple[int, int]:
     return (parts[0], parts[-1])
 
 
+def parse_roi(text: str) -> bool | tuple[int, int, int, int]:
+    """--roi: 'auto' (find the endoscope's image area, True), 'off' (the whole frame, False) or X,Y,W,H."""
+    word = text.strip().lower()
+    if word in ("auto", "off"):
+        return word == "auto"
+    try:
+        box = tuple(int(v) for v in word.split(","))
+    except ValueError:
+        box = ()
+    if len(box) != 4 or box[0] < 0 or box[1] < 0 or box[2] < 16 or box[3] < 16:
+        raise ConfigError(f"--roi must be auto, off or X,Y,W,H in frame pixels (width and height 16 or more), "
+                          f"e.g. 480,40,1000,1000; got {text!r}")
+    return box
+
+
 def source_spec(video: Any, device: Any, demo: bool) -> str | int | None:
     """The open_source spec for --video / --device / --demo (None: no input given)."""
     if video:
@@ -119,6 +134,9 @@ def add_processing_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--no-reshow", action="store_true",
                      help="live: do not show a frame again when its own mask comes before the next frame "
                           "(the mask then appears one frame later; saves a draw and a paint per frame)")
+    run.add_argument("--roi", default="auto", metavar="auto|off|X,Y,W,H",
+                     help="where the endoscope's image is in the frame: found and re-checked (auto, the default), "
+                          "the whole frame (off), or this rectangle in frame pixels")
     run.add_argument("--record", metavar="OUT.mp4", help="record the annotated video (H.264 MP4)")
     run.add_argument("--record-hud", action="store_true", help="burn the HUD text into the recording")
     run.add_argument("--metrics", metavar="FRAMES.csv", help="write one row of stage timestamps per frame")
@@ -206,6 +224,7 @@ class Settings:
     staleness_s: float = STALENESS_MS / 1000
     sync: bool = False
     reshow: bool = True
+    roi: bool | tuple[int, int, int, int] = True  # True: found and re-checked; False: whole frame; or (x, y, w, h)
     record_path: Path | None = None
     record_hud: bool = False
     metrics_path: Path | None = None
@@ -232,6 +251,7 @@ class Settings:
             overlay=overlay_from_args(args),
             staleness_s=(STALENESS_MS if staleness_ms is None else staleness_ms) / 1000,
             sync=bool(get("sync", False)), reshow=not get("no_reshow", False),
+            roi=parse_roi(str(get("roi") or "auto")),
             record_path=_path(get("record")), record_hud=bool(get("record_hud", False)),
             metrics_path=_path(get("metrics")), frames=get("frames"), screenshot=_path(get("screenshot")),
             fullscreen=bool(get("fullscreen", False)), headless=bool(get("headless", False)),
@@ -272,7 +292,8 @@ class Settings:
 
         return PipelineConfig(mode="sync" if self.sync else "live", staleness_s=self.staleness_s,
                               record_path=self.record_path, record_hud=self.record_hud,
-                              metrics_path=self.metrics_path, max_frames=self.frames, reshow=self.reshow)
+                              metrics_path=self.metrics_path, max_frames=self.frames, reshow=self.reshow,
+                              roi=self.roi)
 
     def load_engine(self):
         """The engine for --model/--backend/--threads/--input-size, or None for `--model none`."""

@@ -109,7 +109,7 @@ def overlay_for(engine: Engine | None) -> Overlay | None:
 class ModelState:
     """The model side that stages read and the controls change: engine, overlay settings, epoch, results, image area."""
 
-    def __init__(self, engine: Engine | None, find_roi: bool):
+    def __init__(self, engine: Engine | None, find_roi: bool | tuple[int, int, int, int]):
         self.lock = threading.RLock()
         self.engine = engine
         self.overlay = overlay_for(engine)
@@ -118,9 +118,10 @@ class ModelState:
         self.epoch = 0
         self.results: deque[Result] = deque(maxlen=RESULT_HISTORY)
         self.failed_engines: set[int] = set()
-        self.roi = None
-        self._find_roi = find_roi
-        self._roi_attempts = 0 if find_roi else ROI_ATTEMPTS
+        fixed = isinstance(find_roi, tuple)  # an area the user gave: kept as it is
+        self.roi: tuple[int, int, int, int] | None = find_roi if isinstance(find_roi, tuple) else None
+        self._find_roi = bool(find_roi) and not fixed
+        self._roi_attempts = 0 if self._find_roi else ROI_ATTEMPTS
         self._roi_candidate: tuple | None = None  # a different area seen at the last re-checks...
         self._roi_agree = 0  # ...and at how many in a row
 

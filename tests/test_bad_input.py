@@ -196,3 +196,10 @@ def test_window_without_a_display_is_one_clear_line(tmp_path):
                          env=env, timeout=60, cwd=tmp_path)
     assert out.returncode == 8
     assert out.stderr.strip().count("\n") == 0 and "no display" in out.stderr and "--headless" in out.stderr
+
+
+def test_a_bad_image_area_is_one_clear_line(capsys, clip):
+    one_error(capsys, 2, "--roi must be auto, off or X,Y,W,H", "--video", clip, "--headless", "--roi", "left")
+    one_error(capsys, 2, "--roi must be", "--video", clip, "--headless", "--roi", "0,0,8,8")
+    one_error(capsys, 2, "reaches outside the 160x120 frame", "--video", clip, "--headless", "--model", "none",
+              "--roi", "100,10,100,100")

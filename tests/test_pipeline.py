@@ -402,3 +402,17 @@ def test_the_image_area_is_checked_again_and_a_new_layout_is_taken():
     for seq in range(0, 4 * every, every):
         off.look_for_roi(Frame(seq, left, 0.0, 0.0))
     assert off.roi is None  # --no-roi: never looked for
+
+
+@pytest.mark.parametrize("roi", [(40, 20, 200, 140), False], ids=["given", "off"])
+def test_an_image_area_given_or_switched_off_is_used_as_it_is(roi):
+    from polypview.settings import parse_roi
+
+    assert parse_roi("auto") is True and parse_roi("OFF") is False and parse_roi("40,20,200,140") == (40, 20, 200, 140)
+    engine = PatternEngine()
+    pipeline = Pipeline(open_source("demo", size=(320, 180), fps=30), engine,
+                        PipelineConfig(mode="sync", max_frames=5, roi=roi), ListSink())
+    pipeline.start()
+    assert pipeline.wait(10)
+    pipeline.stop()
+    assert engine.rois == [roi or None] * 5  # never replaced by a detected area
