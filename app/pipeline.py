@@ -219,7 +219,9 @@ class Pipeline:
 
     @property
     def recording(self) -> bool:
-        return self._tap.recorder is not None
+        """A recording is running: started, not stopped, and not given up (disk full...)."""
+        recorder = self._tap.recorder
+        return recorder is not None and not recorder.failed
 
     def start_recording(self, path, include_hud: bool = False) -> None:
         """Record presented frames to an MP4 (OutputError if the path cannot be written)."""

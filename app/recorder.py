@@ -304,7 +304,9 @@ class Recorder:
             self._drain_queue()
             self._thread.join(1.0)
         if self._thread.is_alive():  # never close the container under a running encode
-            self.report.error = self.report.error or "the recorder did not stop in time"
+            if not self.report.error:  # reported like any recording error: a dialog, a non-zero exit
+                self._fail(OutputError(f"the recorder did not stop within {timeout:g} s: {self.report.path} may be "
+                                       "cut short (is the disk slow or full?)"))
             return self.report
         self._finalise()
         return self.report

@@ -46,6 +46,7 @@ class FakeReport:
     path: Path
     frames_written: int = 0
     frames_dropped: int = 0
+    error: str | None = None
 
 
 class FakeSource:
@@ -71,6 +72,7 @@ class FakePipeline:
         self.overlays, self.engines, self.seeks = [], [engine], []
         self.paused = False
         self.recording = False
+        self.record_error: str | None = None  # the recorder's error, set by a test (disk full...)
         self.stopped_with: float | None = None
         self.stop_errors: list = []  # errors the summary reports (e.g. a recording that failed to finalise)
         self._stop = threading.Event()
@@ -125,7 +127,7 @@ class FakePipeline:
 
     def stop_recording(self):
         self.recording = False
-        return FakeReport(self.recording_path)
+        return FakeReport(self.recording_path, error=self.record_error)
 
     def stats(self):
         return fake_stats(frames_shown=self._seq, masks_shown=int(self._masked),

@@ -239,11 +239,13 @@ def test_pipeline_error_goes_to_the_dialog_function(qtbot, tmp_path, errors):
     window.toggle_recording()
     pipeline = services.pipelines[-1]
     pipeline.recording = False  # the recorder gave up (disk full) and reports it from its thread
+    pipeline.record_error = "disk full while recording x.mp4: free some space"
     pipeline.sink.on_error(OutputError("disk full while recording x.mp4: free some space"))
     qtbot.waitUntil(lambda: bool(errors), timeout=2000)
     assert errors == ["disk full while recording x.mp4: free some space"]
     qtbot.waitUntil(lambda: not window.view.recording, timeout=2000)  # the HUD timer clears REC
     assert not window.record_action.isChecked()
+    assert window.statusBar().currentMessage().startswith("Recording stopped early; what was written is in")
 
 
 def test_bad_input_shows_the_dialog_and_the_start_page(qtbot, tmp_path, errors):

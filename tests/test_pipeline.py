@@ -3,6 +3,7 @@
 import csv
 import threading
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -416,3 +417,19 @@ def test_an_image_area_given_or_switched_off_is_used_as_it_is(roi):
     assert pipeline.wait(10)
     pipeline.stop()
     assert engine.rois == [roi or None] * 5  # never replaced by a detected area
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_recorder_that_gave_up_no_longer_counts_as_recording():
+    sink = ListSink()
+    pipeline = Pipeline(open_source("demo", size=(160, 120), fps=30), None, PipelineConfig(mode="live", roi=False), sink)
+    pipeline.start()
+    pipeline.start_recording("/dev/full")
+    deadline = time.monotonic() + 10
+    while not sink.errors and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sink.errors and "disk full" in str(sink.errors[0])
+    assert not pipeline.recording and not pipeline.stats().recording  # the window clears REC from this
+    report = pipeline.stop_recording()  # what was written is finalised, the error kept
+    assert report is not None and "disk full" in report.error
+    pipeline.stop()

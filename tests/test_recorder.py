@@ -87,6 +87,16 @@ def test_disk_full_stops_recording_cleanly():
     assert report.frames_written + report.frames_dropped == 60
 
 
+def test_a_writer_that_does_not_stop_in_time_is_an_error_not_a_success(tmp_path, monkeypatch):
+    errors = []
+    recorder = Recorder(tmp_path / "slow.mp4", 30, (160, 120), on_error=errors.append)
+    monkeypatch.setattr(recorder, "_write", lambda item: time.sleep(2.5))  # a disk that hangs
+    recorder.submit(RecordItem(0, to_i420(pattern_frame(0))), block=True)
+    report = recorder.close(timeout=0.2)
+    assert recorder.failed and "did not stop within 0.2 s" in report.error and "may be cut short" in report.error
+    assert [str(e) for e in errors] == [report.error]  # reported like disk full: a dialog, a non-zero exit
+
+
 RECORD_FOREVER = textwrap.dedent("""
     import sys, time
     sys.path.insert(0, {tests!r})

@@ -64,7 +64,11 @@ class RecordingMixin:
         except PolypviewError as exc:
             self.show_error(str(exc))
             return
-        self.statusBar().showMessage(f"Saved {report.path if report else self.recording_path}", 8000)
+        path = report.path if report else self.recording_path
+        if report is not None and report.error:  # the error itself came as a dialog when it happened
+            self.statusBar().showMessage(f"Recording stopped early; what was written is in {path}", 0)
+        else:
+            self.statusBar().showMessage(f"Saved {path}", 8000)
 
     def snapshot(self) -> Path | None:
         """Save the annotated frame on screen as a PNG in the recordings folder."""

@@ -26,7 +26,8 @@ class ViewMixin:
         self._check_speed(stats)
         self._show_elapsed()
         if self.record_action.isChecked() and not self.session.recording:
-            self._show_recording(False)  # the recorder stopped itself (e.g. disk full)
+            self._stop_recording()  # the recorder gave up (disk full...): finalise what it wrote
+            self._show_recording(False)
 
     def _check_speed(self, stats: Any) -> None:
         """Say plainly when the model is too slow for this machine to mask most frames.
