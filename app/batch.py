@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
     if args.model is not None and str(args.model).lower() == "none":
         raise ConfigError("polypview batch needs a model: leave --model out for the default, or name one")
-    videos = collect_inputs(args.inputs)
+    videos = collect_inputs(args.inputs, skip=Path(args.out).expanduser())
     out_dir = _out_dir(args.out)
     info = _check_model(args)
     runner = BatchRunner(videos, out_dir, batch_settings(args, info), model=args.model, backend=args.backend,
@@ -79,16 +79,20 @@ def batch_settings(args, info=None):
     return BatchSettings(model=path.stem, model_sha256=file_sha256(path), overlay=overlay, video=not args.no_video)
 
 
-def collect_inputs(inputs: list[str]) -> list[Path]:
+def collect_inputs(inputs: list[str], skip: Path | None = None) -> list[Path]:
     """Video paths from files, folders and list files, in the given order, without duplicates.
 
     A command-line path that does not exist is a ConfigError; a path named in a list file that does
-    not exist is kept (its video is recorded as failed, and the batch goes on)."""
+    not exist is kept (its video is recorded as failed, and the batch goes on). A folder search leaves
+    out the folder `skip` (the batch's --out, when it lies inside an input folder: its annotated videos
+    are outputs, not inputs to annotate on the next run)."""
     seen: dict[Path, None] = {}
+    skip = skip.resolve() if skip is not None else None
     for text in inputs:
         path = Path(text).expanduser()
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file())
+            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file()
+                           and not (skip is not None and p.resolve().is_relative_to(skip)))
         elif path.suffix.lower() in LIST_EXTENSIONS and path.is_file():
             found = _read_list(path)
         elif path.exists():

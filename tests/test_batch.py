@@ -62,6 +62,16 @@ def test_inputs_from_files_folders_and_lists(tmp_path):
         collect_inputs([str(tmp_path / "empty")])
 
 
+def test_an_out_folder_inside_an_input_folder_is_not_searched(tmp_path):
+    archive = tmp_path / "archive"
+    (archive / "annotated").mkdir(parents=True)
+    case = archive / "case.mp4"
+    case.write_bytes(b"x")
+    (archive / "annotated" / "case.mp4").write_bytes(b"x")  # the last run's output
+    assert collect_inputs([str(archive)], skip=archive / "annotated") == [case.resolve()]
+    assert len(collect_inputs([str(archive)])) == 2  # without it, the output would be annotated again
+
+
 def test_output_names_are_unique():
     names = output_names([Path("/x/case.mp4"), Path("/y/case.mp4"), Path("/y/other.avi")])
     assert names[2] == "other" and names[0] != names[1] and all(n.startswith("case-") for n in names[:2])
