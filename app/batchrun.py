@@ -177,7 +177,7 @@ class BatchRunner:
         try:
             with sigint_sets(stop):
                 pool.grow(min(workers or default_workers(ray), len(todo)))
-                pending = deque((job, 1) for job in todo)
+                pending = deque((job, 1, None) for job in todo)  # (job, attempt, the worker it failed on)
                 while (pending or running) and not stop.is_set():
                     self._submit(pool, pending, running)
                     ready, _ = ray.wait(list(running), num_returns=1, timeout=POLL_S)
@@ -196,12 +196,30 @@ class BatchRunner:
         return True
 
     def _submit(self, pool: Pool, pending: deque, running: dict) -> None:
+        """Hand pending videos to idle workers, the first in line first; a video that failed goes to
+        another worker than the one it failed on (a badly set-up node must not fail it twice), unless
+        the pool has only that one."""
         while pending and pool.idle:
-            job, attempt = pending.popleft()
-            actor = pool.idle.popleft()
+            pick = self._pick(pool, pending, len(running))
+            if pick is None:  # what is left waits for a worker that is busy now
+                return
+            job, attempt, _ = pending[pick[0]]
+            del pending[pick[0]]
+            actor = pick[1]
+            pool.idle.remove(actor)
             running[actor.process.remote(job, self.settings, attempt)] = (job, attempt, actor)
             if self.on_submit is not None:
                 self.on_submit(job, attempt, pool.pids[actor])
+
+    @staticmethod
+    def _pick(pool: Pool, pending: deque, busy: int):
+        """(index in pending, idle worker) of the next video to start, or None."""
+        alone = len(pool.idle) + busy == 1
+        for i, (_, _, failed_on) in enumerate(pending):
+            for actor in pool.idle:
+                if actor is not failed_on or alone:
+                    return i, actor
+        return None
 
     def _collect(self, ray, pool: Pool, ref, entry, pending: deque, bar) -> None:
         job, attempt, actor = entry
@@ -216,7 +234,7 @@ class BatchRunner:
             self.frames_done += reply["summary"]["frames"]
         elif attempt < ATTEMPTS:
             job.remove_partials()
-            pending.appendleft((job, attempt + 1))
+            pending.appendleft((job, attempt + 1, actor))  # a dead worker's replacement is another worker
             return
         else:
             job.remove_partials()

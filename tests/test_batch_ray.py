@@ -59,9 +59,11 @@ def test_batch_on_ray_records_the_failure_and_redoes_nothing(local_ray, three_cl
     out.mkdir()
     submitted = []
     code, runner = run_batch(three_clips, out, color_model, on_submit=lambda job, attempt, pid: submitted.append(
-        (job.name, attempt)))
+        (job.name, attempt, pid)))
     assert code == 1
-    assert sorted(submitted) == [("a", 1), ("b", 1), ("c", 1), ("c", 2)]
+    assert sorted(s[:2] for s in submitted) == [("a", 1), ("b", 1), ("c", 1), ("c", 2)]
+    pids = {attempt: pid for name, attempt, pid in submitted if name == "c"}
+    assert pids[1] != pids[2]  # the retry runs on the other worker, not on the one it failed on
     status = {o.job.name: (o.status, o.attempts) for o in runner.outcomes.values()}
     assert status == {"a": ("done", 1), "b": ("done", 1), "c": ("failed", 2)}
     index = {row["name"]: row for row in csv.DictReader(open(out / "index.csv"))}
