@@ -239,7 +239,8 @@ def _mark(passed: bool | None) -> str:
 def _delays(p: dict) -> str:
     if not p or not p.get("count"):
         return "n/a"
-    return f"{p['p50']:.0f} / {p['p95']:.0f} / {p['p99']:.0f} / {p['max']:.0f} ms"
+    low = f"{p['min']:.0f} / " if p.get("min") is not None else "- / "
+    return low + f"{p['p50']:.0f} / {p['p95']:.0f} / {p['p99']:.0f} / {p['max']:.0f} ms"
 
 
 def header_lines(info: dict, gui: dict | None) -> list[str]:
@@ -310,7 +311,7 @@ def run_rows(clip: dict, checks: dict[str, dict]) -> list[tuple[str, str, str, s
         if r.get("frames_reshown"):
             again = 100 * r["frames_reshown"] / max(r["frames_shown"], 1)
             rows.append(("", f"  shown again with their own mask {again:.1f} %", "", ""))
-        rows.append(("", f"annotation delay p50/p95/p99/max {_delays(r['annotation_delay_ms'])}", "", ""))
+        rows.append(("", f"annotation delay min/p50/p95/p99/max {_delays(r['annotation_delay_ms'])}", "", ""))
         parts = r.get("annotation_parts_ms") or {}
         if parts.get("inference_worker", {}).get("count"):
             rows.append(("", "  = wait for worker + worker + wait for display, p50: " + " + ".join(
@@ -318,7 +319,7 @@ def run_rows(clip: dict, checks: dict[str, dict]) -> list[tuple[str, str, str, s
         if name == "live":
             rows.append(("", "  annotation delay p50", *mark("live_p50")))
             rows.append(("", "  annotation delay p99", *mark("live_p99")))
-        rows.append(("", f"video delay p50/p95/p99/max {_delays(r['video_delay_ms'])}", "", ""))
+        rows.append(("", f"video delay min/p50/p95/p99/max {_delays(r['video_delay_ms'])}", "", ""))
         if name == "live_record":
             rows.append(("", f"recorded {r['frames_in_file']} of {r['frames_shown']} shown "
                              f"(lost {r['recorded_lost']}, recorder drops {r['record_dropped']})", *mark(f"{prefix}_lost")))

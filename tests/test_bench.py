@@ -42,6 +42,8 @@ def test_quick_bench_writes_every_section_and_prints_the_table(tmp_path, color_m
     printed = capsys.readouterr().out
     for text in ("polypview bench", "inference (the model alone)", "I/O floor", "sync / naive", "targets (live 1080p30"):
         assert text in printed
+    delay = clip["live"]["annotation_delay_ms"]
+    assert f"annotation delay min/p50/p95/p99/max {delay['min']:.0f} / {delay['p50']:.0f} /" in printed
 
 
 def test_bench_on_a_given_clip_runs_only_the_chosen_runs(tmp_path, color_model, capsys):

@@ -267,3 +267,15 @@ def test_open_device_lists_the_devices_and_remembers_the_choice(qtbot, tmp_path,
     assert services.opened[-1] == ("/dev/video2", (1920, 1080), 60.0, "MJPG")
     window.actions["open_device"].trigger()
     assert offered[-1][1] == choice  # remembered
+
+
+def test_a_recordings_folder_that_cannot_be_made_says_what_to_do(qtbot, tmp_path, errors):
+    window = open_window(qtbot, tmp_path, FakeServices())
+    wait_frames(qtbot, window)
+    (tmp_path / "a-file").write_text("not a folder")
+    window.options.recordings_dir = tmp_path / "a-file" / "rec"
+    window.toggle_recording()
+    qtbot.waitUntil(lambda: bool(errors), timeout=2000)
+    assert len(errors) == 1 and errors[0].startswith("cannot record to ")
+    assert errors[0].endswith("choose another folder (File → Recordings folder)")
+    assert not window.record_action.isChecked() and not window.view.recording

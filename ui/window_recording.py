@@ -52,7 +52,9 @@ class RecordingMixin:
         try:
             self.session.start_recording(path)
         except OSError as exc:
-            message = str(exc) if isinstance(exc, PolypviewError) else f"cannot record to {path}: {exc}"
+            message = (str(exc) if isinstance(exc, PolypviewError) else
+                       f"cannot record to {path}: {exc.strerror or exc}; choose another folder "
+                       "(File → Recordings folder)")
             self.show_error(message)
             return False
         self.statusBar().showMessage(f"Recording to {path}", 0)
