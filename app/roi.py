@@ -10,6 +10,7 @@ DARK_LEVEL = 20  # grey level at or below which a pixel counts as border (video 
 OPEN_FRACTION = 0.025  # opening kernel, as a share of the width: removes text, keeps the image
 MIN_FRACTION = 0.15  # an image area smaller than this share of the frame is not believed
 FULL_FRACTION = 0.97  # an area this close to the frame size means "no border"
+SEEN_FRACTION = 0.05  # a frame with fewer bright pixels than this share is too dark to judge the area by
 
 
 def detect_roi(frame_bgr: np.ndarray) -> tuple[int, int, int, int] | None:
@@ -25,8 +26,6 @@ def find_image_area(frame_bgr: np.ndarray) -> tuple[tuple[int, int, int, int] | 
     small = cv2.resize(frame_bgr, (max(1, round(frame_w * scale)), max(1, round(frame_h * scale))),
                        interpolation=cv2.INTER_AREA)
     bright = _bright_mask(small)
-    if bright.mean() < MIN_FRACTION:
-        return None, False
     box = _largest_region(bright)
     if box is None:
         return None, False
@@ -35,9 +34,10 @@ def find_image_area(frame_bgr: np.ndarray) -> tuple[tuple[int, int, int, int] | 
     h = min(int(np.ceil((box[1] + box[3]) / scale)), frame_h) - y
     if w * h < MIN_FRACTION * frame_w * frame_h:
         return None, False
+    seen = bool(bright.mean() >= SEEN_FRACTION)
     if w >= FULL_FRACTION * frame_w and h >= FULL_FRACTION * frame_h:
-        return None, True
-    return (x, y, w, h), True
+        return None, seen
+    return (x, y, w, h), seen
 
 
 def same_area(a, b, frame_shape, min_iou: float = 0.9) -> bool:

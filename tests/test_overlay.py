@@ -315,3 +315,17 @@ def test_a_polyp_is_drawn_in_one_colour_unless_per_pixel_classes_are_asked(per_r
     right = out[100:160, 250:270].reshape(-1, 3).astype(int)  # inside the non-neoplastic columns
     want = [50, 50, 178] if per_region else [50, 178, 50]
     assert (np.abs(right - want) <= 1).all()
+
+
+def test_a_dark_frame_is_not_judged_for_the_image_area():
+    from polypview.roi import find_image_area, same_area
+
+    frame = np.zeros((720, 1280, 3), np.uint8)
+    assert find_image_area(frame) == (None, False)
+    frame[100:400, 100:700] = 30  # a dim square, 20 % of the frame: an area, and enough to judge by
+    area, seen = find_image_area(frame)
+    assert seen and area is not None and abs(area[0] - 100) <= 8
+    assert same_area(area, (100, 100, 600, 300), frame.shape) and not same_area(area, None, frame.shape)
+    sparse = np.zeros((720, 1280, 3), np.uint8)
+    sparse[::40, :] = 200  # thin bright lines: nothing a view could be
+    assert find_image_area(sparse)[1] is False
