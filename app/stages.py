@@ -118,9 +118,9 @@ class ModelState:
         self.epoch = 0
         self.results: deque[Result] = deque(maxlen=RESULT_HISTORY)
         self.failed_engines: set[int] = set()
-        fixed = isinstance(find_roi, tuple)  # an area the user gave: kept as it is
+        # an area the user gave is kept as it is; True: found, then re-checked; False: the whole frame
         self.roi: tuple[int, int, int, int] | None = find_roi if isinstance(find_roi, tuple) else None
-        self._find_roi = bool(find_roi) and not fixed
+        self._find_roi = find_roi is True
         self._roi_attempts = 0 if self._find_roi else ROI_ATTEMPTS
         self._roi_candidate: tuple | None = None  # a different area seen at the last re-checks...
         self._roi_agree = 0  # ...and at how many in a row
