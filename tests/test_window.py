@@ -73,6 +73,22 @@ def test_settings_survive_a_restart(qtbot, tmp_path, errors):
     assert errors == []
 
 
+@pytest.mark.parametrize("min_area, label", [(0.02, "min area 2.00%"), (0.00005, "min area 0.005%")])
+def test_a_command_line_min_area_off_the_slider_steps_is_kept(qtbot, tmp_path, errors, min_area, label):
+    # --min-area 2 % (above the slider's 1 %) or 0.005 % (between its steps): moving another control must not
+    # clamp or round it; moving the area slider itself sets it
+    window = window_with(qtbot, tmp_path, FakeServices(), Preferences(), overlay={"min_area": min_area})
+    wait_frames(qtbot, window)
+    assert window.panel.area_label.text() == label
+    window.panel.opacity_slider.setValue(30)
+    assert window.pipeline.overlays[-1].min_area == min_area
+    assert window.panel.overlay_values()["min_area"] == min_area
+    window.panel.area_slider.setValue(3)
+    assert window.pipeline.overlays[-1].min_area == pytest.approx(0.0003)
+    assert window.panel.area_label.text() == "min area 0.03%"
+    assert errors == []
+
+
 def test_without_a_store_nothing_is_remembered(qtbot, tmp_path, errors):
     window = open_window(qtbot, tmp_path, FakeServices())
     window.panel.opacity_slider.setValue(10)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtGui import QAction
 from PyQt6.QtWidgets import (
@@ -25,7 +27,7 @@ from polypview.ui.hud import LegendWidget
 OPEN_MODEL_ITEM = "Open model file…"
 STYLES = ("fill", "contour")
 AREA_STEP = 0.0001  # the min-area slider moves in steps of 0.01 % of the image area...
-AREA_STEPS = 100  # ...up to 1 %
+AREA_STEPS = 100  # ...up to 1 % (further when a larger value was given on the command line)
 
 
 def _slider(lo: int, hi: int, value: int) -> QSlider:
@@ -107,7 +109,8 @@ class ControlPanel(QWidget):
         self.peak_slider = _slider(0, 99, 90)
         self.peak_slider.setToolTip("a region is drawn only if its most confident pixel reaches this: fewer faint "
                                     "false regions on normal mucosa (at or below the threshold: off)")
-        self.area_slider = _slider(0, AREA_STEPS, 5)
+        self.area_slider = _slider(0, AREA_STEPS, 0)
+        self._min_area = 0.0  # exact (set_overlay_values): a value between the slider's steps stays until it moves
         self.area_slider.setToolTip("smaller regions are not drawn (a share of the image area): raise it to hide "
                                     "specks, lower it for tiny polyps")
         self.opacity_label, self.threshold_label, self.peak_label = QLabel(), QLabel(), QLabel()
@@ -120,6 +123,7 @@ class ControlPanel(QWidget):
         form.addRow(self.threshold_label, self.threshold_slider)
         form.addRow(self.peak_label, self.peak_slider)
         form.addRow(self.area_label, self.area_slider)
+        self.area_slider.valueChanged.connect(self._area_moved)  # before _changed, which reads the value
         for signal in (self.overlay_check.toggled, self.legend_check.toggled, self.region_check.toggled,
                        self.style_combo.currentIndexChanged, self.opacity_slider.valueChanged,
                        self.threshold_slider.valueChanged, self.peak_slider.valueChanged,
@@ -139,9 +143,9 @@ class ControlPanel(QWidget):
         self.model_combo.blockSignals(False)
 
     def set_overlay_values(self, enabled: bool, style: str, opacity: float, threshold: float, legend: bool,
-                           one_class_per_region: bool = True, min_peak: float = 0.9,
-                           min_area: float = 0.0005) -> None:
-        """Show these settings without emitting overlay_changed."""
+                           one_class_per_region: bool, min_peak: float, min_area: float) -> None:
+        """Show these settings without emitting overlay_changed; they are kept exactly as given (a --min-area
+        between the slider's steps or above its 1 % is not rounded or clamped when another control moves)."""
         widgets = (self.overlay_check, self.legend_check, self.region_check, self.style_combo, self.opacity_slider,
                    self.threshold_slider, self.peak_slider, self.area_slider)
         for w in widgets:
@@ -153,7 +157,9 @@ class ControlPanel(QWidget):
         self.opacity_slider.setValue(round(opacity * 100))
         self.threshold_slider.setValue(round(threshold * 100))
         self.peak_slider.setValue(round(min_peak * 100))
-        self.area_slider.setValue(min(AREA_STEPS, round(min_area / AREA_STEP)))
+        self.area_slider.setMaximum(max(AREA_STEPS, math.ceil(min_area / AREA_STEP)))
+        self.area_slider.setValue(round(min_area / AREA_STEP))
+        self._min_area = min_area
         for w in widgets:
             w.blockSignals(False)
         self._update_labels()
@@ -166,10 +172,13 @@ class ControlPanel(QWidget):
             "opacity": self.opacity_slider.value() / 100,
             "threshold": self.threshold_slider.value() / 100,
             "min_peak": self.peak_slider.value() / 100,
-            "min_area": self.area_slider.value() * AREA_STEP,
+            "min_area": self._min_area,
             "legend": self.legend_check.isChecked(),
             "one_class_per_region": self.region_check.isChecked(),
         }
+
+    def _area_moved(self, value: int) -> None:
+        self._min_area = value * AREA_STEP
 
     def _changed(self) -> None:
         self._update_labels()
@@ -184,7 +193,7 @@ class ControlPanel(QWidget):
         peak = self.peak_slider.value()
         self.peak_label.setText(f"region peak {peak / 100:.2f}" if peak > self.threshold_slider.value()
                                 else "region peak off")
-        self.area_label.setText(f"min area {self.area_slider.value() * AREA_STEP * 100:.2f}%")
+        self.area_label.setText(f"min area {self._min_area * 100:.{2 if self._min_area >= AREA_STEP else 3}f}%")
 
 
 class TransportBar(QWidget):
