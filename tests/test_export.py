@@ -5,6 +5,7 @@ import dataclasses
 import onnx
 import pytest
 import torch
+from onnx import numpy_helper
 from torch import nn
 
 from polypview.cli import main
@@ -155,6 +156,10 @@ def test_int8_quantization_keeps_metadata_and_refuses_a_poor_match(tmp_path):
     proto = onnx.load(str(tmp_path / "c8.onnx"))
     assert {"QuantizeLinear", "DequantizeLinear"} <= {n.op_type for n in proto.graph.node}
     assert _metadata(tmp_path / "c8.onnx") == _metadata(fp32.path)
+    # 7-bit weights: u8 activations times weights, summed in pairs, fit 16 bits (2 * 255 * 64 < 32767) on CPUs
+    # without VNNI
+    weights = [numpy_helper.to_array(t) for t in proto.graph.initializer if t.data_type == onnx.TensorProto.INT8]
+    assert weights and max(int(abs(w.astype(int)).max()) for w in weights) <= 64
     with pytest.raises(ModelFileError, match="agrees with fp32 on only"):
         quantize_file(fp32.path, tmp_path / "bad.onnx", images[:4], images[4:], min_agreement=1.01)
     assert not (tmp_path / "bad.onnx").exists()
@@ -272,7 +277,7 @@ def test_shipped_nanonet_files_hold_the_inference_graph_of_their_weights(name):
     with torch.no_grad():
         reference = foreground_probs("trinary", model.eval()(torch.from_numpy(x))).numpy()
     probs = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {INPUT_NAME: x})[0]
-    assert np.abs(probs - reference).max() < 1e-2  # fp16-stored folded weights against the training module
+    assert np.abs(probs - reference).max() < 1e-2  # fp16- or int8-stored folded weights against the training module
 
 
 def test_a_model_file_takes_its_own_region_peak_with_its_weights_untouched(tmp_path, capsys):

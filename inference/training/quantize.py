@@ -31,6 +31,10 @@ MIN_AGREEMENT = 0.98  # share of pixels whose label the int8 model keeps
 CALIBRATION_IMAGES = 64
 CHECK_IMAGES = 16
 PERCENTILE = 99.99
+# Weights in 7 bits: on x86 CPUs without VNNI (most Intel desktops before 2021, common in tower PCs) ONNX Runtime
+# multiplies u8 activations by s8 weights in pairs summed into 16 bits (VPMADDUBSW), which 8-bit weights can
+# saturate (255 * 127 * 2 > 32767); with 7-bit weights they cannot (255 * 64 * 2 < 32767).
+REDUCE_RANGE = True
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,7 @@ def quantize_file(fp32_path: Path, out_path: Path, calibration: list[Path], chec
             try:
                 quantize_static(str(prepared), str(out_path), Reader(), quant_format=QuantFormat.QDQ,
                                 per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                                reduce_range=REDUCE_RANGE,
                                 calibrate_method=method, extra_options=extra,
                                 calibration_providers=["CPUExecutionProvider"])
                 break
