@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Issue 4's GPU part in one device call: install polypview beside the image's CUDA PyTorch, run the
 # CUDA tests, time the models alone (eager vs CUDA graph, fp16 vs fp32), then `polypview bench` at
-# 1080p60 on the torch CUDA backend for BlazeNeo-DHA at 352x352 and for the CPU default.
+# 1080p60 on the torch CUDA backend for BlazeNeo-DHA at 352x352 and for the CPU default (on torch: its
+# float weights from the .pt, not the int8 ONNX file).
 #
 #   here, once:       tools/gpu_pack.sh                       (PyAV for the GPU image, into .gpu/)
 #   on the device:    run(command="bash tools/gpu_check.sh", carry=[".gpu"], timeout_s=540)
@@ -43,5 +44,5 @@ bench() {  # name, then polypview bench options
   grep -E "^(model|  (pass|FAIL|n/a) )" "$OUT/bench-$name.txt" || tail -5 "$OUT/bench-$name.txt"
 }
 bench gpu-blazeneo-dha-352-1080p60 --model blazeneo-dha --input-size 352
-bench gpu-nanonet-a-neo-1080p60
+bench gpu-default-1080p60  # the CPU default, nanonet-lite0-neo (its .pt weights at 320 px)
 ls -la "$OUT"
