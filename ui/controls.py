@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtGui import QAction
 from PyQt6.QtWidgets import (
@@ -157,8 +155,9 @@ class ControlPanel(QWidget):
         self.opacity_slider.setValue(round(opacity * 100))
         self.threshold_slider.setValue(round(threshold * 100))
         self.peak_slider.setValue(round(min_peak * 100))
-        self.area_slider.setMaximum(max(AREA_STEPS, math.ceil(min_area / AREA_STEP)))
-        self.area_slider.setValue(round(min_area / AREA_STEP))
+        steps = round(min_area / AREA_STEP)
+        self.area_slider.setMaximum(max(AREA_STEPS, steps))
+        self.area_slider.setValue(steps)
         self._min_area = min_area
         for w in widgets:
             w.blockSignals(False)
