@@ -147,7 +147,7 @@ RESUNETPP = Recipe(
 # trinary + auxiliary loss with the non-neoplastic pixels' cross-entropy weighted 3x (without it,
 # nanonet-lite0-neo's first 5 epochs never predicted the class: val Dice 0.0, 0.06 at epoch 6),
 # non-neoplastic images 2x. AdamW with a short warm-up (the decoder starts random) and cosine
-# decay; 256 px, the size the model file runs at.
+# decay; 256 px (the default's file runs these weights at 320 px, docs/models.md).
 LITE_NEO = Recipe(
     family="lite-neo", optimizer="adamw", lr=1e-3, weight_decay=1e-4, schedule="warmup_cosine",
     warmup_epochs=1, min_lr=1e-5, epochs=20, batch=8, size=256, multiscale=(), oversample=2,
