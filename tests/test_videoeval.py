@@ -470,3 +470,6 @@ def test_the_peak_rule_takes_the_fewest_false_regions_within_the_missed_bound_el
     peak, why = tool.choose_peak(weak)
     assert peak == 0.95 and "smallest sum" in why  # 0.33 against 0.37 and 0.42
     assert tool.choose_peak({0.9: r(0.0, None, None), 0.95: r(0.0, None, None)})[0] == 0.95  # no polyp-free frames
+    # the later rule: within a false-region budget, the fewest misses
+    assert tool.fewest_misses_within(results, 190) == 0.95 and tool.fewest_misses_within(results, 300) == 0.9
+    assert tool.fewest_misses_within(results, 100) is None
