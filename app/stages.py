@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from polypview.errors import PolypviewError
-from polypview.overlay import Overlay, OverlaySettings, detect_roi
+from polypview.overlay import Overlay, OverlaySettings
 from polypview.protocols import Engine, Source
-from polypview.roi import find_image_area, same_area
+from polypview.roi import detect_roi, find_image_area, same_area
 from polypview.sources import Frame
 from polypview.stats import StatsCollector
 
