@@ -246,3 +246,35 @@ def test_blazeneo_regions_loss_adds_the_region_term_and_trains():
     assert parts["region_cls"] == pytest.approx(math.log(2), rel=1e-4)  # p = 1/2 for every region
     total.backward()
     assert torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0
+
+
+def test_region_peak_term_counts_each_polyp_and_each_image_once():
+    labels = torch.full((2, 32, 32), BACKGROUND, dtype=torch.int64)
+    labels[0, 4:20, 4:20] = NEOPLASTIC  # a large polyp
+    labels[1, 30:32, 0:2] = NON_NEOPLASTIC  # a 4-pixel sliver at the corner
+    right = _trinary_logits(labels)
+    assert float(losses.region_peak_term(right, labels)) < 1e-6
+    # The sliver unsure (all logits 0: polyp score 2/3 on its 4 pixels): a per-pixel loss barely moves (4 of 2048 pixels),
+    # the peak term takes half of one polyp's log 2.
+    unsure = right.clone()
+    unsure[1, :, 30:32, 0:2] = 0.0
+    assert float(losses.region_peak_term(unsure, labels)) == pytest.approx(math.log(1.5) / 2, rel=1e-3)
+    # One confident false pixel far from the polyp costs a whole image's worth; next to it (inside the margin) nothing.
+    false = right.clone()
+    false[0, :, 28, 28] = torch.tensor([BIG, 0.0, 0.0])
+    assert float(losses.region_peak_term(false, labels)) == pytest.approx(BIG / 2, rel=1e-3)
+    rim = right.clone()
+    rim[0, :, 22, 22] = torch.tensor([BIG, 0.0, 0.0])
+    assert float(losses.region_peak_term(rim, labels)) < 1e-6
+
+
+def test_blazeneo_peaks_loss_adds_the_peak_term_and_trains():
+    labels = _labels()
+    logits = torch.zeros(2, 3, 8, 8, requires_grad=True)
+    total, parts = losses.create_loss("blazeneo_peaks")({"main": logits}, labels)
+    base, _ = losses.create_loss("blazeneo_balanced")({"main": logits}, labels)
+    assert float(total.detach()) == pytest.approx(float(base.detach()) + parts["region_peak"], rel=1e-5)
+    total.backward()
+    assert torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0
+    background_only = torch.full((1, 4, 4), BACKGROUND, dtype=torch.int64)  # all logits 0: score 2/3 off any polyp
+    assert float(losses.region_peak_term(torch.zeros(1, 3, 4, 4), background_only)) == pytest.approx(math.log(3))

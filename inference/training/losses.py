@@ -238,6 +238,53 @@ def blazeneo_region_loss(outputs: dict, labels: torch.Tensor, weight: float = 1.
     return total + weight * region, {**parts, **_parts(region_cls=region)}
 
 
+# Pixels within this many of a true polyp are left out of the peak term's "outside" (its blurred rim).
+PEAK_MARGIN = 8
+
+
+def polyp_logit(logits: torch.Tensor) -> torch.Tensor:
+    """(N,H,W) logit of the app's polyp score p_neo + p_non = 1 - p_background."""
+    return torch.logsumexp(logits[:, [NEOPLASTIC, NON_NEOPLASTIC]], dim=1) - logits[:, BACKGROUND]
+
+
+def region_peak_term(logits: torch.Tensor, labels: torch.Tensor, margin: int = PEAK_MARGIN) -> torch.Tensor:
+    """Peak term: every true polyp's best pixel up, every image's best pixel off the polyps down.
+
+    The overlay draws a region only when its highest polyp score reaches the region peak: a polyp is
+    missed when its best pixel stays under it, a false region appears when a blob on the mucosa
+    reaches it. This term is BCE(max polyp logit over a true polyp, 1) averaged over the batch's
+    polyps, plus BCE(max polyp logit outside the polyps dilated by `margin` pixels, 0) averaged over
+    the images that have such pixels (undefined pixels excluded): each polyp and each image counts once,
+    whatever its size, as the region counts of the tower clip do.
+    """
+    logits = _fit(logits, labels)
+    _check_channels(logits, 3, "region peak")
+    score = polyp_logit(logits)
+    ids, classes = polyp_regions(labels)
+    parts = []
+    if classes.numel():
+        inside = ids > 0
+        best = torch.full((classes.numel(),), -torch.inf, device=score.device).scatter_reduce(
+            0, ids[inside] - 1, score[inside], reduce="amax")
+        parts.append(F.softplus(-best).mean())
+    polyp = polyp_target(labels)
+    near = F.max_pool2d(polyp, 2 * margin + 1, stride=1, padding=margin)[:, 0] > 0
+    outside = ~near & (labels != UNDEFINED)
+    has = outside.flatten(1).any(dim=1)
+    if has.any():
+        worst = score.masked_fill(~outside, -torch.inf).flatten(1).amax(dim=1)[has]
+        parts.append(F.softplus(worst).mean())
+    return sum(parts) if parts else logits.sum() * 0.0
+
+
+def blazeneo_peak_loss(outputs: dict, labels: torch.Tensor, weight: float = 1.0,
+                       class_weights: tuple[float, float, float] | None = None) -> tuple[torch.Tensor, dict]:
+    """BlazeNeo loss (optionally class-weighted) plus `weight` x the region peak term on the main output."""
+    total, parts = blazeneo_loss(outputs, labels, class_weights)
+    peak = region_peak_term(outputs["main"], labels)
+    return total + weight * peak, {**parts, **_parts(region_peak=peak)}
+
+
 def bce_dice_loss(outputs: dict, labels: torch.Tensor) -> tuple[torch.Tensor, dict]:
     """Binary polyp heads: mean BCE + NanoNet's batch Dice loss (BCE steadies training from scratch)."""
     target, bce, dice = polyp_target(labels), 0.0, 0.0
@@ -312,6 +359,7 @@ LOSSES: Registry[LossFn] = Registry("loss", {
     "blazeneo": blazeneo_loss,
     "blazeneo_balanced": partial(blazeneo_loss, class_weights=(1.0, NON_NEOPLASTIC_WEIGHT, 1.0)),
     "blazeneo_regions": blazeneo_region_loss,
+    "blazeneo_peaks": partial(blazeneo_peak_loss, class_weights=(1.0, NON_NEOPLASTIC_WEIGHT, 1.0)),
     "bce_dice": bce_dice_loss,
     "dice": nanonet_dice_loss,
     "structure": mseg_structure_loss,
