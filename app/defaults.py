@@ -2,3 +2,4 @@
 
 STALENESS_MS = 150.0  # a mask older than this is not drawn
 STOP_TIMEOUT_S = 5.0  # stopping the pipeline (and finalising a recording) never takes longer
+OVERLAY_STYLES = ("fill", "contour", "box")  # filled masks, outlines, or a rectangle around each polyp

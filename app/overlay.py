@@ -1,4 +1,4 @@
-"""Draw a prediction on a video frame: filled masks or contours, and a legend.
+"""Draw a prediction on a video frame: filled masks, contours or boxes, and a legend.
 
 Everything outside the drawn mask, contour and legend keeps the source pixels exactly (a
 regulatory requirement for CADe devices). The work is done at model resolution; only the
@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from polypview.defaults import OVERLAY_STYLES
 from polypview.errors import ConfigError
 from polypview.inference.runtime.labels import one_class_per_region
 from polypview.roi import detect_roi
@@ -21,7 +22,7 @@ from polypview.roi import detect_roi
 if TYPE_CHECKING:  # only the type is needed: drawing must not depend on the runtime module
     from polypview.inference.runtime.engine import Prediction
 
-STYLES = ("fill", "contour")
+STYLES = OVERLAY_STYLES
 Rect = tuple[int, int, int, int]  # (x, y, w, h)
 
 __all__ = ["STYLES", "Overlay", "OverlaySettings", "Region", "detect_roi", "find_regions", "keep_regions"]
@@ -32,7 +33,7 @@ class OverlaySettings:
     """How the overlay is drawn; adjustable live (the pipeline swaps the whole object)."""
 
     enabled: bool = True
-    style: str = "fill"  # "fill" | "contour"
+    style: str = "fill"  # "fill" | "contour" | "box"
     opacity: float = 0.45
     threshold: float = 0.5
     min_area: float = 0.0005  # fraction of the image (ROI) area; smaller regions are not drawn
@@ -202,6 +203,8 @@ class Overlay:
         mask, labels = _upscale(p, keep, labels, crop, rect, s.threshold)
         if s.style == "fill":
             self._fill(out, rect, mask, labels, s.opacity, limit)
+        elif s.style == "box":
+            self._boxes(out, rect, mask, labels, limit)
         else:
             self._contours(out, rect, mask, labels, limit)
 
@@ -230,6 +233,29 @@ class Overlay:
             if contours:
                 cv2.drawContours(patch, contours, -1, tuple(int(c) for c in colour), thickness,
                                  cv2.LINE_AA, offset=offset)
+
+    def _boxes(self, out, rect: Rect, mask, labels, limit: Rect) -> None:
+        """A rectangle one line width outside each drawn region, in the colour most of its pixels have;
+        the lesion itself stays untouched."""
+        thickness = self._thickness(out)
+        reach = 2 * thickness  # the gap, then the line
+        area = _clip(_grow(rect, reach), limit)
+        if area is None:
+            return
+        count, components, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        inside = mask > 0
+        classes = len(self.colors_bgr)
+        votes = np.bincount(components[inside] * classes + np.minimum(labels[inside], classes - 1),
+                            minlength=count * classes).reshape(count, classes)
+        patch = out[area[1]:area[1] + area[3], area[0]:area[0] + area[2]]  # drawing clips to the patch
+        ox, oy = rect[0] - area[0], rect[1] - area[1]
+        half = thickness // 2  # cv2 centres the line on the rectangle: keep it wholly outside the gap
+        for k in range(1, count):
+            x, y, w, h = (int(v) for v in stats[k, :4])
+            colour = tuple(int(c) for c in self.colors_bgr[int(votes[k].argmax())])
+            gap = thickness + half
+            cv2.rectangle(patch, (ox + x - gap, oy + y - gap), (ox + x + w - 1 + gap, oy + y + h - 1 + gap),
+                          colour, thickness, cv2.LINE_8)
 
     @staticmethod
     def _thickness(frame: np.ndarray) -> int:

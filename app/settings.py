@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from polypview.defaults import STALENESS_MS, STOP_TIMEOUT_S
+from polypview.defaults import OVERLAY_STYLES, STALENESS_MS, STOP_TIMEOUT_S
 from polypview.errors import ConfigError
 
 SIZE_STEP = 32  # the networks halve their input five times: input sizes are multiples of this
@@ -147,7 +147,8 @@ def add_processing_arguments(parser: argparse.ArgumentParser) -> None:
 def add_overlay_arguments(parser: argparse.ArgumentParser) -> None:
     """How masks are drawn (read back by overlay_from_args)."""
     ov = parser.add_argument_group("overlay")
-    ov.add_argument("--style", choices=("fill", "contour"), help="filled masks or contours (default fill)")
+    ov.add_argument("--style", choices=OVERLAY_STYLES,
+                    help="filled masks, contours, or a box around each polyp (default fill)")
     ov.add_argument("--opacity", type=float, help="mask opacity 0..1 (default 0.45)")
     ov.add_argument("--threshold", type=float, help="confidence threshold 0..1 (default 0.5)")
     ov.add_argument("--min-area", type=float, help="smallest region drawn, fraction of the image (default 0.0005)")

@@ -48,7 +48,7 @@ def test_predict_1080p(benchmark, hd_frames, engine):
                                 **{f"{k}_ms": v * 1000 for k, v in prediction.timings.items()})
 
 
-@pytest.mark.parametrize("style", ["fill", "contour"])
+@pytest.mark.parametrize("style", ["fill", "contour", "box"])
 def test_overlay_polyp_mask_1080p(benchmark, hd_frames, engine, style):
     roi = detect_roi(hd_frames[0])
     overlay = Overlay(engine.info.classes, engine.info.colors)

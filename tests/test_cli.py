@@ -74,6 +74,7 @@ def test_one_settings_object_checks_every_option(tmp_path):
     assert s.overlay_settings().opacity == 0.3 and s.overlay_settings().legend
     assert s.pipeline_config().staleness_s == s.staleness_s
     assert settings("--demo", "--min-peak", "0.9").overlay_settings().min_peak == 0.9
+    assert settings("--demo", "--style", "box").overlay_settings().style == "box"
     from polypview.inference.runtime.modelfile import neopolyp_info
 
     own = neopolyp_info("nanonet-lite0-neo", 256, overlay={"min_peak": 0.95})  # a model file's own region peak
@@ -87,3 +88,5 @@ def test_one_settings_object_checks_every_option(tmp_path):
             settings("--demo", *bad)
     with pytest.raises(SystemExit):  # argparse's own one-line usage error
         settings("--demo", "--size", "huge")
+    with pytest.raises(SystemExit):
+        settings("--demo", "--style", "halo")

@@ -1,4 +1,4 @@
-"""The overlay: untouched pixels stay identical, fill vs contour, threshold, minimum area, ROI, legend."""
+"""The overlay: untouched pixels stay identical, fill vs contour vs box, threshold, minimum area, ROI, legend."""
 
 import cv2
 import numpy as np
@@ -47,7 +47,7 @@ def _allowed(box, scale=4, margin=6, offset=(0, 0)):
 BOX = (40, 20, 30, 25)  # model pixels -> frame (160, 80, 120, 100)
 
 
-@pytest.mark.parametrize("style", ["fill", "contour"])
+@pytest.mark.parametrize("style", ["fill", "contour", "box"])
 def test_pixels_outside_the_mask_are_identical(style):
     frame = _frame()
     overlay = Overlay(CLASSES, COLORS_RGB)
@@ -107,6 +107,25 @@ def test_contour_leaves_the_inside_untouched():
     changed = _changed(out, frame)
     assert not changed[100:160, 180:260].any()
     assert changed[80:180, 160:280].sum() > 2 * (120 + 100)  # a closed outline around the box
+
+
+def test_box_frames_each_polyp_in_its_class_colour_and_leaves_it_untouched():
+    frame = _frame(2)
+    small = (100, 50, 20, 20)  # model pixels -> frame (400, 200, 80, 80)
+    out = Overlay(CLASSES, COLORS_RGB).draw(frame, _prediction([(BOX, 0, 0.95), (small, 1, 0.95)]),
+                                            OverlaySettings(style="box", legend=False))
+    changed = _changed(out, frame)
+    assert not changed[80:180, 160:280].any()  # the lesion (frame box of BOX) is not covered
+    assert not changed[200:280, 400:480].any()
+    # A closed rectangle around each, in its class colour (BGR), within 6 frame pixels of the lesion.
+    for (x0, y0, x1, y1), bgr in (((160, 80, 280, 180), (0, 0, 255)), ((400, 200, 480, 280), (0, 255, 0))):
+        ring = _allowed(((x0 // 4), (y0 // 4), (x1 - x0) // 4, (y1 - y0) // 4))
+        ring[y0:y1, x0:x1] = False
+        drawn = changed & ring
+        assert drawn.sum() > 2 * ((x1 - x0) + (y1 - y0))
+        assert (out[drawn] == bgr).all()
+        for side in (drawn[y0 - 6:y0, x0:x1], drawn[y1:y1 + 6, x0:x1], drawn[y0:y1, x0 - 6:x0], drawn[y0:y1, x1:x1 + 6]):
+            assert side.any()  # all four sides
 
 
 def test_opacity_zero_and_disabled_leave_the_frame_unchanged():

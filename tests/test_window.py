@@ -187,11 +187,15 @@ def test_readouts_never_cover_the_image(qtbot, tmp_path, errors):
     qtbot.waitUntil(lambda: window.hud.styleSheet() != small, timeout=2000)  # the font grows with the window
 
 
-def test_opacity_is_disabled_for_contours(qtbot, tmp_path, errors):
+def test_opacity_is_disabled_for_contours_and_boxes(qtbot, tmp_path, errors):
     window = open_window(qtbot, tmp_path, FakeServices())
     assert window.panel.opacity_slider.isEnabled()
-    window.panel.style_combo.setCurrentText("contour")
-    assert not window.panel.opacity_slider.isEnabled()
+    for style in ("contour", "box"):
+        window.panel.style_combo.setCurrentText(style)
+        assert window.panel.style_combo.currentText() == style
+        assert not window.panel.opacity_slider.isEnabled()
+    window.panel.style_combo.setCurrentText("fill")
+    assert window.panel.opacity_slider.isEnabled()
 
 
 def test_a_model_too_slow_for_the_machine_is_said_plainly(qtbot, tmp_path, errors):

@@ -19,11 +19,11 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
+from polypview.defaults import OVERLAY_STYLES
 from polypview.session import NO_MODEL  # video only
 from polypview.ui.hud import LegendWidget
 
 OPEN_MODEL_ITEM = "Open model file…"
-STYLES = ("fill", "contour")
 AREA_STEP = 0.0001  # the min-area slider moves in steps of 0.01 % of the image area...
 AREA_STEPS = 100  # ...up to 1 % (further when a larger value was given on the command line)
 
@@ -97,8 +97,8 @@ class ControlPanel(QWidget):
         self.region_check.setToolTip("each polyp region takes the class most of its pixels have")
         self.region_check.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.style_combo = QComboBox()
-        self.style_combo.addItems(STYLES)
-        self.style_combo.setToolTip("filled masks, or outlines only")
+        self.style_combo.addItems(OVERLAY_STYLES)
+        self.style_combo.setToolTip("filled masks, outlines only, or a box around each polyp")
         self.style_combo.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.opacity_slider = _slider(0, 100, 45)
         self.opacity_slider.setToolTip("how strongly filled masks colour the image")
@@ -184,9 +184,9 @@ class ControlPanel(QWidget):
         self.overlay_changed.emit()
 
     def _update_labels(self) -> None:
-        contour = self.style_combo.currentText() == "contour"
-        self.opacity_slider.setEnabled(not contour)  # contours are drawn solid
-        self.opacity_label.setEnabled(not contour)
+        filled = self.style_combo.currentText() == "fill"
+        self.opacity_slider.setEnabled(filled)  # contours and boxes are drawn solid
+        self.opacity_label.setEnabled(filled)
         self.opacity_label.setText(f"opacity {self.opacity_slider.value()}%")
         self.threshold_label.setText(f"threshold {self.threshold_slider.value() / 100:.2f}")
         peak = self.peak_slider.value()
