@@ -125,7 +125,7 @@ def test_reseed_restarts_the_stream():
 def test_registry_and_bad_parameters():
     assert augment.create_augment("none") is None
     assert isinstance(augment.create_augment("blazeneo", seed=1), augment.Compose)
-    with pytest.raises(ConfigError, match="default, blazeneo, video, none"):
+    with pytest.raises(ConfigError, match="default, blazeneo, video, video_edge, none"):
         augment.create_augment("albumentations")
     with pytest.raises(ConfigError):
         augment.ColorJitter(hue=0.9)
@@ -184,6 +184,27 @@ def test_video_crop_shows_polyp_free_views_and_black_framed_views():
         # zoomed out below 1x: black background beyond the image on opposite sides of the view
         framed += bool((out_image[:, 0] == 0).all() and (out_image[:, -1] == 0).all())
     assert with_polyp > 80 and polyp_free > 40 and framed > 5
+
+
+def test_video_crop_at_edge_cuts_the_polyp_by_the_window_edge():
+    """at_edge 1: nearly every window placed on the polyp has the polyp touching its border; at_edge 0 rarely."""
+    label = np.full((200, 200), BACKGROUND, np.uint8)
+    cv2.circle(label, (100, 100), 12, NEOPLASTIC, -1)
+    image = PALETTE[label].copy()
+
+    def cut_share(at_edge: float) -> float:
+        crop = augment.VideoCrop(out=64, zoom=(2, 2), rotate=0, on_polyp=1.0, at_edge=at_edge)
+        cut = seen = 0
+        for seed in range(100):
+            _, out = crop(image, label, np.random.default_rng(seed))
+            polyp = out == NEOPLASTIC
+            seen += polyp.any()
+            cut += polyp[0].any() or polyp[-1].any() or polyp[:, 0].any() or polyp[:, -1].any()
+        assert seen == 100
+        return cut / seen
+
+    assert cut_share(1.0) > 0.9 and cut_share(0.0) < 0.3
+    assert augment.create_augment("video_edge", seed=0, size=32).transforms[0].at_edge == augment.EDGE_SHARE
 
 
 def test_video_augment_pipeline_reproducible_and_registered():

@@ -329,3 +329,13 @@ def test_int8_calibration_that_would_not_fit_in_memory_is_refused_in_one_line(tm
     check_memory(10**6, per_small, None)  # memory unknown: no guess
     with pytest.raises(ConfigError, match=r"--calibration 1000: .* use --calibration 50 or fewer"):
         check_memory(1000, per_small, 100 * per_small)
+
+
+def test_model_file_says_what_views_it_was_trained_on():
+    from polypview.inference.training.export import training_views
+
+    views = training_views({"augment": "video", "size": 256})
+    assert views.startswith("Trained on camera-like views at 256x256") and "cut by the frame's edge" not in views
+    assert "50 % of the polyp views with the polyp cut by the frame's edge" in training_views(
+        {"augment": "video_edge", "size": 256})
+    assert training_views({"augment": "default", "size": 256}) == ""

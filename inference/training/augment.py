@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import cv2
 import numpy as np
@@ -222,15 +223,19 @@ class VideoCrop(Transform):
     nearest, outside the image black / background). With probability `on_polyp` the window is
     placed so that a random polyp pixel lies inside it; otherwise its centre is uniform over the
     image, so close-ups often hold no polyp at all: the network learns from polyp-free mucosa.
+    With probability `at_edge` a window placed on a polyp puts that polyp pixel near one of its
+    sides instead (within 5 % of the window from that side), so the polyp is cut by the frame's edge, as
+    when the camera turns away from it.
     Works on the image at its own aspect (the dataset's ``keep_aspect`` cache). Always applied.
     """
 
     def __init__(self, out: int, aspect=(0.75, 1.9), zoom=(0.7, 3.0), rotate: float = 30.0,
-                 on_polyp: float = 0.6, seed=None):
+                 on_polyp: float = 0.6, at_edge: float = 0.0, seed=None):
         super().__init__(1.0, seed)
         if out < 8 or not 0 < aspect[0] <= aspect[1] or not 0 < zoom[0] <= zoom[1]:
             raise ConfigError(f"VideoCrop needs out >= 8 and positive ranges, got {out}, {aspect}, {zoom}")
         self.out, self.aspect, self.zoom, self.rotate, self.on_polyp = int(out), aspect, zoom, rotate, on_polyp
+        self.at_edge = at_edge
 
     def window(self, label: np.ndarray, rng: np.random.Generator) -> tuple[float, float, float, float, float]:
         """(centre x, centre y, width, height, angle in degrees) of a random window over `label`."""
@@ -243,8 +248,12 @@ class VideoCrop(Transform):
         ys, xs = np.nonzero(label != BACKGROUND) if rng.random() < self.on_polyp else ((), ())
         if len(xs):  # a polyp pixel somewhere inside the window (not always at its centre)
             k = int(rng.integers(len(xs)))
-            cx = xs[k] + rng.uniform(-0.4, 0.4) * win_w
-            cy = ys[k] + rng.uniform(-0.4, 0.4) * win_h
+            dx, dy = rng.uniform(-0.4, 0.4), rng.uniform(-0.4, 0.4)
+            if self.at_edge and rng.random() < self.at_edge:  # the polyp pixel near one side: cut by the edge
+                edge = rng.choice((-1.0, 1.0)) * rng.uniform(0.45, 0.5)
+                dx, dy = (edge, dy) if rng.random() < 0.5 else (dx, edge)
+            cx = xs[k] + dx * win_w
+            cy = ys[k] + dy * win_h
         else:  # centre uniform over the image, but a zoomed-out window stays around the image
             cx = rng.uniform(min(win_w / 2, w / 2), max(w - win_w / 2, w / 2))
             cy = rng.uniform(min(win_h / 2, h / 2), max(h - win_h / 2, h / 2))
@@ -286,12 +295,13 @@ class GaussianBlur(Transform):
         return cv2.GaussianBlur(image, (0, 0), rng.uniform(*self.sigma)), label
 
 
-def video_augment(seed: int | None = 0, size: int = 256) -> Compose:
+def video_augment(seed: int | None = 0, size: int = 256, at_edge: float = 0.0) -> Compose:
     """Camera-like training views for what the app sees (16:9 or ROI frames squeezed to the square
-    input, zoom up to 3x, polyp-free close-ups, rotation, flips), then blur and colour jitter."""
+    input, zoom up to 3x, polyp-free close-ups, rotation, flips), then blur and colour jitter;
+    `at_edge`: VideoCrop's share of polyp windows with the polyp cut by the window's edge."""
     return Compose(
         [
-            VideoCrop(out=size),
+            VideoCrop(out=size, at_edge=at_edge),
             HorizontalFlip(p=0.5),
             VerticalFlip(p=0.5),
             ColorJitter(brightness=0.25, contrast=0.25, saturation=0.2, hue=DEFAULT_HUE, p=0.8),
@@ -315,10 +325,14 @@ def no_augment(seed: int | None = None) -> None:
     return None
 
 
-AUGMENTS: Registry[Callable] = Registry("augmentation", {"default": default_train_augment, "blazeneo": blazeneo_augment,
-                                                        "video": video_augment, "none": no_augment})
+# Half of the windows placed on a polyp cut it by their edge ("video_edge"; docs/models.md).
+EDGE_SHARE = 0.5
+
+AUGMENTS: Registry[Callable] = Registry("augmentation", {
+    "default": default_train_augment, "blazeneo": blazeneo_augment, "video": video_augment,
+    "video_edge": partial(video_augment, at_edge=EDGE_SHARE), "none": no_augment})
 # Pipelines that draw their output at the training size from an image kept at its own aspect.
-SIZED_AUGMENTS = {"video"}
+SIZED_AUGMENTS = {"video", "video_edge"}
 
 
 def create_augment(name: str, seed: int | None = 0, size: int = 256):

@@ -247,15 +247,17 @@ def checkpoint_description(ckpt: dict) -> str:
 def training_views(recipe: dict) -> str:
     """What the network saw in training, for the model file: the app squeezes its frame (16:9, or the
     endoscope's area of it) into the square input, so a model trained on such views says so."""
-    from polypview.inference.training.augment import VideoCrop
+    from polypview.inference.training.augment import EDGE_SHARE, VideoCrop
 
-    if recipe.get("augment") != "video":
+    if recipe.get("augment") not in ("video", "video_edge"):
         return ""
     crop, size = VideoCrop(out=8), recipe.get("size")
+    edge = (f"; {100 * EDGE_SHARE:g} % of the polyp views with the polyp cut by the frame's edge"
+            if recipe["augment"] == "video_edge" else "")
     return (f"Trained on camera-like views at {size}x{size}: windows of aspect (w/h) {crop.aspect[0]:g}-"
             f"{crop.aspect[1]:g} and zoom {crop.zoom[0]:g}-{crop.zoom[1]:g}x squeezed to the square input, as the app "
             f"squeezes a 16:9 frame or the endoscope's area; rotation +-{crop.rotate:g} deg, flips, blur, colour "
-            f"jitter; polyp-free close-ups included")
+            f"jitter; polyp-free close-ups included{edge}")
 
 
 def _plain(value):
