@@ -238,8 +238,9 @@ class Overlay:
         """A rectangle one line width outside each drawn region, in the colour most of its pixels have;
         the lesion itself stays untouched."""
         thickness = self._thickness(out)
-        reach = 2 * thickness  # the gap, then the line
-        area = _clip(_grow(rect, reach), limit)
+        # cv2 centres a line on the rectangle: the line lies wholly outside a gap of one line width
+        gap = thickness + thickness // 2
+        area = _clip(_grow(rect, 2 * thickness), limit)  # the gap and the line
         if area is None:
             return
         count, components, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
@@ -249,11 +250,9 @@ class Overlay:
                             minlength=count * classes).reshape(count, classes)
         patch = out[area[1]:area[1] + area[3], area[0]:area[0] + area[2]]  # drawing clips to the patch
         ox, oy = rect[0] - area[0], rect[1] - area[1]
-        half = thickness // 2  # cv2 centres the line on the rectangle: keep it wholly outside the gap
         for k in range(1, count):
             x, y, w, h = (int(v) for v in stats[k, :4])
             colour = tuple(int(c) for c in self.colors_bgr[int(votes[k].argmax())])
-            gap = thickness + half
             cv2.rectangle(patch, (ox + x - gap, oy + y - gap), (ox + x + w - 1 + gap, oy + y + h - 1 + gap),
                           colour, thickness, cv2.LINE_8)
 
