@@ -1,6 +1,6 @@
 """Whole-pipeline throughput at 1080p: every-frame mode with recording, its I/O floor, and the naive loop."""
 
-from polypview.bench import naive_loop, run_pipeline
+from polypview.benchruns import naive_loop, run_pipeline
 from polypview.benchclips import ClipSpec
 from polypview.overlay import OverlaySettings
 

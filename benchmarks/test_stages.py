@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from polypview.bench import disc_prediction
+from polypview.benchruns import disc_prediction
 from polypview.overlay import Overlay, OverlaySettings, detect_roi
 from polypview.recorder import VideoWriter, to_i420
 
