@@ -149,3 +149,15 @@ def test_sync_floor_holdback_says_what_the_target_leaves_the_model():
     assert "90 fps on the 2.00 cores sync obtained leaves 6.2 ms CPU/frame for the model (it takes 20.0)" in text
     del clip["io_floor"]
     assert model_budget(clip, stages, 36.0) is None and "for the model" not in holdback("sync_floor", clip)["text"]
+
+
+def test_micro_benchmarks_collect():
+    """`python -m pytest benchmarks/` (README, Tests) is not run by CI: at least its modules must import."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                           str(root / "benchmarks")], cwd=root, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
