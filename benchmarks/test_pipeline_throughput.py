@@ -1,7 +1,7 @@
 """Whole-pipeline throughput at 1080p: every-frame mode with recording, its I/O floor, and the naive loop."""
 
-from polypview.benchruns import naive_loop, run_pipeline
 from polypview.benchclips import ClipSpec
+from polypview.benchruns import naive_loop, run_pipeline
 from polypview.overlay import OverlaySettings
 
 SPEC = ClipSpec((1920, 1080), 30.0, 2.0)
