@@ -4,6 +4,7 @@
     python tools/peak_sweep.py nanonet-lite0-neo --split val --peaks 0.95,0.98 --clips 3   (3x the polyp-free time)
     python tools/peak_sweep.py FILE --split val --clips 3 --peaks 0,0.7,0.8,0.9,0.93,0.95,0.96,0.97,0.98,0.99 --max-fp 190
         (how the default's 0.99 was chosen: the fewest misses within 190 false regions a minute)
+    python tools/peak_sweep.py FILE --split val --clips 3 --peaks 0.98,0.99 --by-view   (where the misses are)
 
 Every frame is inferred once; each peak then draws it with its own overlay settings (and its own class
 memory, which follows the drawn regions), exactly as `polypview eval --video --video-min-peak P` would,
@@ -40,7 +41,10 @@ def sweep(model: str, pairs, peaks: list[float], threads: int = 1, fps: float | 
     for peak, lane in lanes.items():
         summary = lane.run.summary(min_true_pixels(lane.settings, options.score_size), 0, options.seed)
         results[peak] = {"dice": {c: v["dice"] for c, v in summary["micro"].items()},
-                         **{k: v for k, v in summary.items() if k not in ("micro", "by_view")}}
+                         **{k: v for k, v in summary.items() if k not in ("micro", "by_view")},
+                         "by_view": {view: {"polyp_dice": v["micro"]["polyp"]["dice"],
+                                            **{k: v[k] for k in ("polyp_frames", "missed_frames", "missed_share")}}
+                                     for view, v in summary.get("by_view", {}).items()}}
     return results
 
 
@@ -83,6 +87,16 @@ def row(peak: float, r: dict) -> str:
             f"({pct(r['fp_frame_share'])} % of polyp-free frames)   flips {r['flips_per_polyp_second'] or 0:.2f}")
 
 
+def view_row(r: dict) -> str:
+    """Missed frames and polyp Dice per kind of view (where the misses are)."""
+    parts = []
+    for view, v in r.get("by_view", {}).items():
+        if v["polyp_frames"]:
+            dice = "n/a" if v["polyp_dice"] is None else f"{100 * v['polyp_dice']:.1f}"
+            parts.append(f"{view} {100 * v['missed_share']:.1f} % ({v['missed_frames']}/{v['polyp_frames']}), Dice {dice}")
+    return "      missed by view: " + "; ".join(parts)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", help="shipped model name or .onnx file")
@@ -94,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clips", type=int, default=1,
                         help="clips played one after another, as eval's --video-clips (default 1)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument("--by-view", action="store_true",
+                        help="under each peak, missed frames and polyp Dice per kind of view (framed, polyp, edge, away)")
     parser.add_argument("--max-fp", type=float, default=None,
                         help="also name the peak with the fewest missed frames among those with at most this many "
                              "false regions per minute (the rule that chose the default's peak)")
@@ -116,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{opts.model}, {opts.split} tower clip: peak, Dice polyp / neo / non, ...")
     for peak, r in results.items():
         print(row(peak, r))
+        if opts.by_view:
+            print(view_row(r))
     chosen, why = choose_peak(results)
     print(f"chosen by the rule: {chosen:g} ({why})")
     if opts.max_fp is not None:
