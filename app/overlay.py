@@ -97,7 +97,15 @@ def find_regions(p: Prediction, settings: OverlaySettings, classes: int, frame_s
     """The regions the overlay draws for prediction `p` (same threshold, smallest area and peak), largest first.
 
     Each region's class is its pixels' majority, as the overlay colours it by default."""
-    keep = keep_regions(p.scores, settings.threshold, settings.min_area, settings.min_peak).astype(np.uint8)
+    keep = keep_regions(p.scores, settings.threshold, settings.min_area, settings.min_peak)
+    target = p.roi if p.roi is not None else (0, 0, frame_shape[1], frame_shape[0])
+    return sorted(_kept_regions(p, keep, classes, target), key=lambda r: -r.area)
+
+
+def _kept_regions(p: Prediction, keep: np.ndarray, classes: int, target: Rect) -> list[Region]:
+    """One Region per connected component of the `keep` mask (model resolution), boxed in the frame
+    rectangle `target` that the prediction covers."""
+    keep = keep.astype(np.uint8)
     if not keep.any():
         return []
     count, components, stats, _ = cv2.connectedComponentsWithStats(keep, connectivity=8)
@@ -106,7 +114,7 @@ def find_regions(p: Prediction, settings: OverlaySettings, classes: int, frame_s
     score_sums = np.bincount(index, weights=p.scores[inside], minlength=count)
     voters = labels < classes
     votes = np.bincount(index[voters] * classes + labels[voters], minlength=count * classes).reshape(count, classes)
-    tx, ty, tw, th = p.roi if p.roi is not None else (0, 0, frame_shape[1], frame_shape[0])
+    tx, ty, tw, th = target
     sx, sy = tw / keep.shape[1], th / keep.shape[0]
     regions = []
     for k in range(1, count):
@@ -114,7 +122,7 @@ def find_regions(p: Prediction, settings: OverlaySettings, classes: int, frame_s
         box = (tx + round(x * sx), ty + round(y * sy), round(w * sx), round(h * sy))
         label = int(votes[k].argmax()) if votes[k].any() else classes - 1
         regions.append(Region(label, pixels / keep.size, float(score_sums[k] / pixels), box))
-    return sorted(regions, key=lambda r: -r.area)
+    return regions
 
 
 def _bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
@@ -194,6 +202,9 @@ class Overlay:
         box = _bbox(keep)
         if box is None or limit is None:
             return
+        if s.style == "box":  # rectangles from the model-resolution regions: nothing to upscale
+            self._boxes(out, _kept_regions(p, keep, len(self.class_names), target), limit)
+            return
         crop, rect = _crop_rects(box, keep.shape, target)
         if rect[2] <= 0 or rect[3] <= 0:
             return
@@ -203,8 +214,6 @@ class Overlay:
         mask, labels = _upscale(p, keep, labels, crop, rect, s.threshold)
         if s.style == "fill":
             self._fill(out, rect, mask, labels, s.opacity, limit)
-        elif s.style == "box":
-            self._boxes(out, rect, mask, labels, limit)
         else:
             self._contours(out, rect, mask, labels, limit)
 
@@ -234,27 +243,17 @@ class Overlay:
                 cv2.drawContours(patch, contours, -1, tuple(int(c) for c in colour), thickness,
                                  cv2.LINE_AA, offset=offset)
 
-    def _boxes(self, out, rect: Rect, mask, labels, limit: Rect) -> None:
-        """A rectangle one line width outside each drawn region, in the colour most of its pixels have;
-        the lesion itself stays untouched."""
+    def _boxes(self, out, regions: list[Region], limit: Rect) -> None:
+        """A rectangle just outside each drawn region, in its majority class's colour; the lesion stays uncovered."""
         thickness = self._thickness(out)
-        # cv2 centres a line on the rectangle: the line lies wholly outside a gap of one line width
+        # cv2 centres a line on the rectangle: at this gap it lies wholly outside the region's box
         gap = thickness + thickness // 2
-        area = _clip(_grow(rect, 2 * thickness), limit)  # the gap and the line
-        if area is None:
-            return
-        count, components, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-        inside = mask > 0
-        classes = len(self.colors_bgr)
-        votes = np.bincount(components[inside] * classes + np.minimum(labels[inside], classes - 1),
-                            minlength=count * classes).reshape(count, classes)
-        patch = out[area[1]:area[1] + area[3], area[0]:area[0] + area[2]]  # drawing clips to the patch
-        ox, oy = rect[0] - area[0], rect[1] - area[1]
-        for k in range(1, count):
-            x, y, w, h = (int(v) for v in stats[k, :4])
-            colour = tuple(int(c) for c in self.colors_bgr[int(votes[k].argmax())])
-            cv2.rectangle(patch, (ox + x - gap, oy + y - gap), (ox + x + w - 1 + gap, oy + y + h - 1 + gap),
-                          colour, thickness, cv2.LINE_8)
+        x0, y0, w0, h0 = limit
+        patch = out[y0:y0 + h0, x0:x0 + w0]  # drawing clips to the area the masks may cover
+        for r in regions:
+            x, y, w, h = r.box[0] - x0, r.box[1] - y0, r.box[2], r.box[3]
+            colour = tuple(int(c) for c in self.colors_bgr[min(r.label, len(self.colors_bgr) - 1)])
+            cv2.rectangle(patch, (x - gap, y - gap), (x + w - 1 + gap, y + h - 1 + gap), colour, thickness, cv2.LINE_8)
 
     @staticmethod
     def _thickness(frame: np.ndarray) -> int:

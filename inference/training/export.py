@@ -247,9 +247,9 @@ def checkpoint_description(ckpt: dict) -> str:
 def training_views(recipe: dict) -> str:
     """What the network saw in training, for the model file: the app squeezes its frame (16:9, or the
     endoscope's area of it) into the square input, so a model trained on such views says so."""
-    from polypview.inference.training.augment import EDGE_SHARE, VideoCrop
+    from polypview.inference.training.augment import EDGE_SHARE, SIZED_AUGMENTS, VideoCrop
 
-    if recipe.get("augment") not in ("video", "video_edge"):
+    if recipe.get("augment") not in SIZED_AUGMENTS:  # the camera-like views
         return ""
     crop, size = VideoCrop(out=8), recipe.get("size")
     edge = (f"; {100 * EDGE_SHARE:g} % of the polyp views with the polyp cut by the frame's edge"
