@@ -355,6 +355,12 @@ def test_model_card_prints_intervals_and_video_figures():
     assert "95 % percentile bootstrap over the 90 images (2000 resamples" in text
     assert "polyp 90.0 [85.0-93.0]" in text and "missed entirely: 5.0 % (80 of 1600)" in text
     assert "12 per minute (3 in 14.4 s" in text and "class flips per polyp-second: 0.25" in text
+    assert "rates' intervals" not in text  # none computed, none claimed
+    rated = card_text("m", {"recipe": {}}, info, report, {**evaluation, "video": {
+        **video, "missed_share_ci95": [0.031, 0.072], "fp_regions_per_min_ci95": [4.0, 25.0],
+        "flips_per_polyp_second_ci95": [0.1, 0.4]}})
+    assert "missed entirely: 5.0 % [3.1-7.2] (80 of 1600)" in rated and "12 [4-25] per minute" in rated
+    assert "class flips per polyp-second: 0.25 [0.10-0.40]" in rated and "rates' intervals: 95 % bootstrap" in rated
     assert "| framed | 20 | 90.0 | 88.0 | 60.0 | 1.0 |" in text
     assert "seed 0; views" in text and "| view | images |" in text
     three = card_text("m", {"recipe": {}}, info, report, {**evaluation, "video": {**video, "clips": 3}})

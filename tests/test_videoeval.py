@@ -220,6 +220,59 @@ def test_video_run_resamples_source_images_and_follows_flips_per_view():
     assert run.images == [0, 0, 1]
 
 
+def test_rate_intervals_resample_source_images_with_their_frames_and_tracks():
+    """Image 0: 4 polyp frames, all missed; image 1: 4 found, 1 flip, and polyp-free frames with 2 regions.
+
+    Each resample holds image 0 only, image 1 only or both, so the missed share's interval runs from
+    0 (image 1 alone) to 1 (image 0 alone); the flips and false regions belong to image 1's frames."""
+    from polypview.inference.training.videoeval import rate_units, video_intervals
+
+    def video_intervals_of(scores, images, **kw):
+        return video_intervals(rate_units(scores, images), **kw)
+
+    missed = [FrameScore(0, 4, False, 0, None)] * 4
+    found = [FrameScore(1, 4, True, 1, c) for c in (NEOPLASTIC, NEOPLASTIC, NON_NEOPLASTIC, NON_NEOPLASTIC)]
+    free = [FrameScore(1, 0, False, 2, None), FrameScore(1, 0, False, 0, None)]
+    scores = missed + found + free
+    ci = video_intervals_of(scores, [0] * 4 + [1] * 6, fps=2.0, resamples=400, seed=0)
+    assert ci["missed_share_ci95"] == pytest.approx([0.0, 1.0])
+    assert ci["fp_regions_per_min_ci95"] == pytest.approx([120.0, 120.0])  # 2 regions in 1 s whenever image 1 is in
+    lo, hi = ci["flips_per_polyp_second_ci95"]
+    assert lo == pytest.approx(0.0) and hi == pytest.approx(1 / 2.0)  # image 0 alone: none; image 1 alone: 1 in 2 s
+    m = video_metrics(scores, fps=2.0)
+    assert lo <= m["flips_per_polyp_second"] <= hi and 0.0 <= m["missed_share"] <= 1.0
+    # one image without a missed frame: every resample is that image
+    only = video_intervals_of(found + free, [1] * 6, fps=2.0, resamples=50, seed=0)
+    assert only["missed_share_ci95"] == [0.0, 0.0]
+    none = video_intervals_of(scores, [0] * 4 + [1] * 6, fps=2.0, resamples=0)
+    assert set(none.values()) == {None}
+    no_free = video_intervals_of(missed, [0] * 4, fps=2.0, resamples=50)
+    assert no_free["fp_regions_per_min_ci95"] is None and no_free["missed_share_ci95"] == [1.0, 1.0]
+
+
+def test_video_run_summary_and_table_carry_the_rate_intervals():
+    from types import SimpleNamespace
+
+    from polypview.inference.training.videoeval import VideoRun, format_video_table
+
+    run = VideoRun(fps=2.0)
+    for image in range(6):
+        truth = [POLYP]
+        drawn = [] if image == 0 else [(2, 4, 2, 4, NEOPLASTIC)]
+        for _ in range(3):
+            run.add(*_maps(truth, drawn), segment=image, kind="polyp")
+    summary = run.summary(min_true_pixels=1, resamples=500, seed=1)
+    lo, hi = summary["missed_share_ci95"]
+    assert lo == pytest.approx(0.0) and 1 / 6 < hi <= 0.5 and summary["missed_share"] == pytest.approx(1 / 6)
+    assert summary["fp_regions_per_min_ci95"] is None  # no polyp-free frame
+    video = {**summary, "images": 6, "frames": 18, "size": [32, 18], "score_size": [32, 18], "fps": 2.0,
+             "seconds": 9.0, "seconds_per_image": [1.5, 1.5], "seed": 1, "views": {"polyp": 6}, "roi_images": 0,
+             "overlay": {"threshold": 0.5, "min_area": 0.0}, "ms_per_frame": dict.fromkeys(
+                 ("make", "predict", "draw", "score"), 1.0), "bootstrap": {"resamples": 500}}
+    table = format_video_table([SimpleNamespace(video=video, architecture="m", path="m.onnx")])
+    assert f"16.7 % [0.0-{100 * hi:.1f}] (3/18)" in table and "the rates' intervals" in table
+
+
 def test_video_metrics_without_polyp_or_polyp_free_frames_say_none():
     only_polyp = video_metrics([FrameScore(0, 4, True, 1, NEOPLASTIC)], fps=30)
     assert only_polyp["fp_regions_per_min"] is None and only_polyp["missed_share"] == 0.0

@@ -24,7 +24,7 @@ import math
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +44,7 @@ from polypview.inference.training.metrics import (  # noqa: F401 (re-exported: e
     pct_text,
     row_label,
 )
+from polypview.inference.training.paired import Units, format_paired, paired_differences
 
 # BlazeNeo Table 4 figures that models.md states (§3.2, §10): parameters and GMACs at 352².
 # models.md does not give the paper's Dice/IoU, so none are printed ("paper: n/a").
@@ -107,12 +108,17 @@ def run(args) -> int:
     results = [evaluate_path(p, pairs, threads=args.threads, fps=args.fps, progress=args.progress,
                              resamples=resamples, seed=seed, video=video)
                for p in paths]
+    pair_with_first(results, resamples, seed)
     print(format_table(results, args.split))
     if video is not None:
         from polypview.inference.training.videoeval import format_video_table
 
         print()
         print(format_video_table(results))
+    if len(results) > 1:
+        print()
+        print(format_paired([row_label(r, results) for r in results], [r.paired or {} for r in results[1:]],
+                            results[0].images, resamples))
     if args.json is not None:
         write_json(args.json, results, data, args.split)
         print(f"wrote {args.json}")
@@ -272,6 +278,8 @@ class EvalResult:
     micro_true_class: dict | None = None  # the same regions with their true majority class (the class ceiling)
     bootstrap: dict | None = None  # how the intervals (micro[...]["dice_ci95"]) were computed
     video: dict | None = None  # `--video`: the scores of the tower clip (videoeval.evaluate_video)
+    paired: dict | None = None  # this model minus the run's first model (paired.paired_differences)
+    units: Units | None = field(default=None, repr=False, compare=False)  # what the pairing resamples; not in the JSON
 
 
 def evaluate_predictor(predict: Callable[[np.ndarray], np.ndarray], pairs, progress: bool = False,
@@ -374,11 +382,13 @@ def evaluate_model_file(path: Path, pairs, threads: int | None = None, fps: bool
     arch = predictor.info.architecture
     params, gmacs = complexity(arch)
     speed = measure_fps(predictor.run, predictor.info.input_size) if fps else (None, None)
-    video_scores = None
+    video_scores: dict | None = None
+    video_units: dict = {}  # filled by evaluate_video
     if video is not None:
         from polypview.inference.training.videoeval import evaluate_video
 
-        video_scores = evaluate_video(path, pairs, video, threads=threads, progress=progress, resamples=resamples)
+        video_scores = evaluate_video(path, pairs, video, threads=threads, progress=progress, resamples=resamples,
+                                      units=video_units)
     return EvalResult(
         model=str(path), architecture=arch, input_size=tuple(predictor.info.input_size),
         micro=micro, macro=summary["macro"], images=summary["images"],
@@ -387,7 +397,16 @@ def evaluate_model_file(path: Path, pairs, threads: int | None = None, fps: bool
         bootstrap={"resamples": resamples, "seed": seed, "level": CI_LEVEL, "unit": "image",
                    "method": "percentile"} if resamples > 0 else None,
         video=video_scores,
+        units=Units(counter.per_image(), video_units.get("dice"), video_units.get("rates"),
+                    None if video is None else video.fps),
     )
+
+
+def pair_with_first(results: list[EvalResult], resamples: int, seed: int) -> None:
+    """Give every result after the first its paired difference from the first (same images, same clip)."""
+    for r in results[1:]:
+        if results[0].units is not None and r.units is not None:
+            r.paired = paired_differences(results[0].units, r.units, resamples, seed)
 
 
 # ---------------------------------------------------------------- output
@@ -469,5 +488,5 @@ def write_json(path: Path, results: list[EvalResult], data: Path, split: str) ->
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"data": str(data), "split": split, "gmac_size": GMAC_SIZE,
-               "results": [asdict(r) for r in results]}
+               "results": [{k: v for k, v in asdict(replace(r, units=None)).items() if k != "units"} for r in results]}
     path.write_text(json.dumps(payload, indent=1))

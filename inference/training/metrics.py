@@ -175,21 +175,42 @@ def bootstrap_intervals(per_image, resamples: int = BOOTSTRAP_RESAMPLES, seed: i
     n = counts.shape[0]
     if n == 0 or resamples <= 0:
         return {c: None for c in METRIC_CLASSES}
-    rng = np.random.default_rng(seed)
-    sums = np.empty((resamples, counts.shape[1], 3), np.int64)
-    chunk = max(1, 2_000_000 // max(1, n * counts.shape[1] * 3))  # bounds the memory of counts[picks]
-    for first in range(0, resamples, chunk):
-        picks = rng.integers(0, n, size=(min(chunk, resamples - first), n))
-        sums[first:first + len(picks)] = counts[picks].sum(axis=1)
-    tp, fp, fn = sums[..., 0], sums[..., 1], sums[..., 2]
-    den = 2 * tp + fp + fn
-    dice = np.where(den > 0, 2 * tp / np.maximum(den, 1), np.nan)
-    tail = 100 * (1 - level) / 2
+    dice = micro_dice(resampled_sums(counts, resamples, seed))
     out = {}
     for k, name in enumerate(METRIC_CLASSES):
-        values = dice[:, k][~np.isnan(dice[:, k])]
-        out[name] = None if values.size == 0 else tuple(float(v) for v in np.percentile(values, [tail, 100 - tail]))
+        interval = percentile_interval(dice[:, k], level)
+        out[name] = None if interval is None else tuple(interval)
     return out
+
+
+def percentile_interval(values: np.ndarray, level: float = CI_LEVEL) -> list[float] | None:
+    """[low, high] percentile interval of the finite values; None when there are none."""
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    tail = 100 * (1 - level) / 2
+    return None if values.size == 0 else [float(v) for v in np.percentile(values, [tail, 100 - tail])]
+
+
+def micro_dice(sums: np.ndarray) -> np.ndarray:
+    """Micro Dice of summed (..., 3) TP/FP/FN counts, NaN where there is no polyp pixel at all."""
+    tp, fp, fn = sums[..., 0], sums[..., 1], sums[..., 2]
+    den = 2 * tp + fp + fn
+    return np.where(den > 0, 2 * tp / np.maximum(den, 1), np.nan)
+
+
+def resampled_sums(per_unit: np.ndarray, resamples: int, seed: int = 0) -> np.ndarray:
+    """(resamples, ...) sums of `per_unit` (units, ...) over units drawn with replacement, as many as there are.
+
+    The same seed and number of units draw the same units, so intervals of different figures of one
+    evaluation come from the same resamples."""
+    n = per_unit.shape[0]
+    rng = np.random.default_rng(seed)
+    sums = np.empty((resamples, *per_unit.shape[1:]), per_unit.dtype)
+    chunk = max(1, 2_000_000 // max(1, per_unit.size))  # bounds the memory of per_unit[picks]
+    for first in range(0, resamples, chunk):
+        picks = rng.integers(0, n, size=(min(chunk, resamples - first), n))
+        sums[first:first + len(picks)] = per_unit[picks].sum(axis=1)
+    return sums
 
 
 def micro_with_intervals(micro: dict, intervals: dict) -> dict:

@@ -11,7 +11,7 @@ import json
 import platform
 from pathlib import Path
 
-from polypview.inference.training.videoeval import overlay_text, seeds_text, view_unit
+from polypview.inference.training.videoeval import overlay_text, rate_interval, seeds_text, view_unit
 
 CLASS_ROWS = (("polyp", "polyp"), ("neoplastic", "neoplastic"), ("non_neoplastic", "non-neoplastic"))
 
@@ -61,12 +61,16 @@ def _video_lines(evaluation: dict) -> list[str]:
         *([] if own is None else [f"- the model file carries its own region peak, {own:g} (metadata "
                                   "`polypview.overlay`): the app draws with it unless `--min-peak` is given"]),
         f"- micro Dice {dice} (95 % bootstrap over source images)",
-        f"- frames with a true polyp that is missed entirely: {_pct(video.get('missed_share'))} % "
-        f"({video.get('missed_frames')} of {video.get('polyp_frames')})",
+        f"- frames with a true polyp that is missed entirely: {_pct(video.get('missed_share'))} %"
+        + rate_interval(video, "missed_share", _pct) + f" ({video.get('missed_frames')} of {video.get('polyp_frames')})",
         "- false-positive regions on polyp-free frames: "
-        + ("n/a" if fp is None else f"{fp:.0f} per minute ({video.get('fp_regions')} in "
-           f"{video.get('polyp_free_seconds', 0):.1f} s; {_pct(video.get('fp_frame_share'))} % of those frames)"),
-        f"- class flips per polyp-second: {video.get('flips_per_polyp_second', 0):.2f}",
+        + ("n/a" if fp is None else f"{fp:.0f}" + rate_interval(video, "fp_regions_per_min", lambda x: f"{x:.0f}")
+           + f" per minute ({video.get('fp_regions')} in {video.get('polyp_free_seconds', 0):.1f} s; "
+           f"{_pct(video.get('fp_frame_share'))} % of those frames)"),
+        f"- class flips per polyp-second: {video.get('flips_per_polyp_second', 0):.2f}"
+        + rate_interval(video, "flips_per_polyp_second", lambda x: f"{x:.2f}"),
+        *(["- the rates' intervals: 95 % bootstrap over source images, the same resamples as the Dice"]
+          if video.get("missed_share_ci95") else []),
     ]
     by_view = video.get("by_view") or {}
     if by_view:

@@ -33,7 +33,14 @@ import cv2
 import numpy as np
 
 from polypview.inference.runtime.labels import BACKGROUND, NEOPLASTIC, NON_NEOPLASTIC, UNDEFINED
-from polypview.inference.training.metrics import METRIC_CLASSES, ImageCounts, bootstrap_intervals, micro_with_intervals
+from polypview.inference.training.metrics import (
+    METRIC_CLASSES,
+    ImageCounts,
+    bootstrap_intervals,
+    micro_with_intervals,
+    percentile_interval,
+    resampled_sums,
+)
 from polypview.inference.training.towerclip import KINDS, TowerClip, VideoOptions
 
 # ---------------------------------------------------------------- the app's drawn mask
@@ -114,12 +121,8 @@ def video_metrics(scores: list[FrameScore], fps: float, min_true_pixels: int = 1
     fp_regions = sum(s.regions for s in free)
     fp_frames = sum(s.regions > 0 for s in free)
     free_minutes = len(free) / fps / 60.0
-    flips, tracks = 0, {}
-    for s in polyp:
-        tracks.setdefault(s.segment, []).append(s.drawn_class)
-    for classes in tracks.values():
-        decided = [c for c in classes if c is not None]
-        flips += sum(a != b for a, b in zip(decided, decided[1:]))
+    tracks = track_flips(polyp)
+    flips = sum(tracks.values())
     polyp_seconds = len(polyp) / fps
     return {
         "frames": len(scores),
@@ -138,6 +141,64 @@ def video_metrics(scores: list[FrameScore], fps: float, min_true_pixels: int = 1
         "flips_per_polyp_second": flips / polyp_seconds if polyp else None,
         "min_true_pixels": max(1, min_true_pixels),
     }
+
+
+def track_flips(polyp: list[FrameScore]) -> dict[int, int]:
+    """{segment: class flips} over polyp frames in order: changes of the drawn class where one is drawn."""
+    tracks: dict[int, list] = {}
+    for s in polyp:
+        tracks.setdefault(s.segment, []).append(s.drawn_class)
+    flips = {}
+    for segment, classes in tracks.items():
+        decided = [c for c in classes if c is not None]
+        flips[segment] = sum(a != b for a, b in zip(decided, decided[1:]))
+    return flips
+
+
+# The clip's rates, each a ratio of sums over source images (`rate_units` columns: polyp frames, missed frames,
+# polyp-free frames, false regions, class flips).
+RATE_KEYS = ("missed_share", "fp_regions_per_min", "flips_per_polyp_second")
+
+
+def rate_units(scores: list[FrameScore], images: list[int], min_true_pixels: int = 1) -> np.ndarray:
+    """int64 (source images, 5): each image's polyp frames, missed frames, polyp-free frames, false regions and
+    class flips (`images[i]` is frame i's image; rows in sorted image order, as `np.unique`)."""
+    _, unit = np.unique(np.asarray(images, dtype=np.int64), return_inverse=True)
+    least = max(1, min_true_pixels)
+    per = np.zeros((int(unit.max()) + 1 if unit.size else 0, 5), np.int64)
+    segment_unit = {}
+    for s, u in zip(scores, unit):
+        if s.true_pixels >= least:
+            per[u, 0] += 1
+            per[u, 1] += not s.hit
+            segment_unit[s.segment] = u
+        elif s.true_pixels == 0:
+            per[u, 2] += 1
+            per[u, 3] += s.regions
+    for segment, n in track_flips([s for s in scores if s.true_pixels >= least]).items():
+        per[segment_unit[segment], 4] += n
+    return per
+
+
+def rates_of(sums: np.ndarray, fps: float) -> dict[str, np.ndarray]:
+    """{RATE_KEYS: array} from summed `rate_units` columns (..., 5); NaN where a rate has no denominator."""
+    polyp, missed, free, regions, flips = np.moveaxis(np.asarray(sums, dtype=np.float64), -1, 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return dict(zip(RATE_KEYS, (missed / polyp, regions / (free / fps / 60.0), flips / (polyp / fps))))
+
+
+def video_intervals(units: np.ndarray, fps: float, resamples: int = 0, seed: int = 0,
+                    level: float = 0.95) -> dict[str, list[float] | None]:
+    """95 % percentile bootstrap intervals of missed share, false regions per minute and flips per polyp-second.
+
+    `units`: `rate_units`. The unit is the source image, as for the clip's Dice: an image's frames, its polyp-free
+    ones and its tracks are drawn together, so a few hard images weigh as much as they do. Each resample's rate is
+    a ratio of sums, as in `video_metrics`; a rate with no denominator in any resample is None.
+    """
+    if resamples <= 0 or len(units) == 0:
+        return {f"{k}_ci95": None for k in RATE_KEYS}
+    rates = rates_of(resampled_sums(np.asarray(units), resamples, seed), fps)
+    return {f"{k}_ci95": percentile_interval(rates[k], level) for k in RATE_KEYS}
 
 
 # ---------------------------------------------------------------- evaluation
@@ -160,13 +221,20 @@ class VideoRun:
         self.kinds.append(kind)
         self.images.append(segment if image is None else image)
 
+    def units(self, min_true_pixels: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per source image (sorted): (images, classes, 3) TP/FP/FN summed over its frames, and its `rate_units`:
+        what the bootstrap resamples, for one model's intervals or a paired comparison of two."""
+        per_frame = self.counts.per_image()
+        _, group = np.unique(np.array(self.images, dtype=np.int64), return_inverse=True)
+        dice_units = np.zeros((group.max() + 1 if group.size else 0, *per_frame.shape[1:]), np.int64)
+        np.add.at(dice_units, group, per_frame)
+        return dice_units, rate_units(self.scores, self.images, min_true_pixels)
+
     def summary(self, min_true_pixels: int, resamples: int, seed: int) -> dict:
         """Micro Dice/IoU with bootstrap intervals over source images, `video_metrics`, and both per kind of view."""
         per_frame = self.counts.per_image()
-        _, group = np.unique(np.array(self.images, dtype=np.int64), return_inverse=True)
-        per_segment = np.zeros((group.max() + 1 if group.size else 0, *per_frame.shape[1:]), np.int64)
-        np.add.at(per_segment, group, per_frame)
-        intervals = bootstrap_intervals(per_segment, resamples, seed)
+        dice_units, rates = self.units(min_true_pixels)
+        intervals = bootstrap_intervals(dice_units, resamples, seed)
         by_view = {}
         for kind in sorted({k for k in self.kinds if k}, key=lambda k: (KINDS + (k,)).index(k)):
             picked = [i for i, k in enumerate(self.kinds) if k == kind]
@@ -177,7 +245,9 @@ class VideoRun:
             by_view[kind] = {"images": len({s.segment for s in scores}), "micro": micro,  # views, with several clips
                              **video_metrics(scores, self.fps, min_true_pixels)}
         return {"micro": micro_with_intervals(self.counts.as_dict()["micro"], intervals),
-                **video_metrics(self.scores, self.fps, min_true_pixels), "by_view": by_view}
+                **video_metrics(self.scores, self.fps, min_true_pixels),
+                **video_intervals(rates, self.fps, resamples, seed),
+                "by_view": by_view}
 
 
 def _dice(tp: int, fp: int, fn: int) -> float | None:
@@ -191,8 +261,10 @@ def min_true_pixels(settings, score_size) -> int:
 
 
 def evaluate_video(model_path: Path, pairs, options: VideoOptions = VideoOptions(), threads: int | None = None,
-                   progress: bool = False, resamples: int = 2000) -> dict:
-    """Play the clip of `pairs` through the app's engine and overlay; the scores as a JSON-ready dict."""
+                   progress: bool = False, resamples: int = 2000, units: dict | None = None) -> dict:
+    """Play the clip of `pairs` through the app's engine and overlay; the scores as a JSON-ready dict.
+
+    `units`, when given, receives what a paired comparison resamples (`VideoRun.units`: "dice", "rates")."""
     from tqdm import tqdm
 
     from polypview.inference.runtime.engine import load_engine
@@ -211,6 +283,9 @@ def evaluate_video(model_path: Path, pairs, options: VideoOptions = VideoOptions
     finally:
         engine.close()
     kinds = {k: sum(s.kind == k for s in clip.segments) for k in KINDS}
+    least = min_true_pixels(settings, options.score_size)
+    if units is not None:
+        units["dice"], units["rates"] = lane.run.units(least)
     return {
         "images": len(clip.pairs), "clips": options.clips, "frames": clip.frames, "fps": options.fps,
         "seconds": clip.seconds,
@@ -224,7 +299,7 @@ def evaluate_video(model_path: Path, pairs, options: VideoOptions = VideoOptions
                     "class_memory": settings.class_memory},
         "bootstrap": {"resamples": resamples, "seed": options.seed, "level": 0.95, "unit": "source image"},
         "ms_per_frame": {k: 1000 * v / max(1, clip.frames) for k, v in timings.items()},
-        **lane.run.summary(min_true_pixels(settings, options.score_size), resamples, options.seed),
+        **lane.run.summary(least, resamples, options.seed),
     }
 
 
@@ -323,13 +398,21 @@ def _video_cells(name: str, v: dict, dice_cell) -> list[str]:
     from polypview.inference.training.metrics import TABLE_CLASSES
 
     cells = [name] + [dice_cell(v["micro"][key]) for key, _ in TABLE_CLASSES]
-    cells.append("n/a" if v["missed_share"] is None
-                 else f"{_pct(v['missed_share'])} % ({v['missed_frames']}/{v['polyp_frames']})")
+    cells.append("n/a" if v["missed_share"] is None else f"{_pct(v['missed_share'])} %"
+                 + rate_interval(v, "missed_share", _pct) + f" ({v['missed_frames']}/{v['polyp_frames']})")
     cells.append("n/a" if v["fp_regions_per_min"] is None else
-                 f"{v['fp_regions_per_min']:.1f} ({v['fp_regions']} in {v['polyp_free_seconds']:.1f} s; "
-                 f"{_pct(v['fp_frame_share'])} % of frames)")
-    cells.append(_num(v["flips_per_polyp_second"], ".2f") + f" ({v['class_flips']} in {v['polyp_seconds']:.1f} s)")
+                 f"{v['fp_regions_per_min']:.1f}" + rate_interval(v, "fp_regions_per_min", lambda x: f"{x:.0f}")
+                 + f" ({v['fp_regions']} in {v['polyp_free_seconds']:.1f} s; {_pct(v['fp_frame_share'])} % of frames)")
+    cells.append(_num(v["flips_per_polyp_second"], ".2f")
+                 + rate_interval(v, "flips_per_polyp_second", lambda x: f"{x:.2f}")
+                 + f" ({v['class_flips']} in {v['polyp_seconds']:.1f} s)")
     return cells
+
+
+def rate_interval(v: dict, key: str, fmt) -> str:
+    """A clip rate's bootstrap interval (`video_intervals`) as " [low-high]", or "" where there is none."""
+    ci = v.get(f"{key}_ci95")
+    return "" if not ci else f" [{fmt(ci[0])}-{fmt(ci[1])}]"
 
 
 def format_video_table(results) -> str:
@@ -367,7 +450,8 @@ def format_video_table(results) -> str:
     foot = (
         f"(every frame inferred and drawn as the app draws it ({overlay}), image "
         f"area detected on each view's first frame ({framed} framed by black); "
-        f"scored at {v['score_size'][0]}x{v['score_size'][1]}. Dice: micro over all frames{_ci_note(v)}. "
+        f"scored at {v['score_size'][0]}x{v['score_size'][1]}. Dice: micro over all frames{_ci_note(v)}; "
+        "the rates' intervals come from the same resamples. "
         f"Missed: frames with a true polyp of >= {v['min_true_pixels']} px where nothing drawn touches it. "
         "FP regions/min: drawn regions on frames without any true polyp pixel, per minute of them "
         "(and the share of those frames with any). "
