@@ -482,7 +482,7 @@ def test_the_peak_sweep_tool_scores_each_peak_as_eval_video_does(tmp_path, capsy
     args, out = _small_video_eval(tmp_path)
     data, model = tmp_path / "data", tmp_path / "color.onnx"
     assert tool.main([str(model), "--data", str(data), "--split", "all", "--peaks", "0,0.99", "--fps", "4",
-                      "--json", str(tmp_path / "sweep.json"), "--by-view"]) == 0
+                      "--json", str(tmp_path / "sweep.json"), "--by-view", "--bootstrap", "20"]) == 0
     swept = json.loads((tmp_path / "sweep.json").read_text())["peaks"]
     printed = capsys.readouterr().out
     assert "0.99" in printed and printed.count("missed by view: ") == 2
@@ -493,12 +493,14 @@ def test_the_peak_sweep_tool_scores_each_peak_as_eval_video_does(tmp_path, capsy
         assert mine["dice"] == {c: v["dice"] for c, v in video["micro"].items()}
         assert (mine["missed_frames"], mine["fp_regions"], mine["class_flips"]) == (
             video["missed_frames"], video["fp_regions"], video["class_flips"])
+        assert mine["missed_share_ci95"] == video["missed_share_ci95"] is not None  # same resamples as eval's
         assert mine["by_view"] and {view: (v["missed_frames"], v["polyp_frames"]) for view, v in mine["by_view"].items()} == {
             view: (v["missed_frames"], v["polyp_frames"]) for view, v in video["by_view"].items()}
     assert tool.main([str(model), "--data", str(data), "--split", "all", "--peaks", "0.99", "--fps", "4",
-                      "--clips", "2", "--json", str(tmp_path / "sweep2.json")]) == 0
+                      "--clips", "2", "--json", str(tmp_path / "sweep2.json"), "--bootstrap", "0"]) == 0
     assert main([*args, "--json", str(out), "--video-min-peak", "0.99", "--video-clips", "2"]) == 0
     two = json.loads((tmp_path / "sweep2.json").read_text())["peaks"]["0.99"]
+    assert two["missed_share_ci95"] is None  # --bootstrap 0: no interval
     video = json.loads(out.read_text())["results"][0]["video"]
     assert (two["missed_frames"], two["fp_regions"], two["polyp_frames"]) == (
         video["missed_frames"], video["fp_regions"], video["polyp_frames"])

@@ -24,8 +24,9 @@ from pathlib import Path
 
 
 def sweep(model: str, pairs, peaks: list[float], threads: int = 1, fps: float | None = None,
-          clips: int = 1) -> dict[float, dict]:
-    """{peak: video_metrics plus micro Dice} of the tower clip of `pairs`, drawn at each peak."""
+          clips: int = 1, resamples: int = 0) -> dict[float, dict]:
+    """{peak: video_metrics plus micro Dice} of the tower clip of `pairs`, drawn at each peak; with `resamples`,
+    also the rates' 95 % bootstrap intervals over source images (`videoeval.video_intervals`)."""
     from polypview.inference.runtime.engine import load_engine, resolve_model
     from polypview.inference.training.towerclip import TowerClip, VideoOptions
     from polypview.inference.training.videoeval import Lane, min_true_pixels, play_clip
@@ -39,7 +40,7 @@ def sweep(model: str, pairs, peaks: list[float], threads: int = 1, fps: float | 
         play_clip(engine, clip, list(lanes.values()), options.score_size, {})
     results = {}
     for peak, lane in lanes.items():
-        summary = lane.run.summary(min_true_pixels(lane.settings, options.score_size), 0, options.seed)
+        summary = lane.run.summary(min_true_pixels(lane.settings, options.score_size), resamples, options.seed)
         results[peak] = {"dice": {c: v["dice"] for c, v in summary["micro"].items()},
                          **{k: v for k, v in summary.items() if k not in ("micro", "by_view")},
                          "by_view": {view: {"polyp_dice": v["micro"]["polyp"]["dice"],
@@ -79,12 +80,15 @@ def fewest_misses_within(results: dict[float, dict], max_fp: float) -> float | N
 
 
 def row(peak: float, r: dict) -> str:
+    from polypview.inference.training.videoeval import rate_interval
+
     d = r["dice"]
     pct = lambda v: "n/a" if v is None else f"{100 * v:.1f}"  # noqa: E731
     fp = r["fp_regions_per_min"]
     return (f"{peak:<5g} {pct(d['polyp'])} / {pct(d['neoplastic'])} / {pct(d['non_neoplastic'])}   "
-            f"missed {pct(r['missed_share'])} %   false regions/min {'n/a' if fp is None else f'{fp:.0f}'} "
-            f"({pct(r['fp_frame_share'])} % of polyp-free frames)   flips {r['flips_per_polyp_second'] or 0:.2f}")
+            f"missed {pct(r['missed_share'])} %{rate_interval(r, 'missed_share', pct)}   false regions/min "
+            + ("n/a" if fp is None else f"{fp:.0f}" + rate_interval(r, "fp_regions_per_min", lambda x: f"{x:.0f}"))
+            + f" ({pct(r['fp_frame_share'])} % of polyp-free frames)   flips {r['flips_per_polyp_second'] or 0:.2f}")
 
 
 def view_row(r: dict) -> str:
@@ -108,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clips", type=int, default=1,
                         help="clips played one after another, as eval's --video-clips (default 1)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument("--bootstrap", type=int, default=2000,
+                        help="resamples of the 95 %% intervals of missed frames and false regions (0: none)")
     parser.add_argument("--by-view", action="store_true",
                         help="under each peak, missed frames and polyp Dice per kind of view (framed, polyp, edge, away)")
     parser.add_argument("--max-fp", type=float, default=None,
@@ -125,11 +131,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         results = sweep(opts.model, eval_pairs(opts.data or neopolyp_dir(), opts.split), peaks, opts.threads,
-                        opts.fps, opts.clips)
+                        opts.fps, opts.clips, max(0, opts.bootstrap))
     except PolypviewError as exc:
         print(f"peak_sweep: {exc}", file=sys.stderr)
         return 2
-    print(f"{opts.model}, {opts.split} tower clip: peak, Dice polyp / neo / non, ...")
+    print(f"{opts.model}, {opts.split} tower clip: peak, Dice polyp / neo / non, ..."
+          + (f" [95 % intervals: {opts.bootstrap} resamples of the source images]" if opts.bootstrap > 0 else ""))
     for peak, r in results.items():
         print(row(peak, r))
         if opts.by_view:
