@@ -510,6 +510,43 @@ def test_the_peak_sweep_tool_scores_each_peak_as_eval_video_does(tmp_path, capsy
     assert tool.main([str(model), "--data", str(data), "--split", "all", "--peaks", "x"]) == 2
 
 
+def test_two_sweeps_compare_paired_as_eval_compares_the_same_two_models(tmp_path, capsys):
+    """`--paired A.json:P B.json:P` gives the differences `eval A B --video --video-min-peak P` prints."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("peak_sweep", Path(__file__).parents[1] / "tools" / "peak_sweep.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    data = _make_dataset(tmp_path / "data", count=4)
+    fine = make_color_model(tmp_path / "fine.onnx", input_size=(64, 64))
+    coarse = make_color_model(tmp_path / "coarse.onnx", input_size=(16, 16))
+    common = ["--data", str(data), "--split", "all", "--peaks", "0,0.6", "--fps", "4", "--bootstrap", "0"]
+    assert tool.main([str(fine), *common, "--json", str(tmp_path / "a.json")]) == 0
+    assert tool.main([str(coarse), *common, "--json", str(tmp_path / "b.json")]) == 0
+    capsys.readouterr()
+    assert tool.main(["--paired", f"{tmp_path / 'a.json'}:0.6", f"{tmp_path / 'b.json'}:0.6", "--bootstrap", "300"]) == 0
+    text = capsys.readouterr().out
+    out = tmp_path / "e.json"
+    assert main(["eval", str(fine), str(coarse), "--data", str(data), "--split", "all", "--no-fps", "--no-progress",
+                 "--threads", "1", "--video", "--video-fps", "4", "--video-min-peak", "0.6", "--bootstrap", "300",
+                 "--json", str(out)]) == 0
+    paired = json.loads(out.read_text())["results"][1]["paired"]["video"]
+    row = text.strip().splitlines()[-1]
+    assert paired["polyp"]["diff"] < 0 and paired["polyp"]["ci95"][0] < paired["polyp"]["ci95"][1]  # a real difference
+    assert row.startswith("b at 0.6") and "a at 0.6" in text and "Polyp Dice" not in text.split("tower clip")[0]
+    for key, scale, fmt in (("polyp", 100, ".1f"), ("missed_share", 100, ".1f"), ("fp_regions_per_min", 1, ".0f")):
+        d = paired[key]
+        assert f"{scale * d['diff']:+{fmt}} [{scale * d['ci95'][0]:+{fmt}} to {scale * d['ci95'][1]:+{fmt}}]" in row
+    capsys.readouterr()
+    assert tool.main(["--paired", f"{tmp_path / 'a.json'}:0.7", f"{tmp_path / 'b.json'}:0.6"]) == 2  # not swept
+    assert "--paired needs SWEEP.json:PEAK" in capsys.readouterr().err
+    assert tool.main([str(coarse), *common[:-2], "--fps", "8", "--json", str(tmp_path / "c.json")]) == 0
+    capsys.readouterr()
+    assert tool.main(["--paired", f"{tmp_path / 'a.json'}:0.6", f"{tmp_path / 'c.json'}:0.6"]) == 2
+    assert "must play the same clip" in capsys.readouterr().err
+
+
 def test_the_peak_rule_takes_the_fewest_false_regions_within_the_missed_bound_else_the_smallest_sum():
     import importlib.util
     from pathlib import Path

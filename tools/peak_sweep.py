@@ -5,6 +5,7 @@
     python tools/peak_sweep.py FILE --split val --clips 3 --peaks 0,0.7,0.8,0.9,0.93,0.95,0.96,0.97,0.98,0.99 --max-fp 190
         (how the default's 0.99 was chosen: the fewest misses within 190 false regions a minute)
     python tools/peak_sweep.py FILE --split val --clips 3 --peaks 0.98,0.99 --by-view   (where the misses are)
+    python tools/peak_sweep.py --paired shipped.json:0.99 cand.json:0.98   (two sweeps' clips, paired intervals)
 
 Every frame is inferred once; each peak then draws it with its own overlay settings (and its own class
 memory, which follows the drawn regions), exactly as `polypview eval --video --video-min-peak P` would,
@@ -21,6 +22,8 @@ import json
 import sys
 from dataclasses import replace
 from pathlib import Path
+
+import numpy as np
 
 
 def sweep(model: str, pairs, peaks: list[float], threads: int = 1, fps: float | None = None,
@@ -40,8 +43,12 @@ def sweep(model: str, pairs, peaks: list[float], threads: int = 1, fps: float | 
         play_clip(engine, clip, list(lanes.values()), options.score_size, {})
     results = {}
     for peak, lane in lanes.items():
-        summary = lane.run.summary(min_true_pixels(lane.settings, options.score_size), resamples, options.seed)
+        least = min_true_pixels(lane.settings, options.score_size)
+        summary = lane.run.summary(least, resamples, options.seed)
+        dice_units, rate_units = lane.run.units(least)
         results[peak] = {"dice": {c: v["dice"] for c, v in summary["micro"].items()},
+                         "units": {"dice": dice_units.tolist(), "rates": rate_units.tolist(), "fps": options.fps,
+                                   "clips": clips, "seed": options.seed, "images": len(pairs)},
                          **{k: v for k, v in summary.items() if k not in ("micro", "by_view")},
                          "by_view": {view: {"polyp_dice": v["micro"]["polyp"]["dice"],
                                             **{k: v[k] for k in ("polyp_frames", "missed_frames", "missed_share")}}
@@ -101,9 +108,37 @@ def view_row(r: dict) -> str:
     return "      missed by view: " + "; ".join(parts)
 
 
+def paired_text(first: str, second: str, resamples: int, seed: int = 0) -> str:
+    """Two sweeps' clips compared at one peak each ("SWEEP.json:PEAK"): the second minus the first, paired."""
+    from polypview.inference.training.paired import Units, format_paired, paired_differences
+
+    picked = []
+    for spec in (first, second):
+        path, _, peak = spec.rpartition(":")
+        try:
+            peaks = json.loads(Path(path).read_text())["peaks"]
+            units = peaks[str(float(peak))]["units"]
+        except (OSError, ValueError, KeyError) as exc:
+            raise ValueError(f"--paired needs SWEEP.json:PEAK of a sweep written with --json ({spec}: {exc!r})") from None
+        picked.append((f"{Path(path).stem} at {float(peak):g}", units))
+    (name_a, a), (name_b, b) = picked
+    same = ("images", "clips", "seed", "fps")
+    if any(a[k] != b[k] for k in same):
+        raise ValueError("--paired sweeps must play the same clip ("
+                         + ", ".join(f"{k} {a[k]} / {b[k]}" for k in same) + ")")
+    def units_of(u):
+        return Units(None, np.asarray(u["dice"], np.int64), np.asarray(u["rates"], np.int64), u["fps"])
+
+    diff = paired_differences(units_of(a), units_of(b), resamples, seed)
+    return format_paired([name_a, name_b], [diff], a["images"], resamples)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model", help="shipped model name or .onnx file")
+    parser.add_argument("model", nargs="?", help="shipped model name or .onnx file")
+    parser.add_argument("--paired", nargs=2, metavar="SWEEP.json:PEAK",
+                        help="instead of sweeping: compare two sweeps' clips (same split, clips and seed), each at one "
+                             "peak, the second minus the first with paired 95 %% intervals")
     parser.add_argument("--data", type=Path, default=None, help="NeoPolyp-Small folder (default: the shared one)")
     parser.add_argument("--split", default="val", help="val (default), test, train, all, or a file of names")
     parser.add_argument("--peaks", default="0,0.7,0.8,0.9,0.95,0.98", help="comma-separated region peaks")
@@ -120,6 +155,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="also name the peak with the fewest missed frames among those with at most this many "
                              "false regions per minute (the rule that chose the default's peak)")
     opts = parser.parse_args(argv)
+    if opts.paired:
+        try:
+            print(paired_text(*opts.paired, max(1, opts.bootstrap)))
+        except ValueError as exc:
+            print(f"peak_sweep: {exc}", file=sys.stderr)
+            return 2
+        return 0
+    if opts.model is None:
+        parser.error("give a model to sweep, or --paired")
     from polypview.errors import PolypviewError
     from polypview.inference.training.data import neopolyp_dir
     from polypview.inference.training.evaluate import eval_pairs

@@ -31,7 +31,7 @@ from polypview.inference.training.videoeval import RATE_KEYS, rates_of
 class Units:
     """What a paired bootstrap resamples of one model's evaluation (kept in memory, not in the JSON)."""
 
-    images: np.ndarray  # (images, classes, 3) still images' TP/FP/FN (ImageCounts.per_image)
+    images: np.ndarray | None  # (images, classes, 3) still images' TP/FP/FN (ImageCounts.per_image); None: no stills
     video: np.ndarray | None = None  # (source images, classes, 3) the clip's TP/FP/FN per source image
     video_rates: np.ndarray | None = None  # (source images, 5) videoeval.rate_units
     fps: float | None = None  # the clip's frame rate (for the per-minute and per-second rates)
@@ -43,7 +43,7 @@ def paired_differences(a: Units, b: Units, resamples: int, seed: int = 0, level:
     Still images are compared when both have the same number of images; the clip when both have one with
     the same source images. A missing or undefined figure gives None."""
     out: dict = {}
-    if a.images.shape == b.images.shape:
+    if a.images is not None and b.images is not None and a.images.shape == b.images.shape:
         out["images"] = _dice_differences(a.images, b.images, resamples, seed, level)
     if (a.video is not None and b.video is not None and a.video.shape == b.video.shape
             and a.video_rates is not None and b.video_rates is not None and a.fps is not None and a.fps == b.fps):
@@ -94,12 +94,14 @@ def format_paired(names: list[str], paired: list[dict], images: int, resamples: 
     first model and model i + 1."""
     if not paired:
         return ""
-    head = ["Model"] + [f"{label} Dice" for _, label in TABLE_CLASSES]
-    rows = [head] + [[name] + [_cell(p.get("images", {}).get(key), 100, ".1f") for key, _ in TABLE_CLASSES]
-                     for name, p in zip(names[1:], paired)]
     parts = [f"Paired with {names[0]} (each row: that model minus it on the same {images} images, Dice in points; "
              f"[95 % interval of the difference: the images resampled together for both models, {resamples} "
-             "times]; an interval that holds 0 means this split cannot tell the two apart)", _table(rows)]
+             "times]; an interval that holds 0 means this split cannot tell the two apart)"]
+    if any("images" in p for p in paired):
+        head = ["Model"] + [f"{label} Dice" for _, label in TABLE_CLASSES]
+        rows = [head] + [[name] + [_cell(p.get("images", {}).get(key), 100, ".1f") for key, _ in TABLE_CLASSES]
+                         for name, p in zip(names[1:], paired)]
+        parts.append(_table(rows))
     if any("video" in p for p in paired):
         head = (["Model"] + [f"clip {label} Dice" for _, label in TABLE_CLASSES]
                 + ["Missed frames (points)", "FP regions/min", "Class flips/polyp-s"])
