@@ -43,6 +43,7 @@ from polypview.inference.training.metrics import (  # noqa: F401 (re-exported: e
     micro_with_intervals,
     pct_text,
     row_label,
+    text_table,
 )
 from polypview.inference.training.paired import Units, format_paired, paired_differences
 
@@ -427,9 +428,7 @@ def format_table(results: list[EvalResult], split: str = "test") -> str:
         if r.micro_true_class is not None:
             rows.append(_region_row(r, "  true class/polyp", r.micro_true_class))
         rows.append(_paper_row(r))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines = text_table(rows)
     n = results[0].images if results else 0
     return "\n".join(lines) + (
         f"\n(micro-averaged over {n} images of split {split!r} at mask resolution, per-pixel argmax as the papers; "

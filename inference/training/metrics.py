@@ -229,6 +229,14 @@ def dice_cell(scores: dict) -> str:
     return pct_text(scores["dice"]) + ("" if not ci else f" [{pct_text(ci[0])}-{pct_text(ci[1])}]")
 
 
+def text_table(rows: list[list[str]]) -> list[str]:
+    """Rows of cells as aligned text lines, a dashed rule under the first (the head)."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return lines
+
+
 def row_label(result, results) -> str:
     """A table row's name: the architecture, with the file's name when another row has the same architecture
     (two checkpoints of one network would otherwise read alike), and as many of its folders as it takes to

@@ -23,6 +23,7 @@ from polypview.inference.training.metrics import (
     micro_dice,
     percentile_interval,
     resampled_sums,
+    text_table,
 )
 from polypview.inference.training.videoeval import RATE_KEYS, rates_of
 
@@ -117,7 +118,4 @@ def format_paired(names: list[str], paired: list[dict], images: int, resamples: 
 
 
 def _table(rows: list[list[str]]) -> str:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return "\n".join(text_table(rows))

@@ -120,25 +120,22 @@ def video_metrics(scores: list[FrameScore], fps: float, min_true_pixels: int = 1
     missed = sum(not s.hit for s in polyp)
     fp_regions = sum(s.regions for s in free)
     fp_frames = sum(s.regions > 0 for s in free)
-    free_minutes = len(free) / fps / 60.0
     tracks = track_flips(polyp)
     flips = sum(tracks.values())
-    polyp_seconds = len(polyp) / fps
+    rates = rates_of(np.array([len(polyp), missed, len(free), fp_regions, flips]), fps)
     return {
         "frames": len(scores),
         "polyp_frames": len(polyp),
         "missed_frames": missed,
-        "missed_share": missed / len(polyp) if polyp else None,
         "polyp_free_frames": len(free),
         "polyp_free_seconds": len(free) / fps,
         "fp_regions": fp_regions,
-        "fp_regions_per_min": fp_regions / free_minutes if free else None,
         "fp_frames": fp_frames,  # polyp-free frames with at least one drawn region
         "fp_frame_share": fp_frames / len(free) if free else None,
         "tracks": len(tracks),
-        "polyp_seconds": polyp_seconds,
+        "polyp_seconds": len(polyp) / fps,
         "class_flips": flips,
-        "flips_per_polyp_second": flips / polyp_seconds if polyp else None,
+        **{key: float(value) if np.isfinite(value) else None for key, value in rates.items()},
         "min_true_pixels": max(1, min_true_pixels),
     }
 
@@ -417,7 +414,7 @@ def rate_interval(v: dict, key: str, fmt) -> str:
 
 def format_video_table(results) -> str:
     """The video rows (one per model with a `video` result) and a footnote saying what they mean."""
-    from polypview.inference.training.metrics import TABLE_CLASSES, dice_cell, row_label
+    from polypview.inference.training.metrics import TABLE_CLASSES, dice_cell, row_label, text_table
 
     rows = [r for r in results if getattr(r, "video", None)]
     if not rows:
@@ -429,9 +426,7 @@ def format_video_table(results) -> str:
         lines.append(_video_cells(row_label(r, rows), r.video, dice_cell))
         for kind, part in r.video.get("by_view", {}).items():
             lines.append(_video_cells(f"  {kind} ({part['images']} {view_unit(r.video)})", part, dice_cell))
-    widths = [max(len(row[i]) for row in lines) for i in range(len(head))]
-    text = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in lines]
-    text.insert(1, "  ".join("-" * w for w in widths))
+    text = text_table(lines)
     v = rows[0].video
     lo, hi = v["seconds_per_image"]
     shown = f"{lo:g} s" if lo == hi else f"{lo:g}-{hi:g} s (seeded)"
