@@ -46,6 +46,9 @@ class OverlaySettings:
     class_memory: float = 0.5
     legend: bool = False  # burn the class legend into the frame (the window shows it beside the video)
     one_class_per_region: bool = True  # a polyp has one histology: each region takes its majority class
+    # Write each drawn polyp's class name beside it: red against green alone fails readers with red-green colour
+    # blindness (about 1 man in 12), and a name can be read at a glance without the legend.
+    name_tags: bool = False
 
     def __post_init__(self) -> None:
         if self.style not in STYLES:
@@ -180,6 +183,7 @@ class Overlay:
         self._lut = np.repeat(self.colors_bgr[-1:], 256, axis=0)[:, None, :].copy()
         self._lut[: len(self.colors_bgr), 0] = self.colors_bgr
         self._legend_cache: dict[tuple[int, int], tuple[Rect, np.ndarray]] = {}
+        self._tag_cache: dict[tuple[int, int, int], np.ndarray] = {}
 
     def draw(self, frame_bgr: np.ndarray, prediction: Prediction | None, settings: OverlaySettings,
              roi: Rect | None = None) -> np.ndarray:
@@ -202,9 +206,17 @@ class Overlay:
         box = _bbox(keep)
         if box is None or limit is None:
             return
+        regions = _kept_regions(p, keep, len(self.class_names), target) if s.style == "box" or s.name_tags else []
         if s.style == "box":  # rectangles from the model-resolution regions: nothing to upscale
-            self._boxes(out, _kept_regions(p, keep, len(self.class_names), target), limit)
-            return
+            self._boxes(out, regions, limit)
+        else:
+            self._draw_shapes(out, p, s, keep, components, box, target, limit)
+        if s.name_tags:
+            self._tags(out, regions, limit)
+
+    def _draw_shapes(self, out, p: Prediction, s: OverlaySettings, keep, components, box, target: Rect,
+                     limit: Rect) -> None:
+        """Filled masks or contours, upscaled from the model crop that holds the kept regions."""
         crop, rect = _crop_rects(box, keep.shape, target)
         if rect[2] <= 0 or rect[3] <= 0:
             return
@@ -255,6 +267,37 @@ class Overlay:
             colour = tuple(int(c) for c in self.colors_bgr[min(r.label, len(self.colors_bgr) - 1)])
             cv2.rectangle(patch, (x - gap, y - gap), (x + w - 1 + gap, y + h - 1 + gap), colour, thickness, cv2.LINE_8)
 
+    def _tags(self, out, regions: list[Region], limit: Rect) -> None:
+        """Each region's class name on an opaque dark tag, centred above its box (below it when there is no room
+        above, inside its top edge when there is none below either), never over the lesion where it fits."""
+        thickness = self._thickness(out)
+        gap = 2 * thickness + thickness // 2  # clear of a box style's rectangle
+        lx, ly, lw, lh = limit
+        for r in regions:
+            image = self._tag(min(r.label, len(self.class_names) - 1), out.shape[0], out.shape[1])
+            th, tw = image.shape[:2]
+            x, y, w, h = r.box
+            if y - gap - th >= ly:
+                top = y - gap - th
+            elif y + h + gap + th <= ly + lh:
+                top = y + h + gap
+            else:
+                top = max(ly, y)
+            left = min(max(x + (w - tw) // 2, lx), lx + lw - tw)
+            area = _clip((max(left, lx), top, tw, th), limit)
+            if area is None:
+                continue
+            ax, ay, aw, ah = area
+            out[ay:ay + ah, ax:ax + aw] = image[ay - top:ay - top + ah, ax - left:ax - left + aw]
+
+    def _tag(self, label: int, frame_h: int, frame_w: int) -> np.ndarray:
+        key = (label, frame_h, frame_w)
+        if key not in self._tag_cache:
+            scale = max(min(frame_h, frame_w) / 1080, 0.25)
+            self._tag_cache[key] = _render_rows([self.class_names[label]], self.colors_bgr[label:label + 1], scale,
+                                                frame_w, frame_h)
+        return self._tag_cache[key]
+
     @staticmethod
     def _thickness(frame: np.ndarray) -> int:
         return max(2, round(min(frame.shape[:2]) / 360))
@@ -283,23 +326,31 @@ class Overlay:
 
     def _render_legend(self, frame_h: int, frame_w: int) -> tuple[Rect, np.ndarray]:
         scale = max(min(frame_h, frame_w) / 1080, 0.25)
-        font, font_scale = cv2.FONT_HERSHEY_SIMPLEX, 0.8 * scale
-        text_th = max(1, round(2 * scale))
-        line_h = max(8, round(34 * scale))
-        pad, swatch = max(2, round(10 * scale)), max(4, round(22 * scale))
-        text_w = max(cv2.getTextSize(n, font, font_scale, text_th)[0][0] for n in self.class_names)
-        w = min(frame_w, 3 * pad + swatch + text_w)
-        h = min(frame_h, 2 * pad + line_h * len(self.class_names))
-        image = np.full((h, w, 3), 24, np.uint8)  # opaque dark box: no blend, no source pixels inside
-        for i, (name, colour) in enumerate(zip(self.class_names, self.colors_bgr)):
-            top = pad + i * line_h + (line_h - swatch) // 2
-            cv2.rectangle(image, (pad, top), (pad + swatch, top + swatch), tuple(int(c) for c in colour), -1)
-            baseline = pad + i * line_h + (line_h + cv2.getTextSize(name, font, font_scale, text_th)[0][1]) // 2
-            cv2.putText(image, name, (2 * pad + swatch, baseline), font, font_scale, (235, 235, 235),
-                        text_th, cv2.LINE_AA)
+        image = _render_rows(self.class_names, self.colors_bgr, scale, frame_w, frame_h)
+        h, w = image.shape[:2]
         margin = max(2, round(16 * scale))
         x, y = min(margin, frame_w - w), max(0, frame_h - h - margin)
         return (x, y, w, h), image
+
+
+def _render_rows(names, colors_bgr, scale: float, max_w: int, max_h: int) -> np.ndarray:
+    """An opaque dark box (no blend, no source pixels inside) with one row per class: its colour swatch and
+    its name in light text; `scale` 1 suits a 1080p frame. The legend, and each polyp's name tag."""
+    font, font_scale = cv2.FONT_HERSHEY_SIMPLEX, 0.8 * scale
+    text_th = max(1, round(2 * scale))
+    line_h = max(8, round(34 * scale))
+    pad, swatch = max(2, round(10 * scale)), max(4, round(22 * scale))
+    text_w = max(cv2.getTextSize(n, font, font_scale, text_th)[0][0] for n in names)
+    w = min(max_w, 3 * pad + swatch + text_w)
+    h = min(max_h, 2 * pad + line_h * len(names))
+    image = np.full((h, w, 3), 24, np.uint8)
+    for i, (name, colour) in enumerate(zip(names, colors_bgr)):
+        top = pad + i * line_h + (line_h - swatch) // 2
+        cv2.rectangle(image, (pad, top), (pad + swatch, top + swatch), tuple(int(c) for c in colour), -1)
+        baseline = pad + i * line_h + (line_h + cv2.getTextSize(name, font, font_scale, text_th)[0][1]) // 2
+        cv2.putText(image, name, (2 * pad + swatch, baseline), font, font_scale, (235, 235, 235),
+                    text_th, cv2.LINE_AA)
+    return image
 
 
 BLACK_FRAME = 8  # mean grey level under which a frame is taken as black (no corner can be judged)

@@ -165,6 +165,8 @@ def add_overlay_arguments(parser: argparse.ArgumentParser) -> None:
     ov.add_argument("--no-overlay", action="store_true", help="start with the overlay off")
     ov.add_argument("--legend", action="store_true",
                     help="burn the class legend into the video and recordings (in the corner with no burned-in text)")
+    ov.add_argument("--name-tags", action="store_true",
+                    help="write each drawn polyp's class name beside it (readable without telling red from green)")
 
 
 def overlay_from_args(args: Any) -> dict:
@@ -176,6 +178,8 @@ def overlay_from_args(args: Any) -> dict:
         values["one_class_per_region"] = False
     if getattr(args, "legend", False):
         values["legend"] = True
+    if getattr(args, "name_tags", False):
+        values["name_tags"] = True
     overlay_settings(values)  # ConfigError now for an opacity of 2, a style of "dots"...
     return values
 

@@ -75,6 +75,8 @@ def test_one_settings_object_checks_every_option(tmp_path):
     assert s.pipeline_config().staleness_s == s.staleness_s
     assert settings("--demo", "--min-peak", "0.9").overlay_settings().min_peak == 0.9
     assert settings("--demo", "--style", "box").overlay_settings().style == "box"
+    assert settings("--demo", "--name-tags").overlay_settings().name_tags
+    assert not settings("--demo").overlay_settings().name_tags
     from polypview.inference.runtime.modelfile import neopolyp_info
 
     own = neopolyp_info("nanonet-lite0-neo", 256, overlay={"min_peak": 0.95})  # a model file's own region peak

@@ -348,3 +348,53 @@ def test_a_dark_frame_is_not_judged_for_the_image_area():
     sparse = np.zeros((720, 1280, 3), np.uint8)
     sparse[::40, :] = 200  # thin bright lines: nothing a view could be
     assert find_image_area(sparse)[1] is False
+
+
+def _tag_rect(changed, outside):
+    """Bounding box (x0, y0, x1, y1) of the changed pixels in the `outside` part of the frame."""
+    ys, xs = np.nonzero(changed & outside)
+    return xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+
+
+@pytest.mark.parametrize("style", ["fill", "contour", "box"])
+def test_name_tags_write_each_polyps_class_beside_it_and_touch_nothing_else(style):
+    frame = _frame(5)
+    overlay = Overlay(CLASSES, COLORS_RGB)
+    p = _prediction([(BOX, 0, 0.95)])  # frame box (160, 80, 120, 100)
+    plain = overlay.draw(frame, p, OverlaySettings(style=style, legend=False))
+    assert np.array_equal(overlay.draw(frame, p, OverlaySettings(style=style, legend=False, name_tags=False)), plain)
+    out = overlay.draw(frame, p, OverlaySettings(style=style, legend=False, name_tags=True))
+    changed = _changed(out, frame)
+    lesion = np.zeros(FRAME_SHAPE, bool)
+    lesion[80:180, 160:280] = True
+    assert np.array_equal(out[lesion], plain[lesion])  # the tag does not cover the polyp
+    x0, y0, x1, y1 = _tag_rect(changed, ~_allowed(BOX))
+    assert y1 <= 80 and x0 < 220 < x1  # above the polyp, centred on it
+    tag = out[y0:y1, x0:x1]
+    assert not np.array_equal(out[~_allowed(BOX)], frame[~_allowed(BOX)])
+    outside = ~_allowed(BOX)
+    outside[y0:y1, x0:x1] = False
+    assert not changed[outside].any()  # nothing else changes
+    assert (tag.max(axis=2) > 200).any() and (tag.max(axis=2) < 40).mean() > 0.5  # light text on a dark tag
+    assert (np.abs(tag.astype(int) - (0, 0, 255)).sum(axis=2) == 0).any()  # the class colour's swatch (BGR red)
+
+
+def test_name_tags_name_the_class_go_below_a_polyp_at_the_top_and_stay_in_the_image_area():
+    frame = _frame(6)
+    overlay = Overlay(CLASSES, COLORS_RGB)
+    on = OverlaySettings(legend=False, name_tags=True)
+    top = (60, 0, 30, 20)  # model pixels -> frame (240, 0, 120, 80): no room above
+    tags = []
+    for label in (0, 1):
+        p = _prediction([(top, label, 0.95)])
+        out = overlay.draw(frame, p, on)
+        x0, y0, x1, y1 = _tag_rect(_changed(out, frame), ~_allowed(top))
+        assert y0 >= 80  # below the polyp
+        tags.append(out[y0:y1, x0:x1])
+    assert tags[0].shape != tags[1].shape or not np.array_equal(tags[0], tags[1])  # "neoplastic" vs "non-neoplastic"
+    # a polyp at the image area's right edge: its tag is pulled inside the area, never onto the black border
+    roi = (0, 0, 400, 360)
+    edge = (85, 40, 15, 20)  # frame (340, 160, 60, 80), the area ends at x = 400
+    out = overlay.draw(frame, _prediction([(edge, 1, 0.95)]), on, roi=roi)
+    changed = _changed(out, frame)
+    assert changed[:, 340:400].any() and not changed[:, 400:].any()

@@ -49,6 +49,8 @@ def test_settings_survive_a_restart(qtbot, tmp_path, errors):
     assert window.pipeline.overlays[-1].min_area == pytest.approx(0.002)  # live
     assert window.panel.area_label.text() == "min area 0.20%"
     window.panel.style_combo.setCurrentText("contour")
+    window.panel.tags_check.setChecked(True)
+    assert window.pipeline.overlays[-1].name_tags  # live
     window.panel.model_chosen.emit("other-model")
     qtbot.waitUntil(lambda: window.engine is not None and window.engine.name == "other-model", timeout=2000)
     qtbot.keyClick(window, Qt.Key.Key_H)
@@ -63,7 +65,7 @@ def test_settings_survive_a_restart(qtbot, tmp_path, errors):
     assert again.requested[0] == "other-model"  # the model of the last session
     values = window.panel.overlay_values()
     assert (values["opacity"], values["threshold"], values["min_peak"], values["style"]) == (0.7, 0.35, 0.9, "contour")
-    assert values["min_area"] == pytest.approx(0.002)
+    assert values["min_area"] == pytest.approx(0.002) and values["name_tags"]
     assert window.hud.isHidden() and not window.hud_action.isChecked()
     assert (window.width(), window.height()) == size
     assert [a.text() for a in window.recent_menu.actions()] == [str((tmp_path.cwd() / "fake.mp4").resolve())]

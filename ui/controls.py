@@ -92,6 +92,9 @@ class ControlPanel(QWidget):
         self.legend_check.setToolTip("burn the class legend into the video, in the corner with no burned-in text")
         self.legend_check.setChecked(True)
         self.legend_check.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.tags_check = QCheckBox("class name on each polyp")
+        self.tags_check.setToolTip("write each polyp's class name beside it: readable without telling red from green")
+        self.tags_check.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.region_check = QCheckBox("one class per polyp")
         self.region_check.setChecked(True)
         self.region_check.setToolTip("each polyp region takes the class most of its pixels have")
@@ -116,6 +119,7 @@ class ControlPanel(QWidget):
         form.addRow(self.overlay_check)
         form.addRow(self.legend_check)
         form.addRow(self.region_check)
+        form.addRow(self.tags_check)
         form.addRow("style", self.style_combo)
         form.addRow(self.opacity_label, self.opacity_slider)
         form.addRow(self.threshold_label, self.threshold_slider)
@@ -123,6 +127,7 @@ class ControlPanel(QWidget):
         form.addRow(self.area_label, self.area_slider)
         self.area_slider.valueChanged.connect(self._area_moved)  # before _changed, which reads the value
         for signal in (self.overlay_check.toggled, self.legend_check.toggled, self.region_check.toggled,
+                       self.tags_check.toggled,
                        self.style_combo.currentIndexChanged, self.opacity_slider.valueChanged,
                        self.threshold_slider.valueChanged, self.peak_slider.valueChanged,
                        self.area_slider.valueChanged):
@@ -141,16 +146,18 @@ class ControlPanel(QWidget):
         self.model_combo.blockSignals(False)
 
     def set_overlay_values(self, enabled: bool, style: str, opacity: float, threshold: float, legend: bool,
-                           one_class_per_region: bool, min_peak: float, min_area: float) -> None:
+                           one_class_per_region: bool, min_peak: float, min_area: float,
+                           name_tags: bool) -> None:
         """Show these settings without emitting overlay_changed; they are kept exactly as given (a --min-area
         between the slider's steps or above its 1 % is not rounded or clamped when another control moves)."""
-        widgets = (self.overlay_check, self.legend_check, self.region_check, self.style_combo, self.opacity_slider,
-                   self.threshold_slider, self.peak_slider, self.area_slider)
+        widgets = (self.overlay_check, self.legend_check, self.region_check, self.tags_check, self.style_combo,
+                   self.opacity_slider, self.threshold_slider, self.peak_slider, self.area_slider)
         for w in widgets:
             w.blockSignals(True)
         self.overlay_check.setChecked(enabled)
         self.legend_check.setChecked(legend)
         self.region_check.setChecked(one_class_per_region)
+        self.tags_check.setChecked(name_tags)
         self.style_combo.setCurrentText(style)
         self.opacity_slider.setValue(round(opacity * 100))
         self.threshold_slider.setValue(round(threshold * 100))
@@ -174,6 +181,7 @@ class ControlPanel(QWidget):
             "min_area": self._min_area,
             "legend": self.legend_check.isChecked(),
             "one_class_per_region": self.region_check.isChecked(),
+            "name_tags": self.tags_check.isChecked(),
         }
 
     def _area_moved(self, value: int) -> None:

@@ -173,7 +173,7 @@ class MainWindow(RecordingMixin, ViewMixin, QMainWindow):
 
     def _overlay_fields(self) -> dict:
         names = ("enabled", "style", "opacity", "threshold", "min_peak", "min_area", "legend",
-                 "one_class_per_region")
+                 "one_class_per_region", "name_tags")
         return {name: getattr(self.overlay, name) for name in names}
 
     # ---- opening inputs
