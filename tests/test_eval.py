@@ -256,6 +256,26 @@ def test_image_counts_keep_each_images_counts():
     assert rows.sum(axis=0)[polyp].tolist() == counter.counts["polyp"]
 
 
+def test_eval_on_binary_masks_scores_the_polyp_and_reports_no_class_dice(tmp_path, capsys):
+    """Kvasir-SEG-style white masks know a polyp but not its class: polyp Dice from the hand counts, the class
+    Dice n/a (not 0: the model's red pixels on the background alone would make it 0), and the table says why."""
+    root = tmp_path / "binary"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    white = (255, 255, 255)
+    # predicted neo 16x16 inside a true polyp 16x24 (TP 256, FN 128); predicted non 8x8 on background (FP 64)
+    _write_pair(root, "a", [(RED, 0, 16, 0, 16), (GREEN, 24, 32, 40, 48)], [(white, 0, 16, 0, 24)])
+    out = tmp_path / "eval.json"
+    assert main(["eval", str(_channel_model(tmp_path / "channels.onnx")), "--data", str(root), "--split", "all",
+                 "--json", str(out), "--no-fps", "--no-progress"]) == 0
+    micro = json.loads(out.read_text())["results"][0]["micro"]
+    assert micro["polyp"]["dice"] == pytest.approx(2 * 256 / (2 * 256 + 64 + 128))
+    assert micro["neoplastic"]["dice"] is None and micro["non_neoplastic"]["dice"] is None
+    assert micro["non_neoplastic"]["fp"] == 64
+    table = capsys.readouterr().out
+    assert "Neo and Non-neo n/a: no pixel of that class in these masks" in table
+
+
 def test_eval_writes_and_prints_the_hand_computed_intervals(fake_data, tmp_path, capsys):
     """Two images: every interval runs from one image's micro Dice to the other's (see above)."""
     model = _channel_model(tmp_path / "channels.onnx")
@@ -264,15 +284,17 @@ def test_eval_writes_and_prints_the_hand_computed_intervals(fake_data, tmp_path,
                  "--no-fps", "--no-progress", "--seed", "5"]) == 0
     result = json.loads(out.read_text())["results"][0]
     micro = result["micro"]
-    # a: neo (256, 0, 128) -> 0.8, polyp the same; b: neo (0, 64, 0) -> 0, polyp (64, 64, 64) -> 0.5,
-    # non (64, 0, 64) -> 2/3 (a has no non-neoplastic pixel: resamples of a alone have no Dice).
-    assert micro["neoplastic"]["dice_ci95"] == pytest.approx([0.0, 0.8])
+    # a: neo (256, 0, 128) -> 0.8, polyp the same; b: neo (0, 64, 0): no neoplastic pixel to find, so
+    # resamples of b alone have no neoplastic Dice (a false alarm alone is not a Dice of 0), a and b
+    # together 512 / 704; polyp (64, 64, 64) -> 0.5, non (64, 0, 64) -> 2/3 (a has no non-neoplastic
+    # pixel: resamples of a alone have no Dice).
+    assert micro["neoplastic"]["dice_ci95"] == pytest.approx([512 / 704, 0.8])
     assert micro["polyp"]["dice_ci95"] == pytest.approx([0.5, 0.8])
     assert micro["non_neoplastic"]["dice_ci95"] == pytest.approx([2 / 3, 2 / 3])
     assert result["micro_region"]["polyp"]["dice_ci95"] == pytest.approx([0.5, 0.8])
     assert result["bootstrap"] == {"resamples": 2000, "seed": 5, "level": 0.95, "unit": "image", "method": "percentile"}
     table = capsys.readouterr().out
-    assert "72.7 [0.0-80.0]" in table and "bootstrap over the 2 images" in table and "95 %" in table
+    assert "72.7 [72.7-80.0]" in table and "bootstrap over the 2 images" in table and "95 %" in table
 
 
 def test_eval_json_with_intervals_still_feeds_export_and_the_model_card(fake_data, tmp_path):

@@ -121,3 +121,19 @@ def test_row_labels_tell_apart_files_of_one_network_even_with_one_name():
     assert [row_label(r, rows) for r in rows] == [
         "nanonet-lite0-neo (x/nanonet-lite0-neo.onnx)", "nanonet-lite0-neo (assets/nanonet-lite0-neo.onnx)",
         "nanonet-lite0-neo (best.pt)", "blazeneo-dha"]
+
+
+def test_a_class_with_no_true_pixel_has_no_dice_not_a_dice_of_zero():
+    """A binary dataset (Kvasir-SEG: every polyp pixel UNDEFINED) has no class to find: the class Dice is
+    undefined, whatever the model predicts, while the polyp Dice is scored; one true pixel makes it 0 again."""
+    truth = np.array([[U, U, B, B]], np.uint8)
+    pred = np.array([[N, O, N, B]], np.uint8)  # a neoplastic false alarm on the background
+    counter = ConfusionCounter()
+    counter.update(pred, truth)
+    assert math.isnan(counter.dice()["neoplastic"]) and math.isnan(counter.iou()["neoplastic"])
+    assert math.isnan(counter.dice()["non_neoplastic"])
+    assert counter.dice()["polyp"] == pytest.approx(4 / 5)  # TP 2, FP 1
+    micro = counter.as_dict()["micro"]
+    assert micro["neoplastic"]["dice"] is None and micro["neoplastic"]["fp"] == 1
+    counter.update(np.array([[B]], np.uint8), np.array([[N]], np.uint8))  # one neoplastic pixel missed
+    assert counter.dice()["neoplastic"] == 0.0

@@ -435,7 +435,17 @@ def format_table(results: list[EvalResult], split: str = "test") -> str:
         "'one class/polyp': each connected polyp region takes its majority class, as the app shows it; "
         "'true class/polyp': the same regions given the true class under them, the ceiling of a better "
         "class decision (not a model's score); "
-        f"{_ci_note(results, n)}FPS: ONNX Runtime CPU, batch 1{_threads_note(results)})")
+        f"{_ci_note(results, n)}{_no_truth_note(results)}FPS: ONNX Runtime CPU, batch 1{_threads_note(results)})")
+
+
+def _no_truth_note(results: list[EvalResult]) -> str:
+    """Why a class Dice reads n/a: its class has no pixel in the truth (metrics.micro_dice; '' when every class
+    has one)."""
+    absent = [label for key, label in TABLE_CLASSES if any(r.micro[key]["dice"] is None for r in results)]
+    if not absent:
+        return ""
+    return (f"{' and '.join(absent)} n/a: no pixel of that class in these masks (a dataset without classes, "
+            "such as Kvasir-SEG's binary masks, scores the polyp only); ")
 
 
 def _ci_note(results: list[EvalResult], images: int) -> str:

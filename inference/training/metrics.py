@@ -81,12 +81,13 @@ class ConfusionCounter:
         self.images += 1
 
     def dice(self) -> dict[str, float]:
-        """Micro Dice per class."""
-        return {c: dice_score(*self.counts[c]) for c in METRIC_CLASSES}
+        """Micro Dice per class (NaN for a class of which the truth holds no pixel: `micro_dice`)."""
+        return {c: float(micro_dice(np.asarray(self.counts[c]))) for c in METRIC_CLASSES}
 
     def iou(self) -> dict[str, float]:
-        """Micro IoU per class."""
-        return {c: iou_score(*self.counts[c]) for c in METRIC_CLASSES}
+        """Micro IoU per class (NaN where the Dice is)."""
+        return {c: iou_score(*self.counts[c]) if self.counts[c][0] + self.counts[c][2] else math.nan
+                for c in METRIC_CLASSES}
 
     def macro_dice(self) -> dict[str, float]:
         """Mean per-image Dice (smooth 1) per class."""
@@ -192,10 +193,14 @@ def percentile_interval(values: np.ndarray, level: float = CI_LEVEL) -> list[flo
 
 
 def micro_dice(sums: np.ndarray) -> np.ndarray:
-    """Micro Dice of summed (..., 3) TP/FP/FN counts, NaN where there is no polyp pixel at all."""
+    """Micro Dice of summed (..., 3) TP/FP/FN counts; NaN where the truth holds no pixel of the class.
+
+    With nothing to find (the classes of a binary dataset such as Kvasir-SEG, whose polyps have no class;
+    a set of polyp-free frames) the formula gives 0 for any false alarm, which reads as a failed
+    segmentation: such a Dice is not reported ("n/a", JSON null)."""
     tp, fp, fn = sums[..., 0], sums[..., 1], sums[..., 2]
     den = 2 * tp + fp + fn
-    return np.where(den > 0, 2 * tp / np.maximum(den, 1), np.nan)
+    return np.where(tp + fn > 0, 2 * tp / np.maximum(den, 1), np.nan)
 
 
 def resampled_sums(per_unit: np.ndarray, resamples: int, seed: int = 0) -> np.ndarray:

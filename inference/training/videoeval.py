@@ -37,6 +37,7 @@ from polypview.inference.training.metrics import (
     METRIC_CLASSES,
     ImageCounts,
     bootstrap_intervals,
+    micro_dice,
     micro_with_intervals,
     percentile_interval,
     resampled_sums,
@@ -248,8 +249,8 @@ class VideoRun:
 
 
 def _dice(tp: int, fp: int, fn: int) -> float | None:
-    den = 2 * tp + fp + fn
-    return float(2 * tp / den) if den else None
+    dice = float(micro_dice(np.array([tp, fp, fn])))
+    return None if math.isnan(dice) else dice
 
 
 def min_true_pixels(settings, score_size) -> int:
