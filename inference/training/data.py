@@ -248,7 +248,8 @@ def dataset_folder(root: str | Path) -> Path:
     for candidate in (root, root / "train"):
         if (candidate / "images").is_dir() and (candidate / "masks").is_dir():
             return candidate
-    raise DataError(f"{root} has no images/ and masks/ folders (pass NeoPolyp-Small's train/ folder)")
+    raise DataError(f"{root} has no images/ and masks/ folders (pass a folder holding both, such as "
+                    "NeoPolyp-Small's train/ or Kvasir-SEG's)")
 
 
 def neopolyp_pairs(root: str | Path, names: Iterable[str]) -> list[Pair]:
