@@ -18,6 +18,7 @@ from polypview.errors import PolypviewError
 SUBCOMMANDS = {
     "train": ("polypview.inference.training.train", "train a network on a dataset"),
     "eval": ("polypview.inference.training.evaluate", "evaluate models on the test split (Dice/IoU, FPS, params, GMACs)"),
+    "split": ("polypview.inference.training.split", "make a fixed train/val/test split of another dataset"),
     "blend": ("polypview.inference.training.blend", "average the weights of several trained files of one network"),
     "export": ("polypview.inference.training.export", "export a checkpoint to an ONNX model file with metadata"),
     "bench": ("polypview.bench", "benchmark every pipeline stage and the whole pipeline"),

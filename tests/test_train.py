@@ -65,6 +65,8 @@ def test_overfits_four_images(data, tmp_path):
         assert (out / name).is_file(), name
     assert len(json.loads((out / "history.json").read_text())) == 16
     best = torch.load(out / "best.pt", weights_only=False)
+    # another dataset's own split lists: the model card's data line names that folder, not NeoPolyp-Small
+    assert best["training_data"].startswith(f"data, split lists {data};")
     assert best["epoch"] == result["best_epoch"] and best["eval"]["polyp"]["dice"] == pytest.approx(best_polyp, abs=0.2)
 
 
@@ -117,6 +119,26 @@ def test_cli_missing_data_is_one_line_data_error(tmp_path, capsys):
     assert code == DataError.exit_code
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "absent" in err[0]
+
+
+def test_binary_masks_are_refused_for_a_class_head_and_train_a_binary_model(tmp_path, capsys):
+    """Kvasir-SEG-style white masks, split by `polypview split`: a -neo model's class head would learn nothing
+    from polyps of unknown class (one line says so and names binary models); nanonet-c trains on them."""
+    data = _synthetic(tmp_path / "data", n=10)
+    for mask in (data / "masks").iterdir():
+        grey = cv2.imread(str(mask)).max(axis=2)
+        cv2.imwrite(str(mask), np.where(grey > 0, 255, 0).astype(np.uint8))
+    assert main(["split", str(data), "-o", str(tmp_path / "split")]) == 0
+    common = ["--data", str(data), "--split", str(tmp_path / "split"), "--epochs", "1", "--batch", "2", "--size",
+              "64", "--augment", "none", "--workers", "0", "--no-progress"]
+    capsys.readouterr()
+    code = main(["train", "--model", "nanonet-c-neo", *common, "--out", str(tmp_path / "neo")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == DataError.exit_code and len(err) == 1
+    assert "class head ignores polyps of unknown class" in err[0] and "nanonet-a" in err[0]
+    assert not (tmp_path / "neo" / "last.pt").exists()
+    assert main(["train", "--model", "nanonet-c", *common, "--out", str(tmp_path / "binary")]) == 0
+    assert (tmp_path / "binary" / "last.pt").is_file()
 
 
 def test_cli_trains_and_eval_reads_the_checkpoint(data, tmp_path, capsys):

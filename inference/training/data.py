@@ -261,7 +261,8 @@ def neopolyp_pairs(root: str | Path, names: Iterable[str]) -> list[Pair]:
     if missing:
         raise DataError(
             f"{len(missing)} of {len(names)} names have no image/mask pair in {folder} "
-            f"(first: {missing[0]}); is this the right dataset folder?"
+            f"(first: {missing[0]}); is this the right dataset folder? For another dataset than NeoPolyp-Small, "
+            "`polypview split DIR -o SPLIT` makes its split: then --split SPLIT to train, --split SPLIT/test.txt to eval"
         )
     return [(images[n], masks[n]) for n in names]
 
@@ -274,6 +275,23 @@ def folder_pairs(root: str | Path) -> list[Pair]:
     if not names:
         raise DataError(f"no image/mask pairs with matching names in {folder}")
     return [(images[n], masks[n]) for n in names]
+
+
+def class_rows(data: str | Path, pairs: Sequence[Pair], names: Sequence[str]) -> dict[str, ManifestRow]:
+    """name -> the two classes' pixel counts of each (image, mask) pair: from the dataset's manifest.csv when
+    it lists every name (NeoPolyp-Small), else counted in the masks (binary masks: no class pixel)."""
+    from polypview.inference.runtime.labels import NEOPLASTIC, NON_NEOPLASTIC
+
+    listed = dataset_folder(data) / "manifest.csv"
+    if listed.is_file():
+        rows = read_manifest(listed)
+        if all(name in rows for name in names):
+            return {name: rows[name] for name in names}
+    counted = {}
+    for name, (_, mask) in zip(names, pairs):
+        labels = read_neopolyp_mask(mask)
+        counted[name] = ManifestRow(name, int((labels == NEOPLASTIC).sum()), int((labels == NON_NEOPLASTIC).sum()))
+    return counted
 
 
 # ---------------------------------------------------------------- class balancing

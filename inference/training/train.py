@@ -193,19 +193,6 @@ def split_names(part: str, split_dir: Path | None) -> list[str]:
     return [line.strip() for line in path.read_text().splitlines() if line.strip()]
 
 
-def non_neoplastic_counts(data: Path, pairs, names) -> dict[str, int]:
-    """name -> non-neoplastic pixels, from manifest.csv when present, else counted in the masks."""
-    from polypview.inference.runtime.labels import NON_NEOPLASTIC
-    from polypview.inference.training.data import dataset_folder, read_manifest, read_neopolyp_mask
-
-    manifest = dataset_folder(data) / "manifest.csv"
-    if manifest.is_file():
-        rows = read_manifest(manifest)
-        if all(n in rows for n in names):
-            return {n: rows[n].non_neoplastic_px for n in names}
-    return {n: int((read_neopolyp_mask(m) == NON_NEOPLASTIC).sum()) for n, (_, m) in zip(names, pairs)}
-
-
 class IndexedView:
     """A dataset seen through a list of indices (oversampling without caching images twice)."""
 
@@ -227,7 +214,12 @@ class IndexedView:
 def build_datasets(opts: TrainOptions, spec):
     """(train view with oversampling, validation dataset), images decoded once and cached."""
     from polypview.inference.training.augment import SIZED_AUGMENTS, create_augment
-    from polypview.inference.training.data import SegmentationDataset, neopolyp_pairs, oversample_non_neoplastic
+    from polypview.inference.training.data import (
+        SegmentationDataset,
+        class_rows,
+        neopolyp_pairs,
+        oversample_non_neoplastic,
+    )
 
     recipe = opts.recipe
     if not Path(opts.data).is_dir():
@@ -248,9 +240,14 @@ def build_datasets(opts: TrainOptions, spec):
                                 keep_aspect=views, **norm)
     val = SegmentationDataset(pairs["val"], recipe.size, None, **norm)
     order = names["train"]
+    rows = class_rows(opts.data, pairs["train"], order) if recipe.oversample > 1 or spec.head == "trinary" else {}
+    if spec.head == "trinary" and not any(r.neoplastic_px or r.non_neoplastic_px for r in rows.values()):
+        raise DataError(f"no training mask in {opts.data} holds a neoplastic or non-neoplastic pixel (binary polyp "
+                        f"masks?): {opts.model}'s class head ignores polyps of unknown class (BlazeNeo's loss) and "
+                        "would learn nothing to draw; train a binary model on them (nanonet-a, hardnet-mseg, "
+                        "resunetpp)")
     if recipe.oversample > 1:
-        counts = non_neoplastic_counts(opts.data, pairs["train"], order)
-        order = oversample_non_neoplastic(order, counts, recipe.oversample)
+        order = oversample_non_neoplastic(order, rows, recipe.oversample)
     position = {n: i for i, n in enumerate(names["train"])}
     return IndexedView(train, [position[n] for n in order]), val
 
@@ -315,8 +312,11 @@ def _device(name: str | None):
 
 
 def _data_description(opts: TrainOptions, train_len: int, val_len: int) -> str:
-    split = str(opts.split) if opts.split else "packaged fixed split inference/splits/neopolyp_{train,val,test}.txt"
-    text = (f"NeoPolyp-Small ({Path(opts.data).name}), {split}; train {train_len} samples/epoch "
+    if opts.split:  # another dataset's own split (`polypview split`), or another split of NeoPolyp-Small
+        where = f"{Path(opts.data).name}, split lists {opts.split}"
+    else:
+        where = f"NeoPolyp-Small ({Path(opts.data).name}), packaged fixed split inference/splits/neopolyp_{{train,val,test}}.txt"
+    text = (f"{where}; train {train_len} samples/epoch "
             f"(oversample x{opts.recipe.oversample}), val {val_len} images")
     if opts.pseudo:
         text += f"; plus the unlabelled test/ images with pseudo-labels of the teacher {opts.teacher}"
