@@ -284,7 +284,7 @@ class Overlay:
             else:
                 top = max(ly, y)
             left = min(max(x + (w - tw) // 2, lx), lx + lw - tw)
-            area = _clip((max(left, lx), top, tw, th), limit)
+            area = _clip((left, top, tw, th), limit)  # a tag wider than the image area shows its middle
             if area is None:
                 continue
             ax, ay, aw, ah = area

@@ -398,3 +398,24 @@ def test_name_tags_name_the_class_go_below_a_polyp_at_the_top_and_stay_in_the_im
     out = overlay.draw(frame, _prediction([(edge, 1, 0.95)]), on, roi=roi)
     changed = _changed(out, frame)
     assert changed[:, 340:400].any() and not changed[:, 400:].any()
+
+
+def test_name_tags_never_leave_the_image_area_whatever_the_frame_regions_and_area():
+    """Random frame sizes (down to a tag wider than the image area), regions and image areas: nothing is
+    written outside the area, in every style."""
+    rng = np.random.default_rng(0)
+    overlay = Overlay(CLASSES, COLORS_RGB)
+    for trial in range(60):
+        h, w = int(rng.integers(40, 400)), int(rng.integers(40, 700))
+        frame = rng.integers(30, 220, (h, w, 3), dtype=np.uint8)
+        boxes = []
+        for _ in range(int(rng.integers(1, 4))):
+            x, y = int(rng.integers(0, 38)), int(rng.integers(0, 28))
+            boxes.append(((x, y, int(rng.integers(1, 40 - x)), int(rng.integers(1, 30 - y))), int(rng.integers(0, 2)), 0.97))
+        x0, y0 = int(rng.integers(0, w // 2)), int(rng.integers(0, h // 2))
+        roi = (x0, y0, int(rng.integers(5, w - x0 + 1)), int(rng.integers(5, h - y0 + 1)))
+        settings = OverlaySettings(style=("fill", "contour", "box")[trial % 3], legend=False, name_tags=True, min_area=0)
+        out = overlay.draw(frame, _prediction(boxes, shape=(30, 40)), settings, roi=roi)
+        inside = np.zeros((h, w), bool)
+        inside[roi[1]:roi[1] + roi[3], roi[0]:roi[0] + roi[2]] = True
+        assert not (_changed(out, frame) & ~inside).any()
