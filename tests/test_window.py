@@ -131,6 +131,10 @@ def test_menus_list_every_command_and_shortcuts_work(qtbot, tmp_path, errors, mo
     assert pipeline.overlays[-1].enabled is False and not window.panel.overlay_check.isChecked()
     qtbot.keyClick(window, Qt.Key.Key_M)
     assert pipeline.overlays[-1].enabled is True
+    qtbot.keyClick(window, Qt.Key.Key_N)  # class names on the polyps, as the panel's box
+    assert pipeline.overlays[-1].name_tags is True and window.panel.tags_check.isChecked()
+    window.panel.tags_check.setChecked(False)  # and the box drives the menu's tick
+    assert pipeline.overlays[-1].name_tags is False and not window.names_action.isChecked()
     qtbot.keyClick(window, Qt.Key.Key_F11)
     qtbot.waitUntil(window.isFullScreen, timeout=2000)
     assert window.menuBar().isHidden()

@@ -106,9 +106,10 @@ class MainWindow(RecordingMixin, ViewMixin, QMainWindow):
         a = self.actions
         self.play_action, self.record_action, self.snapshot_action = a["play"], a["record"], a["snapshot"]
         self.open_action, self.fullscreen_action, self.escape_action = a["open"], a["fullscreen"], a["escape"]
-        self.hud_action, self.masks_action = a["hud"], a["masks"]
+        self.hud_action, self.masks_action, self.names_action = a["hud"], a["masks"], a["names"]
         self.hud_action.setChecked(self.prefs.hud)
         self.masks_action.setChecked(self.overlay.enabled)
+        self.names_action.setChecked(self.overlay.name_tags)
         self.recent_menu = build_menus(self, self.actions)
         self._refresh_recent()
 
@@ -418,6 +419,7 @@ class MainWindow(RecordingMixin, ViewMixin, QMainWindow):
     def _overlay_changed(self) -> None:
         self.overlay = dataclasses.replace(self.overlay, **self.panel.overlay_values())
         self.masks_action.setChecked(self.overlay.enabled)
+        self.names_action.setChecked(self.overlay.name_tags)
         self.prefs.save_overlay(self.overlay)
         if self.pipeline is not None:
             self.pipeline.set_overlay(self.overlay)
@@ -425,6 +427,10 @@ class MainWindow(RecordingMixin, ViewMixin, QMainWindow):
     def toggle_masks(self) -> None:
         """Masks on or off (M), as the panel's "show masks" box."""
         self.panel.overlay_check.setChecked(self.masks_action.isChecked())
+
+    def toggle_names(self) -> None:
+        """Class names on the polyps on or off (N), as the panel's "class name on each polyp" box."""
+        self.panel.tags_check.setChecked(self.names_action.isChecked())
 
     def show_shortcuts(self) -> None:
         dialogs.show_info(self, "Keyboard shortcuts", shortcuts_text())

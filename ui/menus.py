@@ -45,6 +45,8 @@ ACTIONS = (
     ActionSpec("hud", "&Readouts (HUD)", ("H",), "toggle_hud", checkable=True,
                tip="frame rates, inference time and delays, below the video"),
     ActionSpec("masks", "Show &masks", ("M",), "toggle_masks", checkable=True, tip="the overlay on or off"),
+    ActionSpec("names", "Class &names on polyps", ("N",), "toggle_names", checkable=True,
+               tip="each polyp's class written beside it"),
     ActionSpec("shortcuts", "&Keyboard shortcuts", ("F1",), "show_shortcuts"),
     ActionSpec("about", "&About polypview", (), "show_about"),
 )
@@ -52,7 +54,7 @@ ACTIONS = (
 MENUS = {
     "&File": ("open", "open_device", "recent", "-", "recordings_folder", "-", "quit"),
     "&Playback": ("play", "seek_back", "seek_forward", "step_back", "step_forward", "-", "record", "snapshot"),
-    "&View": ("fullscreen", "hud", "masks"),
+    "&View": ("fullscreen", "hud", "masks", "names"),
     "&Help": ("shortcuts", "about"),
 }
 
