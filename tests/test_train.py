@@ -123,7 +123,8 @@ def test_cli_missing_data_is_one_line_data_error(tmp_path, capsys):
 
 def test_binary_masks_are_refused_for_a_class_head_and_train_a_binary_model(tmp_path, capsys):
     """Kvasir-SEG-style white masks, split by `polypview split`: a -neo model's class head would learn nothing
-    from polyps of unknown class (one line says so and names binary models); nanonet-c trains on them."""
+    from polyps of unknown class (one line says so and names binary models); nanonet-lite0 (the default's
+    pretrained encoder and decoder, one polyp channel, its own recipe) trains on them, and eval scores it."""
     data = _synthetic(tmp_path / "data", n=10)
     for mask in (data / "masks").iterdir():
         grey = cv2.imread(str(mask)).max(axis=2)
@@ -135,10 +136,16 @@ def test_binary_masks_are_refused_for_a_class_head_and_train_a_binary_model(tmp_
     code = main(["train", "--model", "nanonet-c-neo", *common, "--out", str(tmp_path / "neo")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == DataError.exit_code and len(err) == 1
-    assert "class head ignores polyps of unknown class" in err[0] and "nanonet-a" in err[0]
+    assert "class head ignores polyps of unknown class" in err[0] and "nanonet-lite0" in err[0]
     assert not (tmp_path / "neo" / "last.pt").exists()
-    assert main(["train", "--model", "nanonet-c", *common, "--out", str(tmp_path / "binary")]) == 0
-    assert (tmp_path / "binary" / "last.pt").is_file()
+    assert main(["train", "--model", "nanonet-lite0", *common, "--out", str(tmp_path / "binary")]) == 0
+    recipe = json.loads((tmp_path / "binary" / "recipe.json").read_text())
+    assert (recipe["family"], recipe["loss"], recipe["oversample"]) == ("lite", "bce_dice", 1)
+    out = tmp_path / "e.json"
+    assert main(["eval", str(tmp_path / "binary" / "best.pt"), "--data", str(data), "--split",
+                 str(tmp_path / "split" / "test.txt"), "--no-fps", "--no-progress", "--json", str(out)]) == 0
+    micro = json.loads(out.read_text())["results"][0]["micro"]
+    assert micro["polyp"]["dice"] is not None and micro["neoplastic"]["dice"] is None
 
 
 def test_cli_trains_and_eval_reads_the_checkpoint(data, tmp_path, capsys):

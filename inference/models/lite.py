@@ -84,6 +84,14 @@ def _register_nanonet_lite(variant: str) -> None:
         return NanoNetLite(variant, **NANONET_LITE[variant], aux=aux, pretrained=pretrained)
 
 
+def _register_nanonet_lite_binary(variant: str) -> None:
+    @register_model(f"nanonet-{variant}", head="binary", input_size=256,
+                    description=f"NanoNet decoder on an ImageNet-pretrained EfficientNet-{variant.capitalize()} "
+                    "(cut at /16), one polyp channel: for datasets with binary masks (Kvasir-SEG)")
+    def build(pretrained: bool = False) -> NanoNetLite:
+        return NanoNetLite(variant, **NANONET_LITE[variant], n_classes=1, aux=False, pretrained=pretrained)
+
+
 def _register_blazeneo_lite(variant: str) -> None:
     @register_model(f"blazeneo-{variant}-neo", head="trinary", input_size=256,
                     description=f"BlazeNeo-DHA (RFB-lite, DHA aggregation, trinary head, auxiliary polyp branch) "
@@ -95,5 +103,6 @@ def _register_blazeneo_lite(variant: str) -> None:
 
 for _variant in NANONET_LITE:
     _register_nanonet_lite(_variant)
+    _register_nanonet_lite_binary(_variant)
 for _variant in BLAZENEO_LITE:
     _register_blazeneo_lite(_variant)

@@ -156,6 +156,14 @@ LITE_NEO = Recipe(
           "256 px camera-like views, BlazeNeo loss with non-neoplastic pixels' CE x3, non-neoplastic images 2x",
 )
 
+# The same for nanonet-lite0's single polyp channel (binary masks, e.g. Kvasir-SEG): BCE + Dice on the polyp,
+# no class to balance.
+LITE = replace(
+    LITE_NEO, family="lite", loss="bce_dice", oversample=1,
+    notes="pretrained EfficientNet-Lite encoder, binary polyp head: AdamW 1e-3, 1 warm-up epoch, cosine to 1e-5, "
+          "batch 8, 256 px camera-like views, BCE + Dice",
+)
+
 RECIPES: Registry[Recipe] = Registry("recipe", {
     "blazeneo": BLAZENEO,
     "hardnet-mseg": HARDNET_MSEG,
@@ -165,6 +173,7 @@ RECIPES: Registry[Recipe] = Registry("recipe", {
     "nanonet-neo": NANONET_NEO,
     "resunetpp": RESUNETPP,
     "lite-neo": LITE_NEO,
+    "lite": LITE,
 })
 
 # The GPU run for BlazeNeo-DHA with the recipe above (not run here: this task had no GPU), then
@@ -178,7 +187,7 @@ BLAZENEO_GPU_COMMAND = (
 def family_of(model: str) -> str:
     """The recipe family of a registered model name."""
     if "-lite" in model:
-        return "lite-neo"
+        return "lite-neo" if model.endswith("-neo") else "lite"
     if model.startswith("blazeneo"):
         return "blazeneo"
     if model.startswith("nanonet"):

@@ -244,8 +244,8 @@ def build_datasets(opts: TrainOptions, spec):
     if spec.head == "trinary" and not any(r.neoplastic_px or r.non_neoplastic_px for r in rows.values()):
         raise DataError(f"no training mask in {opts.data} holds a neoplastic or non-neoplastic pixel (binary polyp "
                         f"masks?): {opts.model}'s class head ignores polyps of unknown class (BlazeNeo's loss) and "
-                        "would learn nothing to draw; train a binary model on them (nanonet-a, hardnet-mseg, "
-                        "resunetpp)")
+                        "would learn nothing to draw; train a binary model on them (nanonet-lite0, pretrained like the "
+                        "default; nanonet-a, hardnet-mseg, resunetpp)")
     if recipe.oversample > 1:
         order = oversample_non_neoplastic(order, rows, recipe.oversample)
     position = {n: i for i, n in enumerate(names["train"])}
