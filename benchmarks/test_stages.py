@@ -56,6 +56,17 @@ def test_overlay_polyp_mask_1080p(benchmark, hd_frames, engine, style):
     assert out.shape == hd_frames[0].shape and not np.array_equal(out, hd_frames[0])
 
 
+def test_overlay_polyp_mask_with_name_tags_1080p(benchmark, hd_frames, engine):
+    """The fill style with each polyp's class name written beside it (`--name-tags`): compare with the
+    fill row of the test above, same run."""
+    roi = detect_roi(hd_frames[0])
+    overlay = Overlay(engine.info.classes, engine.info.colors)
+    settings = OverlaySettings(name_tags=True)
+    out = benchmark(overlay.draw, hd_frames[0], disc_prediction(engine, roi), settings, roi)
+    plain = overlay.draw(hd_frames[0], disc_prediction(engine, roi), OverlaySettings(), roi)
+    assert not np.array_equal(out, plain)  # the tag is drawn
+
+
 @pytest.fixture(scope="module")
 def nanonet_graphs(tmp_path_factory):
     """The shipped nanonet-a-neo weights exported twice: as trained (training graph) and as shipped
