@@ -123,7 +123,7 @@ def _check_roi(roi, frame_size) -> None:
     if isinstance(roi, tuple) and frame_size and all(frame_size):
         x, y, w, h = roi
         if x + w > frame_size[0] or y + h > frame_size[1]:
-            raise ConfigError(f"--roi {x},{y},{w},{h} reaches outside the {frame_size[0]}x{frame_size[1]} frame")
+            raise ConfigError(f"the image area {x},{y},{w},{h} (--roi) reaches outside the {frame_size[0]}x{frame_size[1]} frame")
 
 
 class Pipeline:
@@ -210,6 +210,17 @@ class Pipeline:
     def set_engine(self, engine: Engine | None) -> None:
         """Swap the model; results of the old one are no longer drawn."""
         self._state.set_engine(engine)
+
+    def set_roi(self, roi: bool | tuple[int, int, int, int]) -> None:
+        """Where the endoscope's image lies, from the next frame: X,Y,W,H in frame pixels, True (find it,
+        as --roi auto) or False (the whole frame); ConfigError for an area outside the frame."""
+        _check_roi(roi, self.source.size)
+        self._state.set_roi(roi)
+
+    @property
+    def roi(self) -> tuple[int, int, int, int] | None:
+        """The image area in use (None: the whole frame, or not found yet)."""
+        return self._state.roi
 
     @property
     def engine(self) -> Engine | None:

@@ -118,12 +118,22 @@ class ModelState:
         self.epoch = 0
         self.results: deque[Result] = deque(maxlen=RESULT_HISTORY)
         self.failed_engines: set[int] = set()
+        self._use_roi(find_roi)
+
+    def _use_roi(self, find_roi: bool | tuple[int, int, int, int]) -> None:
         # an area the user gave is kept as it is; True: found, then re-checked; False: the whole frame
         self.roi: tuple[int, int, int, int] | None = find_roi if isinstance(find_roi, tuple) else None
         self._find_roi = find_roi is True
         self._roi_attempts = 0 if self._find_roi else ROI_ATTEMPTS
         self._roi_candidate: tuple | None = None  # a different area seen at the last re-checks...
         self._roi_agree = 0  # ...and at how many in a row
+
+    def set_roi(self, find_roi: bool | tuple[int, int, int, int]) -> None:
+        """Where the endoscope's image lies from now on: an area the user gave, found anew (True) or the
+        whole frame (False); each polyp's class memory belonged to the old area's regions."""
+        with self.lock:
+            self._use_roi(find_roi)
+            self.temporal = None
 
     def new_epoch(self) -> None:
         """Forget results and smoothing (after a seek or a model change); call with the lock held."""

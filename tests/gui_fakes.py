@@ -69,7 +69,7 @@ class FakePipeline:
         self.source, self.engine, self.config, self.sink = source, engine, config, sink
         self.fps, self.stop_delay = fps, stop_delay
         self.mask_share = mask_share  # the share of frames shown with a mask that stats() reports
-        self.overlays, self.engines, self.seeks = [], [engine], []
+        self.overlays, self.engines, self.seeks, self.rois = [], [engine], [], []
         self.paused = False
         self.recording = False
         self.record_error: str | None = None  # the recorder's error, set by a test (disk full...)
@@ -120,6 +120,13 @@ class FakePipeline:
 
     def set_engine(self, engine):
         self.engines.append(engine)
+
+    def set_roi(self, roi):
+        if isinstance(roi, tuple) and (roi[0] + roi[2] > self.source.size[0] or roi[1] + roi[3] > self.source.size[1]):
+            from polypview.errors import ConfigError
+
+            raise ConfigError(f"the image area {roi} reaches outside the frame")
+        self.rois.append(roi)
 
     def start_recording(self, path, include_hud=False):
         self.recording_path = Path(path)

@@ -433,3 +433,34 @@ def test_a_recorder_that_gave_up_no_longer_counts_as_recording():
     report = pipeline.stop_recording()  # what was written is finalised, the error kept
     assert report is not None and "disk full" in report.error
     pipeline.stop()
+
+
+def test_the_image_area_can_be_changed_while_running():
+    """The window sets the area live (drawn by the user, the whole frame, or found again): the engine gets the new
+    one from the next frames on, and an area outside the frame is refused in one line without changing anything."""
+    from polypview.errors import ConfigError
+
+    engine = PatternEngine()
+    pipeline = Pipeline(open_source("demo", size=(320, 180), fps=30), engine,
+                        PipelineConfig(mode="sync", roi=False), ListSink())
+    pipeline.start()
+    try:
+        for area, expected in (((40, 20, 200, 140), (40, 20, 200, 140)), (False, None)):
+            pipeline.set_roi(area)
+            assert pipeline.roi == expected
+            seen = len(engine.rois)
+            deadline = time.monotonic() + 10
+            while len(engine.rois) < seen + 3 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert engine.rois[-1] == expected
+        with pytest.raises(ConfigError, match="reaches outside the 320x180 frame"):
+            pipeline.set_roi((200, 20, 200, 140))
+        assert pipeline.roi is None
+        pipeline.set_roi(True)  # found again: the demo's round field, not the black sides
+        deadline = time.monotonic() + 10
+        while pipeline.roi is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        x, y, w, h = pipeline.roi
+        assert 60 < x and x + w < 260 and w < 220
+    finally:
+        pipeline.stop()

@@ -305,3 +305,44 @@ def test_a_recordings_folder_that_cannot_be_made_says_what_to_do(qtbot, tmp_path
     assert len(errors) == 1 and errors[0].startswith("cannot record to ")
     assert errors[0].endswith("choose another folder (File → Recordings folder)")
     assert not window.record_action.isChecked() and not window.view.recording
+
+
+def test_the_image_area_is_drawn_over_the_video_found_again_or_the_whole_frame(qtbot, tmp_path, errors):
+    from PyQt6.QtCore import QPoint
+
+    window = window_with(qtbot, tmp_path, FakeServices(), Preferences())
+    wait_frames(qtbot, window)
+    pipeline, view = window.pipeline, window.view
+    shown = view.image_rect()  # the 160x120 frames, fitted into the view
+
+    def at(fx, fy):  # a frame position as a point of the view
+        return QPoint(shown.left() + round(fx * shown.width() / 160), shown.top() + round(fy * shown.height() / 120))
+
+    window.actions["area_draw"].trigger()
+    assert view.drawing_area and "Drag over" in window.statusBar().currentMessage()
+    qtbot.mousePress(view, Qt.MouseButton.LeftButton, pos=at(40, 30))
+    qtbot.mouseMove(view, at(100, 70))
+    qtbot.mouseMove(view, at(120, 90))
+    grab = view.grab().toImage()  # the dashed rectangle follows the drag, on screen only
+    top = at(40, 30).y()
+    edge = [grab.pixelColor(x, top + dy) for x in range(at(50, 0).x(), at(110, 0).x()) for dy in (-1, 0, 1)]
+    assert any(c.red() > 200 and c.green() > 180 and c.blue() < 80 for c in edge)
+    qtbot.mouseRelease(view, Qt.MouseButton.LeftButton, pos=at(120, 90))
+    x, y, w, h = pipeline.rois[-1]
+    assert all(abs(a - b) <= 2 for a, b in zip((x, y, w, h), (40, 30, 80, 60)))  # frame pixels, not the view's
+    assert not view.drawing_area and "as drawn" in window.statusBar().currentMessage()
+
+    count = len(pipeline.rois)
+    qtbot.keyClick(window, Qt.Key.Key_A)  # again, then cancelled: a right click, or a drag too small to be an area
+    qtbot.mouseClick(view, Qt.MouseButton.RightButton, pos=at(60, 60))
+    qtbot.keyClick(window, Qt.Key.Key_A)
+    qtbot.mousePress(view, Qt.MouseButton.LeftButton, pos=at(60, 60))
+    qtbot.mouseRelease(view, Qt.MouseButton.LeftButton, pos=at(65, 64))
+    assert len(pipeline.rois) == count and "unchanged" in window.statusBar().currentMessage()
+
+    window.actions["area_whole"].trigger()
+    window.actions["area_find"].trigger()
+    assert pipeline.rois[-2:] == [False, True]
+    assert "found automatically" in window.statusBar().currentMessage()
+    window._set_area((100, 100, 100, 100))  # outside the 160x120 frame: one line in a dialog, nothing changes
+    assert len(errors) == 1 and "reaches outside" in errors[0] and pipeline.rois[-1] is True

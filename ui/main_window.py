@@ -36,6 +36,7 @@ from polypview.ui.menus import about_text, build_actions, build_menus, shortcuts
 from polypview.ui.preferences import Preferences
 from polypview.ui.start_page import StartPage
 from polypview.ui.video_view import VideoView
+from polypview.ui.window_area import AreaMixin
 from polypview.ui.window_recording import RecordingMixin, save_png
 from polypview.ui.window_view import ViewMixin
 
@@ -46,7 +47,7 @@ SEEK_STEP_S = 5.0
 REC_STYLE = "QLabel { background-color: #161616; color: #ff4040; font-weight: bold; padding: 4px 8px; }"
 
 
-class MainWindow(RecordingMixin, ViewMixin, QMainWindow):
+class MainWindow(RecordingMixin, ViewMixin, AreaMixin, QMainWindow):
     """The polypview window."""
 
     def __init__(self, options: Settings | None = None, services: Any = None, prefs: Preferences | None = None):
@@ -120,6 +121,7 @@ class MainWindow(RecordingMixin, ViewMixin, QMainWindow):
         self.start_page.open_demo.connect(lambda: self.open_input("demo"))
         self.view = VideoView()
         self.view.resized.connect(self._view_resized)
+        self.view.area_drawn.connect(self._area_drawn)
         self.hud = HudWidget()
         self.hud.setVisible(self.hud_action.isChecked())
         self.rec_label = QLabel()

@@ -47,6 +47,10 @@ ACTIONS = (
     ActionSpec("masks", "Show &masks", ("M",), "toggle_masks", checkable=True, tip="the overlay on or off"),
     ActionSpec("names", "Class &names on polyps", ("N",), "toggle_names", checkable=True,
                tip="each polyp's class written beside it"),
+    ActionSpec("area_draw", "Draw the image &area…", ("A",), "draw_area",
+               tip="drag over the endoscope's image: masks are drawn only there"),
+    ActionSpec("area_find", "Find the image area", (), "find_area", tip="as at start (--roi auto)"),
+    ActionSpec("area_whole", "Whole frame as image area", (), "whole_frame_area", tip="masks anywhere (--roi off)"),
     ActionSpec("shortcuts", "&Keyboard shortcuts", ("F1",), "show_shortcuts"),
     ActionSpec("about", "&About polypview", (), "show_about"),
 )
@@ -54,7 +58,7 @@ ACTIONS = (
 MENUS = {
     "&File": ("open", "open_device", "recent", "-", "recordings_folder", "-", "quit"),
     "&Playback": ("play", "seek_back", "seek_forward", "step_back", "step_forward", "-", "record", "snapshot"),
-    "&View": ("fullscreen", "hud", "masks", "names"),
+    "&View": ("fullscreen", "hud", "masks", "names", "-", "area_draw", "area_find", "area_whole"),
     "&Help": ("shortcuts", "about"),
 }
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from PyQt6.QtCore import QRect, QRectF, QSize, Qt, pyqtSignal
-from PyQt6.QtGui import QColor, QImage, QPainter, QPaintEvent, QResizeEvent
+from PyQt6.QtCore import QPoint, QRect, QRectF, QSize, Qt, pyqtSignal
+from PyQt6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPaintEvent, QPen, QResizeEvent
 from PyQt6.QtWidgets import QSizePolicy, QWidget
 
 
@@ -55,10 +55,14 @@ def bgr_qimage(frame: np.ndarray) -> QImage:
     return QImage(frame.data, w, h, frame.strides[0], QImage.Format.Format_BGR888)
 
 
+AREA_MIN = 16  # frame pixels a side: a smaller drag is taken as a slip, not an image area (as --roi)
+
+
 class VideoView(QWidget):
     """Shows one frame at a time; set_frame() only schedules a repaint, so frames never queue up."""
 
     resized = pyqtSignal(object)  # paint_area(): the size a frame is scaled into, or None
+    area_drawn = pyqtSignal(object)  # (x, y, w, h) in frame pixels dragged by the user, or None: cancelled
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -71,6 +75,8 @@ class VideoView(QWidget):
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setMinimumSize(320, 180)
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
+        self._area_mode = False  # the next drag over the video sets the image area (begin_area)
+        self._drag: tuple[QPoint, QPoint] | None = None
 
     def set_frame(self, frame: np.ndarray | None, display: np.ndarray | None = None) -> None:
         """Show this frame at the next paint (replacing any frame not painted yet).
@@ -108,6 +114,64 @@ class VideoView(QWidget):
             return QRect()
         return fit_rect(self._image.size(), self.rect())
 
+    # ---- the image area, dragged by the user
+    def begin_area(self) -> None:
+        """Let the next left-button drag over the video give the endoscope's image area (area_drawn);
+        a right click, or a drag smaller than AREA_MIN frame pixels a side, cancels (area_drawn(None))."""
+        self._area_mode, self._drag = True, None
+        self.setCursor(Qt.CursorShape.CrossCursor)
+        self.update()
+
+    @property
+    def drawing_area(self) -> bool:
+        return self._area_mode
+
+    def frame_rect(self, rect: QRect) -> tuple[int, int, int, int] | None:
+        """A rectangle in widget coordinates as (x, y, w, h) in frame pixels, clipped to the frame; None without
+        a frame or when smaller than AREA_MIN pixels a side."""
+        shown = self.image_rect()
+        if self._frame is None or shown.isEmpty():
+            return None
+        fh, fw = self._frame.shape[:2]
+        sx, sy = fw / shown.width(), fh / shown.height()
+        x0 = min(max(round((rect.left() - shown.left()) * sx), 0), fw)
+        y0 = min(max(round((rect.top() - shown.top()) * sy), 0), fh)
+        x1 = min(max(round((rect.right() + 1 - shown.left()) * sx), 0), fw)
+        y1 = min(max(round((rect.bottom() + 1 - shown.top()) * sy), 0), fh)
+        if x1 - x0 < AREA_MIN or y1 - y0 < AREA_MIN:
+            return None
+        return x0, y0, x1 - x0, y1 - y0
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt API)
+        if not self._area_mode:
+            super().mousePressEvent(event)
+        elif event.button() == Qt.MouseButton.LeftButton:
+            point = event.position().toPoint()
+            self._drag = (point, point)
+            self.update()
+        else:
+            self._end_area(None)
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt API)
+        if self._drag is None:
+            super().mouseMoveEvent(event)
+            return
+        self._drag = (self._drag[0], event.position().toPoint())
+        self.update()
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt API)
+        if self._drag is None or event.button() != Qt.MouseButton.LeftButton:
+            super().mouseReleaseEvent(event)
+            return
+        start = self._drag[0]
+        self._end_area(self.frame_rect(QRect(start, event.position().toPoint()).normalized()))
+
+    def _end_area(self, area: tuple[int, int, int, int] | None) -> None:
+        self._area_mode, self._drag = False, None
+        self.unsetCursor()
+        self.update()
+        self.area_drawn.emit(area)
+
     def sizeHint(self) -> QSize:  # noqa: N802 (Qt API)
         return QSize(960, 540)
 
@@ -119,7 +183,16 @@ class VideoView(QWidget):
         else:
             painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.smooth)
             painter.drawImage(QRectF(self.image_rect()), self._image)
+        if self._area_mode:  # on screen only, never in the frame (recordings and snapshots stay clean)
+            self._paint_area_hint(painter)
         painter.end()
+
+    def _paint_area_hint(self, painter: QPainter) -> None:
+        painter.setPen(QPen(QColor(255, 220, 0), 2, Qt.PenStyle.DashLine))
+        if self._drag is not None:
+            painter.drawRect(QRect(*self._drag).normalized())
+        painter.drawText(self.rect().adjusted(0, 8, 0, 0), Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop,
+                         "Drag over the endoscope's image (right-click: cancel)")
 
     def _paint_message(self, painter: QPainter) -> None:
         painter.setPen(QColor(160, 160, 160))
