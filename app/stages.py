@@ -161,6 +161,11 @@ class ModelState:
         (picture in picture, another scope), gets its new area once two checks in a row agree on it."""
         if not self._find_roi:
             return
+        with self.lock:  # an area the user sets meanwhile (set_roi) is never overwritten by this frame's look
+            if self._find_roi:
+                self._look_for_roi(frame)
+
+    def _look_for_roi(self, frame: Frame) -> None:
         if self.roi is None and self._roi_attempts < ROI_ATTEMPTS:
             if frame.seq % ROI_EVERY == 0:
                 self._roi_attempts += 1
@@ -179,8 +184,7 @@ class ModelState:
         else:
             self._roi_candidate, self._roi_agree = area, 1
         if self._roi_agree >= ROI_CONFIRM:
-            with self.lock:
-                self.roi, self.temporal = area, None  # class memory belongs to the old area's regions
+            self.roi, self.temporal = area, None  # class memory belongs to the old area's regions
             self._roi_candidate, self._roi_agree = None, 0
 
     def smooth(self, prediction):
