@@ -70,6 +70,7 @@ class FakePipeline:
         self.fps, self.stop_delay = fps, stop_delay
         self.mask_share = mask_share  # the share of frames shown with a mask that stats() reports
         self.overlays, self.engines, self.seeks, self.rois = [], [engine], [], []
+        self.roi = (10, 10, 140, 100)  # the image area "found" in the fake frames
         self.paused = False
         self.recording = False
         self.record_error: str | None = None  # the recorder's error, set by a test (disk full...)
@@ -127,6 +128,7 @@ class FakePipeline:
 
             raise ConfigError(f"the image area {roi} reaches outside the frame")
         self.rois.append(roi)
+        self.roi = roi if isinstance(roi, tuple) else None
 
     def start_recording(self, path, include_hud=False):
         self.recording_path = Path(path)

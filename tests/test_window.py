@@ -346,3 +346,23 @@ def test_the_image_area_is_drawn_over_the_video_found_again_or_the_whole_frame(q
     assert "found automatically" in window.statusBar().currentMessage()
     window._set_area((100, 100, 100, 100))  # outside the 160x120 frame: one line in a dialog, nothing changes
     assert len(errors) == 1 and "reaches outside" in errors[0] and pipeline.rois[-1] is True
+
+
+def test_the_image_area_in_use_can_be_outlined_on_screen(qtbot, tmp_path, errors):
+    window = window_with(qtbot, tmp_path, FakeServices(), Preferences())
+    wait_frames(qtbot, window)
+    view, pipeline = window.view, window.pipeline
+    assert view.outline is None  # off by default
+    window.actions["area_show"].trigger()
+    assert view.outline == pipeline.roi == (10, 10, 140, 100)
+    left = view.widget_rect(pipeline.roi).left()
+    grab = view.grab().toImage()
+    column = [grab.pixelColor(x, y) for x in (left - 1, left, left + 1)
+              for y in range(view.widget_rect(pipeline.roi).top(), view.widget_rect(pipeline.roi).bottom())]
+    assert any(c.red() > 200 and c.green() > 180 and c.blue() < 80 for c in column)  # dotted yellow, on screen
+    window.actions["area_whole"].trigger()
+    assert view.outline is None  # the whole frame: nothing to outline
+    pipeline.roi = (20, 20, 100, 80)  # found anew while playing: the outline follows at the next refresh
+    qtbot.waitUntil(lambda: view.outline == (20, 20, 100, 80), timeout=2000)
+    window.actions["area_show"].trigger()
+    assert view.outline is None and errors == []

@@ -51,6 +51,8 @@ ACTIONS = (
                tip="drag over the endoscope's image: masks are drawn only there"),
     ActionSpec("area_find", "Find the image area", (), "find_area", tip="as at start (--roi auto)"),
     ActionSpec("area_whole", "Whole frame as image area", (), "whole_frame_area", tip="masks anywhere (--roi off)"),
+    ActionSpec("area_show", "Show the image area", (), "toggle_area_outline", checkable=True,
+               tip="a dotted outline where masks may be drawn (on screen only)"),
     ActionSpec("shortcuts", "&Keyboard shortcuts", ("F1",), "show_shortcuts"),
     ActionSpec("about", "&About polypview", (), "show_about"),
 )
@@ -58,7 +60,7 @@ ACTIONS = (
 MENUS = {
     "&File": ("open", "open_device", "recent", "-", "recordings_folder", "-", "quit"),
     "&Playback": ("play", "seek_back", "seek_forward", "step_back", "step_forward", "-", "record", "snapshot"),
-    "&View": ("fullscreen", "hud", "masks", "names", "-", "area_draw", "area_find", "area_whole"),
+    "&View": ("fullscreen", "hud", "masks", "names", "-", "area_draw", "area_find", "area_whole", "area_show"),
     "&Help": ("shortcuts", "about"),
 }
 

@@ -76,6 +76,7 @@ class VideoView(QWidget):
         self.setMinimumSize(320, 180)
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
         self._area_mode = False  # the next drag over the video sets the image area (begin_area)
+        self.outline: tuple[int, int, int, int] | None = None  # the image area in use, outlined on screen
         self._drag: tuple[QPoint, QPoint] | None = None
 
     def set_frame(self, frame: np.ndarray | None, display: np.ndarray | None = None) -> None:
@@ -142,6 +143,22 @@ class VideoView(QWidget):
             return None
         return x0, y0, x1 - x0, y1 - y0
 
+    def widget_rect(self, area: tuple[int, int, int, int]) -> QRect:
+        """A rectangle (x, y, w, h) in frame pixels, in widget coordinates (frame_rect's inverse)."""
+        shown = self.image_rect()
+        if self._frame is None or shown.isEmpty():
+            return QRect()
+        fh, fw = self._frame.shape[:2]
+        sx, sy = shown.width() / fw, shown.height() / fh
+        x, y, w, h = area
+        return QRect(shown.left() + round(x * sx), shown.top() + round(y * sy), round(w * sx), round(h * sy))
+
+    def set_outline(self, area: tuple[int, int, int, int] | None) -> None:
+        """Outline this image area on screen (None: none)."""
+        if area != self.outline:
+            self.outline = area
+            self.update()
+
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt API)
         if not self._area_mode:
             super().mousePressEvent(event)
@@ -183,6 +200,9 @@ class VideoView(QWidget):
         else:
             painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.smooth)
             painter.drawImage(QRectF(self.image_rect()), self._image)
+        if self.outline is not None and self._image is not None:  # on screen only, like the drag below
+            painter.setPen(QPen(QColor(255, 220, 0), 2, Qt.PenStyle.DotLine))
+            painter.drawRect(self.widget_rect(self.outline))
         if self._area_mode:  # on screen only, never in the frame (recordings and snapshots stay clean)
             self._paint_area_hint(painter)
         painter.end()

@@ -21,6 +21,16 @@ class AreaMixin:
         """Masks anywhere in the frame (as --roi off)."""
         self._set_area(False)
 
+    def toggle_area_outline(self) -> None:
+        """Show or hide a dotted outline of the image area in use (View menu)."""
+        self.show_area_outline()
+
+    def show_area_outline(self) -> None:
+        """Outline the pipeline's current image area when asked (called with each HUD refresh too: the area
+        is found, and may change, while the video plays)."""
+        on = self.actions["area_show"].isChecked() and self.pipeline is not None
+        self.view.set_outline(self.pipeline.roi if on else None)
+
     def draw_area(self) -> None:
         """Let the user drag the image area over the video."""
         if self.pipeline is None or self.view.frame() is None:
@@ -52,3 +62,4 @@ class AreaMixin:
             x, y, w, h = area
             text = f"{w}x{h} at ({x}, {y}), as drawn (--roi {x},{y},{w},{h} on the command line)"
         self.statusBar().showMessage(f"Image area: {text}", 8000)
+        self.show_area_outline()

@@ -21,6 +21,7 @@ class ViewMixin:
         if self.pipeline is None:
             return
         stats = self.pipeline.stats()
+        self.show_area_outline()
         self.hud.show_stats(stats, self.bridge.superseded if self.bridge else 0, self._stale,
                             masks_off=not self.overlay.enabled)
         self._check_speed(stats)
