@@ -144,8 +144,13 @@ def test_binary_masks_are_refused_for_a_class_head_and_train_a_binary_model(tmp_
     out = tmp_path / "e.json"
     assert main(["eval", str(tmp_path / "binary" / "best.pt"), "--data", str(data), "--split",
                  str(tmp_path / "split" / "test.txt"), "--no-fps", "--no-progress", "--json", str(out)]) == 0
-    micro = json.loads(out.read_text())["results"][0]["micro"]
-    assert micro["polyp"]["dice"] is not None and micro["neoplastic"]["dice"] is None
+    result = json.loads(out.read_text())["results"][0]
+    assert result["micro"]["polyp"]["dice"] is not None and result["micro"]["neoplastic"]["dice"] is None
+    again = tmp_path / "e2.json"  # the split folder itself means its test part
+    assert main(["eval", str(tmp_path / "binary" / "best.pt"), "--data", str(data), "--split",
+                 str(tmp_path / "split"), "--no-fps", "--no-progress", "--json", str(again)]) == 0
+    assert json.loads(again.read_text())["results"][0]["micro"] == result["micro"]
+    assert result["images"] == len((tmp_path / "split" / "test.txt").read_text().split())
 
 
 def test_cli_trains_and_eval_reads_the_checkpoint(data, tmp_path, capsys):

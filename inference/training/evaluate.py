@@ -65,7 +65,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--data", type=Path, default=None,
                         help="NeoPolyp-Small folder (default: $POLYPVIEW_DATA or ../shared/data/neopolyp_small)")
     parser.add_argument("--split", default="test",
-                        help="test | val | train (the packaged split), all (every pair), or a file of names")
+                        help="test | val | train (the packaged split), all (every pair), a file of names, or a "
+                             "split folder (`polypview split`: its test.txt)")
     parser.add_argument("--json", type=Path, default=None, metavar="OUT.json",
                         help="also write the results here (model cards read it: export --card)")
     parser.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads (default: its own)")
@@ -202,8 +203,11 @@ def eval_pairs(data: Path, split: str) -> list[tuple[Path, Path]]:
     if split in SPLIT_PARTS:
         return neopolyp_pairs(data, load_split(split))
     names_file = Path(split)
+    if names_file.is_dir():  # a split folder (`polypview split`, train --split): its test part
+        names_file = names_file / "test.txt"
     if not names_file.is_file():
-        raise ConfigError(f"--split {split!r} is neither test/val/train/all nor a file of names")
+        raise ConfigError(f"--split {split!r} is neither test/val/train/all, a file of names nor a split folder "
+                          "with test.txt")
     names = [n.strip() for n in names_file.read_text().splitlines() if n.strip()]
     return neopolyp_pairs(data, names)
 
