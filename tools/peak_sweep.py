@@ -43,11 +43,10 @@ def sweep(model: str, pairs, peaks: list[float], threads: int = 1, fps: float | 
         play_clip(engine, clip, list(lanes.values()), options.score_size, {})
     results = {}
     for peak, lane in lanes.items():
-        least = min_true_pixels(lane.settings, options.score_size)
-        summary = lane.run.summary(least, resamples, options.seed)
-        dice_units, rate_units = lane.run.units(least)
+        units: dict = {}
+        summary = lane.run.summary(min_true_pixels(lane.settings, options.score_size), resamples, options.seed, units)
         results[peak] = {"dice": {c: v["dice"] for c, v in summary["micro"].items()},
-                         "units": {"dice": dice_units.tolist(), "rates": rate_units.tolist(), "fps": options.fps,
+                         "units": {"dice": units["dice"].tolist(), "rates": units["rates"].tolist(), "fps": options.fps,
                                    "clips": clips, "seed": options.seed, "images": len(pairs)},
                          **{k: v for k, v in summary.items() if k not in ("micro", "by_view")},
                          "by_view": {view: {"polyp_dice": v["micro"]["polyp"]["dice"],

@@ -51,7 +51,7 @@ ACTIONS = (
                tip="drag over the endoscope's image: masks are drawn only there"),
     ActionSpec("area_find", "Find the image area", (), "find_area", tip="as at start (--roi auto)"),
     ActionSpec("area_whole", "Whole frame as image area", (), "whole_frame_area", tip="masks anywhere (--roi off)"),
-    ActionSpec("area_show", "Show the image area", (), "toggle_area_outline", checkable=True,
+    ActionSpec("area_show", "Show the image area", (), "show_area_outline", checkable=True,
                tip="a dotted outline where masks may be drawn (on screen only)"),
     ActionSpec("shortcuts", "&Keyboard shortcuts", ("F1",), "show_shortcuts"),
     ActionSpec("about", "&About polypview", (), "show_about"),

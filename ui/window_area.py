@@ -21,13 +21,9 @@ class AreaMixin:
         """Masks anywhere in the frame (as --roi off)."""
         self._set_area(False)
 
-    def toggle_area_outline(self) -> None:
-        """Show or hide a dotted outline of the image area in use (View menu)."""
-        self.show_area_outline()
-
     def show_area_outline(self) -> None:
-        """Outline the pipeline's current image area when asked (called with each HUD refresh too: the area
-        is found, and may change, while the video plays)."""
+        """Outline the pipeline's current image area when View > Show the image area is ticked (called with each
+        HUD refresh too: the area is found, and may change, while the video plays)."""
         on = self.actions["area_show"].isChecked() and self.pipeline is not None
         self.view.set_outline(self.pipeline.roi if on else None)
 

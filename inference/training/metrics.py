@@ -86,8 +86,8 @@ class ConfusionCounter:
 
     def iou(self) -> dict[str, float]:
         """Micro IoU per class (NaN where the Dice is)."""
-        return {c: iou_score(*self.counts[c]) if self.counts[c][0] + self.counts[c][2] else math.nan
-                for c in METRIC_CLASSES}
+        dice = self.dice()
+        return {c: math.nan if math.isnan(dice[c]) else iou_score(*self.counts[c]) for c in METRIC_CLASSES}
 
     def macro_dice(self) -> dict[str, float]:
         """Mean per-image Dice (smooth 1) per class."""

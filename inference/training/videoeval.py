@@ -228,10 +228,13 @@ class VideoRun:
         np.add.at(dice_units, group, per_frame)
         return dice_units, rate_units(self.scores, self.images, min_true_pixels)
 
-    def summary(self, min_true_pixels: int, resamples: int, seed: int) -> dict:
-        """Micro Dice/IoU with bootstrap intervals over source images, `video_metrics`, and both per kind of view."""
+    def summary(self, min_true_pixels: int, resamples: int, seed: int, units: dict | None = None) -> dict:
+        """Micro Dice/IoU with bootstrap intervals over source images, `video_metrics`, and both per kind of view;
+        `units`, when given, receives what the intervals resampled (`units()`: "dice", "rates")."""
         per_frame = self.counts.per_image()
         dice_units, rates = self.units(min_true_pixels)
+        if units is not None:
+            units["dice"], units["rates"] = dice_units, rates
         intervals = bootstrap_intervals(dice_units, resamples, seed)
         by_view = {}
         for kind in sorted({k for k in self.kinds if k}, key=lambda k: (KINDS + (k,)).index(k)):
@@ -281,9 +284,6 @@ def evaluate_video(model_path: Path, pairs, options: VideoOptions = VideoOptions
     finally:
         engine.close()
     kinds = {k: sum(s.kind == k for s in clip.segments) for k in KINDS}
-    least = min_true_pixels(settings, options.score_size)
-    if units is not None:
-        units["dice"], units["rates"] = lane.run.units(least)
     return {
         "images": len(clip.pairs), "clips": options.clips, "frames": clip.frames, "fps": options.fps,
         "seconds": clip.seconds,
@@ -297,7 +297,7 @@ def evaluate_video(model_path: Path, pairs, options: VideoOptions = VideoOptions
                     "class_memory": settings.class_memory},
         "bootstrap": {"resamples": resamples, "seed": options.seed, "level": 0.95, "unit": "source image"},
         "ms_per_frame": {k: 1000 * v / max(1, clip.frames) for k, v in timings.items()},
-        **lane.run.summary(least, resamples, options.seed),
+        **lane.run.summary(min_true_pixels(settings, options.score_size), resamples, options.seed, units),
     }
 
 
