@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 INDEX_COLUMNS = ("video", "name", "status", "attempts", "frames", "duration_s", "processing_fps", "frames_with_polyp",
-                 "first_detection_s", "neoplastic_regions", "non_neoplastic_regions", "error", "annotated_video",
+                 "first_detection_s", "appearances", "neoplastic_regions", "non_neoplastic_regions", "error", "annotated_video",
                  "table", "timeline")
 
 
@@ -24,6 +24,7 @@ def index_row(outcome) -> dict:
         "attempts": outcome.attempts or "", "frames": s.get("frames", ""), "duration_s": s.get("duration_s", ""),
         "processing_fps": s.get("processing_fps", ""), "frames_with_polyp": s.get("frames_with_polyp", ""),
         "first_detection_s": _maybe(s.get("first_detection_s")),
+        "appearances": len(s["appearances_s"]) if "appearances_s" in s else "",
         "neoplastic_regions": regions[0] if regions else "",
         "non_neoplastic_regions": regions[1] if len(regions) > 1 else "",
         "error": outcome.error or "", "annotated_video": outputs.get("video") or "",
@@ -54,7 +55,7 @@ def write_index(out_dir: Path, outcomes, settings) -> None:
 def index_html(rows: list[dict], settings) -> str:
     """A self-contained page: settings, then a row per video with its timeline strip."""
     shown = ("name", "status", "frames", "duration_s", "processing_fps", "frames_with_polyp", "first_detection_s",
-             "neoplastic_regions", "non_neoplastic_regions", "error")
+             "appearances", "neoplastic_regions", "non_neoplastic_regions", "error")
     head = "".join(f"<th>{html.escape(c.replace('_', ' '))}</th>" for c in shown)
     body = []
     for row in rows:

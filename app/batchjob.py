@@ -26,6 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from polypview.alerts import AlertGate
 from polypview.errors import InputError, OutputError, PolypviewError
 from polypview.overlay import OverlaySettings, Region, find_regions
 
@@ -98,6 +99,8 @@ class TableSink:
         self.marks: list[tuple[bool, bool]] = []  # (neoplastic seen, non-neoplastic seen) per frame
         self.region_counts = [0] * len(self.class_names)
         self.first_detection: float | None = None
+        self.appearances: list[float] = []  # when a polyp appearance began (the window's alert moments), s
+        self._gate = AlertGate()
         self.errors: list[PolypviewError] = []
 
     def on_frame(self, p) -> None:
@@ -113,6 +116,8 @@ class TableSink:
             self.region_counts[k] += n
         if regions and self.first_detection is None:
             self.first_detection = pts
+        if self._gate.update(pts, bool(regions)):
+            self.appearances.append(round(pts, 4))
         details = json.dumps([{"class": self._name(r.label), "area": round(r.area, 5), "score": round(r.score, 4),
                                "box": list(r.box)} for r in regions], separators=(",", ":"))
         self.rows.append((frame, round(pts, 4), int(masked), len(regions), counts[0],
@@ -238,6 +243,7 @@ def _summary(job: VideoJob, settings: BatchSettings, sink: TableSink, summary, f
         "processing_s": round(seconds, 3), "processing_fps": round(frames / seconds, 2) if seconds > 0 else None,
         "frames_with_polyp": sum(row[3] > 0 for row in sink.rows),
         "first_detection_s": sink.first_detection,
+        "appearances_s": sink.appearances,
         "regions_per_class": dict(zip(names, sink.region_counts)),
         "frames_per_class": {name: sum(m[k] for m in sink.marks) for k, name in enumerate(names[:2])},
         "model": settings.model, "model_sha256": settings.model_sha256, "settings": settings.key(),

@@ -188,16 +188,20 @@ class Overlay:
     def draw(self, frame_bgr: np.ndarray, prediction: Prediction | None, settings: OverlaySettings,
              roi: Rect | None = None) -> np.ndarray:
         """Annotated copy of the frame; `roi` (x, y, w, h) limits where masks may appear."""
+        return self.draw_marked(frame_bgr, prediction, settings, roi)[0]
+
+    def draw_marked(self, frame_bgr: np.ndarray, prediction: Prediction | None, settings: OverlaySettings,
+                    roi: Rect | None = None) -> tuple[np.ndarray, bool]:
+        """(`draw`'s annotated copy, whether a polyp region is drawn on it)."""
         out = frame_bgr.copy()
         if not settings.enabled:
-            return out
-        if prediction is not None:
-            self._draw_mask(out, prediction, settings, roi)
+            return out, False
+        marked = prediction is not None and self._draw_mask(out, prediction, settings, roi)
         if settings.legend:
             self._draw_legend(out, frame_bgr)
-        return out
+        return out, marked
 
-    def _draw_mask(self, out: np.ndarray, p: Prediction, s: OverlaySettings, roi: Rect | None) -> None:
+    def _draw_mask(self, out: np.ndarray, p: Prediction, s: OverlaySettings, roi: Rect | None) -> bool:
         frame_rect = (0, 0, out.shape[1], out.shape[0])
         target = p.roi if p.roi is not None else frame_rect  # the area the prediction covers
         limit = _clip(target, roi) if roi is not None else target  # where drawing is allowed
@@ -205,7 +209,7 @@ class Overlay:
         keep, components = _regions(p.scores, s.threshold, s.min_area, s.min_peak)
         box = _bbox(keep)
         if box is None or limit is None:
-            return
+            return False
         regions = _kept_regions(p, keep, len(self.class_names), target) if s.style == "box" or s.name_tags else []
         if s.style == "box":  # rectangles from the model-resolution regions: nothing to upscale
             self._boxes(out, regions, limit)
@@ -213,6 +217,7 @@ class Overlay:
             self._draw_shapes(out, p, s, keep, components, box, target, limit)
         if s.name_tags:
             self._tags(out, regions, limit)
+        return True
 
     def _draw_shapes(self, out, p: Prediction, s: OverlaySettings, keep, components, box, target: Rect,
                      limit: Rect) -> None:

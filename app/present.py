@@ -111,16 +111,16 @@ class Drawer:
         if not settings.enabled:
             result, stale = None, False
         prediction = result.prediction if result is not None else None
-        image = frame.image
+        image, marked = frame.image, False
         if overlay is not None and settings.enabled:
-            image = overlay.draw(frame.image, prediction, settings, state.roi)
+            image, marked = overlay.draw_marked(frame.image, prediction, settings, state.roi)
         overlay_seq = result.seq if result is not None else None
         if reshown:
             self.stats.reshown(frame.seq, time.monotonic(), overlay_seq)
         else:
             self.stats.presented(frame.seq, time.monotonic(), overlay_seq, stale)
         shown = Presented(frame.seq, image, frame.image, overlay_seq, stale, self.snapshot(), frame.pts, reshown,
-                          prediction)
+                          prediction, marked)
         if self.sink is not None:
             self.sink.on_frame(shown)
         return shown

@@ -76,6 +76,7 @@ class Presented:
     pts: float
     reshown: bool = False  # the same frame again, now with its own mask (count it once)
     prediction: Any = None  # the Prediction whose mask is drawn (None when none is)
+    marked: bool = False  # a polyp region is drawn on `image`
 
 
 @runtime_checkable

@@ -114,7 +114,7 @@ def _report(summary, sink, settings: Settings, interrupted: bool) -> int:
     """Print the summary (stdout) and one line per error (stderr); pick the exit code."""
     if settings.screenshot and sink.last is not None:
         _save_png(settings.screenshot, sink.last.image)
-    _print_summary(summary.text())
+    _print_summary(summary.text() + "\n" + appearances_line(sink.appearances))
     for error in summary.errors:
         print(f"polypview: error: {error}", file=sys.stderr)
     if interrupted:
@@ -122,6 +122,23 @@ def _report(summary, sink, settings: Settings, interrupted: bool) -> int:
               file=sys.stderr)
         return INTERRUPTED_EXIT
     return summary.errors[0].exit_code if summary.errors else 0
+
+
+def appearances_line(times: list[float], shown: int = 12) -> str:
+    """The summary's line on polyp appearances (the window's alert moments): how many, and when."""
+    from polypview.alerts import HOLD_S, QUIET_S
+
+    if not times:
+        return f"polyps           none appeared (a polyp drawn for {HOLD_S:g} s)"
+    when = ", ".join(clock(t) for t in times[:shown]) + (f", … ({len(times) - shown} more)" if len(times) > shown else "")
+    return (f"polyps           {len(times)} appearance{'s' if len(times) != 1 else ''} at {when} "
+            f"(a polyp drawn for {HOLD_S:g} s after {QUIET_S:g} s without one)")
+
+
+def clock(seconds: float) -> str:
+    """m:ss.s"""
+    minutes, rest = divmod(max(0.0, seconds), 60.0)
+    return f"{int(minutes)}:{rest:04.1f}"
 
 
 def _print_summary(text: str) -> None:

@@ -142,6 +142,8 @@ def add_processing_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--metrics", metavar="FRAMES.csv", help="write one row of stage timestamps per frame")
     run.add_argument("--screenshot", metavar="PNG", help="save an annotated frame (headless: the last one)")
     run.add_argument("--fullscreen", action="store_true", help="open the window in full screen (F11 or Esc leaves)")
+    run.add_argument("--alert-sound", action="store_true",
+                     help="window: a short tone when a polyp appears (held 0.3 s; again after 2 s without one)")
 
 
 def add_overlay_arguments(parser: argparse.ArgumentParser) -> None:
@@ -236,6 +238,7 @@ class Settings:
     frames: int | None = None  # stop after this many frames (window: close; with screenshot: grab then close)
     screenshot: Path | None = None
     fullscreen: bool = False
+    alert_sound: bool = False  # the window sounds a tone when a polyp appears
     headless: bool = False
     recordings_dir: Path | None = None  # None: the window's remembered folder, else ./recordings
     stop_timeout_s: float = STOP_TIMEOUT_S
@@ -259,7 +262,8 @@ class Settings:
             roi=parse_roi(str(get("roi") or "auto")),
             record_path=_path(get("record")), record_hud=bool(get("record_hud", False)),
             metrics_path=_path(get("metrics")), frames=get("frames"), screenshot=_path(get("screenshot")),
-            fullscreen=bool(get("fullscreen", False)), headless=bool(get("headless", False)),
+            fullscreen=bool(get("fullscreen", False)), alert_sound=bool(get("alert_sound", False)),
+            headless=bool(get("headless", False)),
         )
         settings.check()
         return settings
@@ -276,6 +280,9 @@ class Settings:
             raise ConfigError(f"--threads must be at least 1, got {self.threads}")
         if self.fps is not None and self.fps <= 0:
             raise ConfigError(f"--fps must be positive, got {self.fps:g}")
+        if self.alert_sound and self.headless:
+            raise ConfigError("--alert-sound needs the window; a headless run lists the polyp appearances in its "
+                              "summary instead")
         video = Path(self.source) if isinstance(self.source, str) and self.source != "demo" else None
         for path, what in ((self.record_path, "recording"), (self.metrics_path, "metrics"),
                            (self.screenshot, "screenshot")):

@@ -1,11 +1,13 @@
 """The one sink for runs without a window (the headless runner, the bench, tests): counts frames, keeps errors,
-optionally shows a progress bar and keeps the last frame; the window has its own (ui/bridge.py)."""
+notes when polyps appear (app/alerts.py), optionally shows a progress bar and keeps the last frame; the window
+has its own (ui/bridge.py)."""
 
 from __future__ import annotations
 
 import sys
 import threading
 
+from polypview.alerts import AlertGate
 from polypview.errors import PolypviewError
 from polypview.protocols import Presented
 from polypview.stats import Summary
@@ -22,6 +24,8 @@ class HeadlessSink:
         self.finished = threading.Event()
         self.keep_last = keep_last
         self.last: Presented | None = None
+        self.appearances: list[float] = []  # video times (s) at which a polyp appearance began
+        self._gate = AlertGate()
         self._bar = None
         if progress:
             from tqdm import tqdm
@@ -35,6 +39,8 @@ class HeadlessSink:
                 self._bar.update(1)
         if self.keep_last:
             self.last = p
+        if self._gate.update(float(p.pts or 0.0), bool(p.marked)):
+            self.appearances.append(float(p.pts or 0.0))
 
     def on_error(self, e: PolypviewError) -> None:
         self.errors.append(e)

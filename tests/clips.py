@@ -142,7 +142,8 @@ def box_frame(n: int) -> np.ndarray:
     return paint_frame((BOX_SIZE[1], BOX_SIZE[0]), boxes)
 
 
-def make_box_clip(path: Path, frames: int = 20, fps: float = 30.0) -> Path:
+def make_box_clip(path: Path, frames: int = 20, fps: float = 30.0, frame=box_frame) -> Path:
+    """A clip of `frame(n)` images (default: the moving red box, and a green one from GREEN_FROM)."""
     import av
 
     with av.open(str(path), mode="w") as container:
@@ -151,9 +152,16 @@ def make_box_clip(path: Path, frames: int = 20, fps: float = 30.0) -> Path:
         stream.pix_fmt = "yuv420p"
         stream.options = {"crf": "12", "preset": "ultrafast"}
         for n in range(frames):
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(box_frame(n), format="bgr24")))
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame(n), format="bgr24")))
         container.mux(stream.encode(None))
     return path
+
+
+def polyp_now_and_then(n: int) -> np.ndarray:
+    """The red box on frames 0-14 and from 90 on (a grey frame between): two appearances at 30 fps."""
+    from onnx_models import paint_frame
+
+    return box_frame(0) if n < 15 or n >= 90 else paint_frame((BOX_SIZE[1], BOX_SIZE[0]), [])
 
 
 def count_frames(path: Path) -> int:

@@ -32,6 +32,8 @@ class FakePresented:
     stats: Stats
     pts: float
     reshown: bool = False
+    prediction: object = None
+    marked: bool = False  # a polyp drawn on it
 
 
 @dataclass
@@ -80,6 +82,7 @@ class FakePipeline:
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._seq = 0
         self._masked = 0.0  # masks shown so far: none while the window has switched masks off
+        self.marked = lambda seq: False  # which frames show a polyp (a test sets it)
 
     def start(self):
         self._thread.start()
@@ -91,7 +94,8 @@ class FakePipeline:
             image = np.full((120, 160, 3), (40, 90, 200), np.uint8)
             image[:, :8] = self._seq % 256
             stats = fake_stats(frames_shown=self._seq + 1, recording=self.recording)
-            self.sink.on_frame(FakePresented(self._seq, image, image, self._seq, False, stats, self._seq / 30))
+            self.sink.on_frame(FakePresented(self._seq, image, image, self._seq, False, stats, self._seq / 30,
+                                             marked=self.marked(self._seq)))
             self._seq += 1
             if not self.overlays or self.overlays[-1].enabled:
                 self._masked += self.mask_share

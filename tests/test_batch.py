@@ -99,6 +99,7 @@ def test_process_video_writes_table_video_timeline_and_summary(tmp_path, engine,
     assert count_frames(out / "case.mp4") == 20
     assert summary == json.loads((out / "case.json").read_text())
     assert summary["frames"] == 20 and summary["frames_with_polyp"] == 20 and summary["first_detection_s"] == 0.0
+    assert summary["appearances_s"] == [pytest.approx(0.3, abs=0.001)]  # the box held 0.3 s: one appearance
     assert summary["regions_per_class"] == {"neoplastic": 20, "non-neoplastic": 20 - GREEN_FROM}
     assert summary["model_sha256"] == settings.model_sha256 and summary["settings"] == settings.key()
     assert is_done(job, settings)

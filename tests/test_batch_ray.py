@@ -69,6 +69,7 @@ def test_batch_on_ray_records_the_failure_and_redoes_nothing(local_ray, three_cl
     index = {row["name"]: row for row in csv.DictReader(open(out / "index.csv"))}
     assert index["c"]["status"] == "failed" and "not a video" in index["c"]["error"]
     assert index["a"]["frames"] == "20" and index["b"]["frames"] == "30"
+    assert index["a"]["appearances"] == "1" and index["c"]["appearances"] == ""  # the box held 0.3 s; failed: none
     assert count_frames(out / "b.mp4") == 30 and len(list(csv.DictReader(open(out / "b.frames.csv")))) == 30
     assert "c.json" not in os.listdir(out) and not [p for p in os.listdir(out) if ".partial." in p]
     assert "timeline" in (out / "index.html").read_text()

@@ -183,3 +183,23 @@ def test_ctrl_c_stops_the_run_even_when_it_lands_in_a_finaliser():
     summary, interrupted = _drive(pipeline, Sink())
     assert interrupted and summary == "summary" and pipeline.calls < 5
     assert signal.getsignal(signal.SIGINT) is before  # the usual Ctrl-C behaviour is back afterwards
+
+
+def test_the_summary_says_when_polyps_appeared(tmp_path, capsys):
+    from clips import make_box_clip, polyp_now_and_then
+
+    clip = make_box_clip(tmp_path / "case.mp4", frames=130, frame=polyp_now_and_then)
+    model = make_color_model(tmp_path / "color.onnx")
+    assert main(["--video", str(clip), "--headless", "--sync", "--model", str(model)]) == 0
+    out = capsys.readouterr().out
+    # drawn on frames 0-14 and 90-129: each appearance is announced once the polyp has been drawn 0.3 s
+    assert "polyps           2 appearances at 0:00.3, 0:03.3 (a polyp drawn for 0.3 s after 2 s without one)" in out
+    assert main(["--video", str(clip), "--headless", "--sync", "--model", "none"]) == 0
+    assert "polyps           none appeared" in capsys.readouterr().out
+
+
+def test_alert_sound_is_for_the_window(tmp_path, capsys):
+    assert main(["--demo", "--headless", "--alert-sound", "--frames", "3"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["polypview: error: --alert-sound needs the window; a headless run lists the polyp appearances "
+                   "in its summary instead"]

@@ -419,3 +419,15 @@ def test_name_tags_never_leave_the_image_area_whatever_the_frame_regions_and_are
         inside = np.zeros((h, w), bool)
         inside[roi[1]:roi[1] + roi[3], roi[0]:roi[0] + roi[2]] = True
         assert not (_changed(out, frame) & ~inside).any()
+
+
+def test_draw_marked_says_whether_a_polyp_is_drawn():
+    frame = _frame(3)
+    overlay = Overlay(CLASSES, COLORS_RGB)
+    confident, faint = _prediction([(BOX, 0, 0.95)]), _prediction([(BOX, 0, 0.6)])
+    image, marked = overlay.draw_marked(frame, confident, NO_LEGEND)
+    assert marked and (image == overlay.draw(frame, confident, NO_LEGEND)).all()
+    assert not overlay.draw_marked(frame, faint, NO_LEGEND)[1]  # under the region peak: nothing drawn
+    assert not overlay.draw_marked(frame, None, NO_LEGEND)[1]
+    assert not overlay.draw_marked(frame, confident, OverlaySettings(enabled=False))[1]  # masks off
+    assert overlay.draw_marked(frame, confident, OverlaySettings(style="box", legend=False))[1]

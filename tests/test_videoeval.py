@@ -178,6 +178,24 @@ def test_video_metrics_on_a_hand_made_sequence():
     assert m["frames"] == 8 and m["tracks"] == 2
 
 
+def test_alert_figures_count_alerted_polyp_views_and_false_alerts_on_polyp_free_stretches():
+    from polypview.inference.training.videoeval import alert_metrics
+
+    fps = 10.0  # the gate holds 0.3 s: 4 frames (0, 0.1, 0.2, 0.3 s)
+    seen = [FrameScore(0, 4, True, 1, NEOPLASTIC)] * 6  # view 0: seen from its first frame -> alerted at 0.3 s
+    late = [FrameScore(1, 4, False, 0, None)] * 3 + [FrameScore(1, 4, True, 1, NEOPLASTIC)] * 5  # from 0.3 s: 0.6 s
+    never = [FrameScore(2, 4, False, 0, None)] * 8  # view 2: never drawn on the polyp
+    beside = [FrameScore(3, 4, False, 1, None)] * 8  # view 3: drawn, but beside the polyp: not an alert for it
+    blip = [FrameScore(4, 0, False, 1, None)] * 3 + [FrameScore(4, 0, False, 0, None)] * 7  # 0.3 s false: no alert
+    held = [FrameScore(5, 0, False, 2, None)] * 5 + [FrameScore(5, 0, False, 0, None)] * 5  # 0.5 s false: one
+    a = alert_metrics(seen + late + never + beside + blip + held, fps)
+    assert (a["tracks"], a["tracks_alerted"]) == (4, 2)
+    assert a["delay_s"] == pytest.approx((0.3 + 0.6) / 2)
+    assert a["false_alerts"] == 1  # the two polyp-free views are one stretch; only the held region sounds
+    assert a["false_alerts_per_min"] == pytest.approx(1 / (20 / fps / 60))
+    assert alert_metrics(seen, fps)["false_alerts_per_min"] is None  # no polyp-free frame: no rate
+
+
 def test_flips_are_counted_within_each_image_only():
     """The class changes from image 0 to image 1, but each track is constant: no flip."""
     neo = FrameScore(0, 4, True, 1, NEOPLASTIC)
@@ -353,6 +371,9 @@ def test_eval_video_end_to_end_writes_json_and_prints_the_table(tmp_path, capsys
     assert sum(part["frames"] for part in video["by_view"].values()) == video["frames"]
     table = capsys.readouterr().out
     assert "Missed frames" in table and "FP regions/min" in table and "Class flips/polyp-s" in table
+    alerts = video["alerts"]
+    assert alerts["tracks"] > 0 and alerts["false_alerts"] == 0 and alerts["hold_s"] == 0.3
+    assert f"alert tone (a polyp drawn 0.3 s, gaps under 0.15 s bridged) on {alerts['tracks_alerted']} of" in table
     assert "test-color" in table.split("Video, as a tower")[1]
 
 

@@ -366,3 +366,94 @@ def test_the_image_area_in_use_can_be_outlined_on_screen(qtbot, tmp_path, errors
     qtbot.waitUntil(lambda: view.outline == (20, 20, 100, 80), timeout=2000)
     window.actions["area_show"].trigger()
     assert view.outline is None and errors == []
+
+
+class FakeSound:
+    fallback = ""
+
+    def __init__(self):
+        self.plays = 0
+
+    def play(self):
+        self.plays += 1
+
+
+def test_a_tone_sounds_once_when_a_polyp_appears_and_again_only_after_a_quiet_stretch(qtbot, tmp_path, errors):
+    ini = tmp_path / "settings.ini"
+    window = window_with(qtbot, tmp_path, FakeServices(), Preferences.from_file(ini))
+    window.sound = FakeSound()
+    wait_frames(qtbot, window)
+    pipeline = window.pipeline
+    assert not window.actions["sound"].isChecked() and window.bridge.alerts is None  # off by default
+    start = pipeline._seq + 30  # the fake's frames are 1/30 s apart in video time
+    pipeline.marked = lambda seq: start <= seq < start + 30 or start + 40 <= seq < start + 60 or seq >= start + 150
+    qtbot.keyClick(window, Qt.Key.Key_B)  # on, as the panel's box
+    assert window.actions["sound"].isChecked() and window.panel.sound_check.isChecked()
+    qtbot.waitUntil(lambda: pipeline._seq > start + 200, timeout=10000)
+    # a polyp for 1 s, gone for 0.33 s, back for 0.67 s (one appearance), gone for 3 s, back: two tones
+    qtbot.waitUntil(lambda: window.sound.plays == 2, timeout=2000)
+    assert window.alerts_sounded == 2
+    window.panel.sound_check.setChecked(False)  # the box drives the action, and the gate goes
+    assert not window.actions["sound"].isChecked() and window.bridge.alerts is None
+    plays = window.sound.plays
+    pipeline.marked = lambda seq: seq % 90 < 45  # polyps come and go: no tone while off
+    qtbot.wait(600)
+    assert window.sound.plays == plays
+    window.panel.sound_check.setChecked(True)
+    window.close()
+    again = window_with(qtbot, tmp_path, FakeServices(), Preferences.from_file(ini))
+    assert again.actions["sound"].isChecked() and again.bridge.alerts is not None  # remembered
+    assert errors == []
+
+
+def test_alert_sound_on_the_command_line_is_not_remembered(qtbot, tmp_path, errors):
+    ini = tmp_path / "settings.ini"
+    window = window_with(qtbot, tmp_path, FakeServices(), Preferences.from_file(ini), alert_sound=True)
+    assert window.actions["sound"].isChecked() and window.panel.sound_check.isChecked()
+    window.close()
+    assert Preferences.from_file(ini).alert_sound is False
+    assert errors == []
+
+
+def test_the_tone_is_a_short_wav_and_playing_it_never_fails(qtbot, tmp_path):
+    import wave
+
+    from polypview.ui.alert_sound import AlertSound, write_tone
+
+    path = write_tone(tmp_path / "cache" / "tone.wav")
+    with wave.open(str(path)) as tone:
+        assert (tone.getnchannels(), tone.getsampwidth(), tone.getframerate()) == (1, 2, 44100)
+        assert 0.2 <= tone.getnframes() / tone.getframerate() <= 0.3
+    sound = AlertSound(path=tmp_path / "alert.wav")
+    sound.play()  # the chime, or the system bell where no sound library loads (one reason kept)
+    assert sound._effect is not None or "sound library" in sound.fallback
+
+
+def test_without_qt_multimedia_the_bell_rings_and_says_why_once(qtbot, tmp_path, monkeypatch):
+    import sys
+
+    from polypview.ui.alert_sound import AlertSound
+
+    monkeypatch.setitem(sys.modules, "PyQt6.QtMultimedia", None)  # as where libpulse is missing
+    sound = AlertSound(path=tmp_path / "alert.wav")
+    assert sound.fallback.startswith("sound library not available") and not (tmp_path / "alert.wav").exists()
+    said = []
+    sound.fell_back.connect(said.append)
+    sound.play()
+    sound.play()
+    assert said == [sound.fallback]
+
+
+def test_where_the_tone_cannot_play_the_bell_rings_and_the_window_says_why_once(qtbot, tmp_path, errors,
+                                                                                   monkeypatch):
+    from polypview.ui import alert_sound
+
+    monkeypatch.setattr(alert_sound, "tone_path", lambda: tmp_path / "cache" / "tone.wav")
+    window = window_with(qtbot, tmp_path, FakeServices(), Preferences(), alert_sound=True)
+    wait_frames(qtbot, window)
+    window.pipeline.marked = lambda seq: True
+    qtbot.waitUntil(lambda: window.alerts_sounded == 1, timeout=3000)
+    assert (tmp_path / "cache" / "tone.wav").is_file() or "sound library" in window.sound.fallback
+    if window.sound.fallback:  # no sound output on this machine (CI): said in the status bar, not as spam
+        qtbot.waitUntil(lambda: "system bell" in window.statusBar().currentMessage(), timeout=3000)
+    assert errors == []

@@ -8,6 +8,7 @@ from typing import Any
 
 from PyQt6.QtCore import QObject, pyqtSignal
 
+from polypview.alerts import AlertGate
 from polypview.ui.video_view import scale_for_display
 
 
@@ -21,6 +22,7 @@ class SinkBridge(QObject):
     """
 
     frame_ready = pyqtSignal()  # the mailbox holds a frame: call take()
+    polyp_appeared = pyqtSignal(float)  # a polyp appearance begins on the frame at this time (s): `alerts`
     error = pyqtSignal(object)  # PolypviewError
     finished = pyqtSignal(object)  # Summary
 
@@ -34,6 +36,7 @@ class SinkBridge(QObject):
         self.presented = 0  # frames the pipeline presented (counted on its thread)
         self.paint_area: tuple[int, int] | None = None  # set by the GUI thread (VideoView.paint_area)
         self.superseded = 0  # presented frames replaced before the GUI painted them
+        self.alerts: AlertGate | None = None  # set by the GUI thread: every presented frame is fed to it
 
     # Sink protocol (pipeline threads)
     def on_frame(self, presented: Any) -> None:
@@ -51,6 +54,9 @@ class SinkBridge(QObject):
             notify, self._pending = not self._pending, True
         if notify:
             self._emit(self.frame_ready)
+        alerts = self.alerts
+        if alerts is not None and alerts.update(float(presented.pts or 0.0), bool(presented.marked)):
+            self._emit(self.polyp_appeared, float(presented.pts or 0.0))
 
     def on_error(self, error: Exception) -> None:
         """Forward an error to the GUI thread."""

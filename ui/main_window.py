@@ -36,6 +36,7 @@ from polypview.ui.menus import about_text, build_actions, build_menus, shortcuts
 from polypview.ui.preferences import Preferences
 from polypview.ui.start_page import StartPage
 from polypview.ui.video_view import VideoView
+from polypview.ui.window_alert import AlertMixin
 from polypview.ui.window_area import AreaMixin
 from polypview.ui.window_recording import RecordingMixin, save_png
 from polypview.ui.window_view import ViewMixin
@@ -47,7 +48,7 @@ SEEK_STEP_S = 5.0
 REC_STYLE = "QLabel { background-color: #161616; color: #ff4040; font-weight: bold; padding: 4px 8px; }"
 
 
-class MainWindow(RecordingMixin, ViewMixin, AreaMixin, QMainWindow):
+class MainWindow(RecordingMixin, ViewMixin, AreaMixin, AlertMixin, QMainWindow):
     """The polypview window."""
 
     def __init__(self, options: Settings | None = None, services: Any = None, prefs: Preferences | None = None):
@@ -64,6 +65,7 @@ class MainWindow(RecordingMixin, ViewMixin, AreaMixin, QMainWindow):
         self._errors_reported: set[int] = set()  # pipeline errors already shown (ids; the summary repeats them)
         self.overlay = self.services.overlay_settings(**{**self.prefs.overlay(), **self.options.overlay})
         self.recording_started = 0.0  # time.monotonic() when the running recording began
+        self.alerts_sounded = 0  # alert tones started (View > Sound when a polyp appears)
         self.loader = BackgroundCall(self)
         self.loader.done.connect(self._engine_loaded)
         self.loader.failed.connect(self._engine_failed)
@@ -72,6 +74,8 @@ class MainWindow(RecordingMixin, ViewMixin, AreaMixin, QMainWindow):
         self._build_actions()
         self._build_pages()
         self._restore_window()
+        if self.options.alert_sound or self.prefs.alert_sound:
+            self.set_sound(True, remember=not self.options.alert_sound)
         self.hud_timer = QTimer(self)
         self.hud_timer.setInterval(HUD_INTERVAL_MS)
         self.hud_timer.timeout.connect(self.refresh_hud)
@@ -136,6 +140,7 @@ class MainWindow(RecordingMixin, ViewMixin, AreaMixin, QMainWindow):
         self.panel = ControlPanel(actions)
         self.panel.model_chosen.connect(self.choose_model)
         self.panel.overlay_changed.connect(self._overlay_changed)
+        self.panel.sound_check.toggled.connect(self.set_sound)
         self.panel.set_overlay_values(**self._overlay_fields())
         self.stack = QStackedWidget()
         self.stack.addWidget(self.start_page)
@@ -198,6 +203,7 @@ class MainWindow(RecordingMixin, ViewMixin, AreaMixin, QMainWindow):
         bridge.frame_ready.connect(partial(self._frame_ready, bridge))
         bridge.error.connect(partial(self._pipeline_error, bridge))
         bridge.finished.connect(partial(self._pipeline_finished, bridge))
+        bridge.polyp_appeared.connect(partial(self._polyp_appeared, bridge))
         try:
             source = self.session.open(spec, bridge, self.overlay, size, fps, fourcc)
         except PolypviewError as exc:
@@ -205,6 +211,7 @@ class MainWindow(RecordingMixin, ViewMixin, AreaMixin, QMainWindow):
             self.bridge = None
             self.show_error(str(exc))
             return False
+        self._arm_alerts()
         self._mask_samples.clear()
         self.statusBar().clearMessage()
         self._show_player(source)

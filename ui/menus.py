@@ -47,6 +47,8 @@ ACTIONS = (
     ActionSpec("masks", "Show &masks", ("M",), "toggle_masks", checkable=True, tip="the overlay on or off"),
     ActionSpec("names", "Class &names on polyps", ("N",), "toggle_names", checkable=True,
                tip="each polyp's class written beside it"),
+    ActionSpec("sound", "&Sound when a polyp appears", ("B",), "toggle_sound", checkable=True,
+               tip="a short tone when a polyp is first drawn (again after 2 s without one)"),
     ActionSpec("area_draw", "Draw the image &area…", ("A",), "draw_area",
                tip="drag over the endoscope's image: masks are drawn only there"),
     ActionSpec("area_find", "Find the image area", (), "find_area", tip="as at start (--roi auto)"),
@@ -60,7 +62,7 @@ ACTIONS = (
 MENUS = {
     "&File": ("open", "open_device", "recent", "-", "recordings_folder", "-", "quit"),
     "&Playback": ("play", "seek_back", "seek_forward", "step_back", "step_forward", "-", "record", "snapshot"),
-    "&View": ("fullscreen", "hud", "masks", "names", "-", "area_draw", "area_find", "area_whole", "area_show"),
+    "&View": ("fullscreen", "hud", "masks", "names", "sound", "-", "area_draw", "area_find", "area_whole", "area_show"),
     "&Help": ("shortcuts", "about"),
 }
 

@@ -1,4 +1,4 @@
-"""What the window remembers between sessions: model, overlay, HUD, window geometry, folders, recent files,
+"""What the window remembers between sessions: model, overlay, HUD, the alert sound, window geometry, folders, recent files,
 the last capture device. Stored with QSettings (the platform's own place: ~/.config/polypview/polypview.conf
 on Linux, the registry on Windows); `POLYPVIEW_SETTINGS=FILE.ini` puts them in a file instead.
 
@@ -88,6 +88,14 @@ class Preferences:
     @hud.setter
     def hud(self, on: bool) -> None:
         self.set("hud", bool(on))
+
+    @property
+    def alert_sound(self) -> bool:
+        return self.get("alert_sound", bool, False)
+
+    @alert_sound.setter
+    def alert_sound(self, on: bool) -> None:
+        self.set("alert_sound", bool(on))
 
     def geometry(self) -> QByteArray | None:
         value = self.get("window/geometry", QByteArray)

@@ -153,6 +153,47 @@ def track_flips(polyp: list[FrameScore]) -> dict[int, int]:
     return flips
 
 
+def alert_metrics(scores: list[FrameScore], fps: float, min_true_pixels: int = 1) -> dict:
+    """How the window's alert tone (`polypview.alerts.AlertGate`, its default times) would sound over the clip.
+
+    * Each polyp track (one view of one image) is fed alone to a fresh gate, frame by frame over its polyp
+      frames, as if the screen had been quiet before it: `tracks_alerted` of `tracks` would sound, the median
+      `delay_s` after the track's first polyp frame.
+    * Each run of consecutive polyp-free frames is fed alone to a fresh gate (as if quiet before it, so this
+      counts a false region held `hold_s` that a polyp just before would have kept silent): `false_alerts`,
+      per minute of polyp-free frames.
+    """
+    from polypview.alerts import AlertTiming, appearances
+
+    least = max(1, min_true_pixels)
+    tracks: dict[int, list[tuple[float, bool]]] = {}
+    free_runs: list[list[tuple[float, bool]]] = []
+    previous_free = False
+    for i, s in enumerate(scores):
+        t, drawn = i / fps, s.regions > 0
+        if s.true_pixels >= least:
+            tracks.setdefault(s.segment, []).append((t, s.hit))
+        is_free = s.true_pixels == 0
+        if is_free:
+            if not previous_free:
+                free_runs.append([])
+            free_runs[-1].append((t, drawn))
+        previous_free = is_free
+    delays = []
+    for frames in tracks.values():
+        times = appearances(frames)
+        if times:
+            delays.append(times[0] - frames[0][0])
+    false_alerts = sum(len(appearances(run)) for run in free_runs)
+    free_minutes = sum(len(run) for run in free_runs) / fps / 60.0
+    timing = AlertTiming()
+    return {"tracks": len(tracks), "tracks_alerted": len(delays),
+            "delay_s": float(np.median(delays)) if delays else None,
+            "false_alerts": false_alerts,
+            "false_alerts_per_min": false_alerts / free_minutes if free_minutes > 0 else None,
+            "hold_s": timing.hold_s, "gap_s": timing.gap_s, "quiet_s": timing.quiet_s}
+
+
 # The clip's rates, each a ratio of sums over source images (`rate_units` columns: polyp frames, missed frames,
 # polyp-free frames, false regions, class flips).
 RATE_KEYS = ("missed_share", "fp_regions_per_min", "flips_per_polyp_second")
@@ -248,6 +289,7 @@ class VideoRun:
         return {"micro": micro_with_intervals(self.counts.as_dict()["micro"], intervals),
                 **video_metrics(self.scores, self.fps, min_true_pixels),
                 **video_intervals(rates, self.fps, resamples, seed),
+                "alerts": alert_metrics(self.scores, self.fps, min_true_pixels),
                 "by_view": by_view}
 
 
@@ -407,6 +449,16 @@ def _video_cells(name: str, v: dict, dice_cell) -> list[str]:
     return cells
 
 
+def alert_line(name: str, a: dict) -> str:
+    """A model's alert-tone figures in words (`alert_metrics`)."""
+    delay = "" if a["delay_s"] is None else f", median {a['delay_s']:.2f} s after the polyp came into view"
+    rate = "n/a" if a["false_alerts_per_min"] is None else f"{a['false_alerts_per_min']:.1f}"
+    return (f"{name}: alert tone (a polyp drawn {a['hold_s']:g} s, gaps under {a['gap_s']:g} s bridged) on "
+            f"{a['tracks_alerted']} of {a['tracks']} polyp views{delay}; {a['false_alerts']} false alerts "
+            f"({rate} per minute of polyp-free frames), each view and each polyp-free stretch taken as if the "
+            "screen had been quiet before it")
+
+
 def rate_interval(v: dict, key: str, fmt) -> str:
     """A clip rate's bootstrap interval (`video_intervals`) as " [low-high]", or "" where there is none."""
     ci = v.get(f"{key}_ci95")
@@ -427,7 +479,7 @@ def format_video_table(results) -> str:
         lines.append(_video_cells(row_label(r, rows), r.video, dice_cell))
         for kind, part in r.video.get("by_view", {}).items():
             lines.append(_video_cells(f"  {kind} ({part['images']} {view_unit(r.video)})", part, dice_cell))
-    text = text_table(lines)
+    text = text_table(lines) + [alert_line(row_label(r, rows), r.video["alerts"]) for r in rows if "alerts" in r.video]
     v = rows[0].video
     lo, hi = v["seconds_per_image"]
     shown = f"{lo:g} s" if lo == hi else f"{lo:g}-{hi:g} s (seeded)"
