@@ -28,7 +28,7 @@ import numpy as np
 
 from polypview.alerts import AlertGate
 from polypview.errors import InputError, OutputError, PolypviewError
-from polypview.overlay import OverlaySettings, Region, find_regions
+from polypview.overlay import UNSURE_NAME, OverlaySettings, Region, find_regions
 
 KINDS = {"video": ".mp4", "table": ".frames.csv", "timeline": ".timeline.png", "summary": ".json"}
 PARTIAL = ".partial"
@@ -126,6 +126,8 @@ class TableSink:
         self.marks.append((counts[0] > 0, len(counts) > 1 and counts[1] > 0))
 
     def _name(self, label: int) -> str:
+        if label == len(self.class_names) and label >= 2:
+            return UNSURE_NAME  # drawn yellow: --class-confidence
         return self.class_names[label] if label < len(self.class_names) else str(label)
 
     def on_error(self, e: PolypviewError) -> None:

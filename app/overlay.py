@@ -24,6 +24,8 @@ if TYPE_CHECKING:  # only the type is needed: drawing must not depend on the run
 
 STYLES = OVERLAY_STYLES
 Rect = tuple[int, int, int, int]  # (x, y, w, h)
+UNSURE_NAME = "class uncertain"  # a polyp drawn without a class (OverlaySettings.class_confidence)
+UNSURE_RGB = (255, 255, 0)  # NeoPolyp's own colour for a polyp of undetermined class
 
 __all__ = ["STYLES", "Overlay", "OverlaySettings", "Region", "detect_roi", "find_regions", "keep_regions"]
 
@@ -49,11 +51,15 @@ class OverlaySettings:
     # Write each drawn polyp's class name beside it: red against green alone fails readers with red-green colour
     # blindness (about 1 man in 12), and a name can be read at a glance without the legend.
     name_tags: bool = False
+    # A polyp whose share of class probability for the class it would be drawn in is below this is drawn in
+    # yellow, "class uncertain", instead of red or green (runtime.temporal.ClassMemory; 0: off; needs one class
+    # per region).
+    class_confidence: float = 0.0
 
     def __post_init__(self) -> None:
         if self.style not in STYLES:
             raise ConfigError(f"unknown overlay style {self.style!r}; valid styles: {', '.join(STYLES)}")
-        for name in ("opacity", "threshold", "min_area", "min_peak"):
+        for name in ("opacity", "threshold", "min_area", "min_peak", "class_confidence"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"overlay {name} must lie in [0, 1], got {getattr(self, name)}")
         if self.smoothing < 0:
@@ -99,24 +105,37 @@ class Region:
 def find_regions(p: Prediction, settings: OverlaySettings, classes: int, frame_shape) -> list[Region]:
     """The regions the overlay draws for prediction `p` (same threshold, smallest area and peak), largest first.
 
-    Each region's class is its pixels' majority, as the overlay colours it by default."""
-    keep = keep_regions(p.scores, settings.threshold, settings.min_area, settings.min_peak)
+    Each region's class is its pixels' majority, as the overlay colours it by default (label `classes`:
+    "class uncertain", with `class_confidence`)."""
+    keep, components = _regions(p.scores, settings.threshold, settings.min_area, settings.min_peak)
     target = p.roi if p.roi is not None else (0, 0, frame_shape[1], frame_shape[0])
-    return sorted(_kept_regions(p, keep, classes, target), key=lambda r: -r.area)
+    labels = drawn_labels(p, settings, keep, components, classes)
+    return sorted(_kept_regions(p, keep, classes, target, labels), key=lambda r: -r.area)
 
 
-def _kept_regions(p: Prediction, keep: np.ndarray, classes: int, target: Rect) -> list[Region]:
+def drawn_labels(p: Prediction, s: OverlaySettings, keep: np.ndarray, components, classes: int) -> np.ndarray:
+    """The labels the overlay colours `keep` with: each region's majority class (`one_class_per_region`); a
+    region the temporal steps labelled `classes` ("class uncertain", `class_confidence`) stays so."""
+    if not s.one_class_per_region or not keep.any():
+        return p.labels
+    return one_class_per_region(p.labels, keep, classes, components)
+
+
+def _kept_regions(p: Prediction, keep: np.ndarray, classes: int, target: Rect,
+                  labels: np.ndarray | None = None) -> list[Region]:
     """One Region per connected component of the `keep` mask (model resolution), boxed in the frame
-    rectangle `target` that the prediction covers."""
+    rectangle `target` that the prediction covers, in the majority of `labels` (default: the prediction's;
+    label `classes`, "class uncertain", takes part in the vote)."""
     keep = keep.astype(np.uint8)
     if not keep.any():
         return []
     count, components, stats, _ = cv2.connectedComponentsWithStats(keep, connectivity=8)
     inside = keep.astype(bool)
-    index, labels = components[inside], p.labels[inside]
+    index, labels = components[inside], (p.labels if labels is None else labels)[inside]
     score_sums = np.bincount(index, weights=p.scores[inside], minlength=count)
-    voters = labels < classes
-    votes = np.bincount(index[voters] * classes + labels[voters], minlength=count * classes).reshape(count, classes)
+    bins = classes + 1  # the classes and "class uncertain"
+    voters = labels < bins
+    votes = np.bincount(index[voters] * bins + labels[voters], minlength=count * bins).reshape(count, bins)
     tx, ty, tw, th = target
     sx, sy = tw / keep.shape[1], th / keep.shape[0]
     regions = []
@@ -174,15 +193,19 @@ def _upscale(p: Prediction, keep: np.ndarray, labels: np.ndarray, crop, rect: Re
 class Overlay:
     """Draws predictions with the model's class colours; `draw` returns an annotated copy."""
 
-    def __init__(self, class_names, colors_rgb):
+    def __init__(self, class_names, colors_rgb, unsure_rgb=UNSURE_RGB):
         self.class_names = tuple(class_names)
         if len(colors_rgb) != len(self.class_names):
             raise ConfigError(f"{len(colors_rgb)} colours for {len(self.class_names)} classes")
         self.colors_bgr = np.array([tuple(reversed(c)) for c in colors_rgb], np.uint8)
-        # Label -> BGR colour table for cv2.LUT (labels beyond the classes get the last colour).
+        # What can be drawn: the classes, and with two or more, "class uncertain" (label len(classes)).
+        unsure = len(self.class_names) >= 2
+        self.drawn_names = self.class_names + ((UNSURE_NAME,) if unsure else ())
+        self.drawn_colors = np.vstack([self.colors_bgr] + ([np.array([unsure_rgb[::-1]], np.uint8)] if unsure else []))
+        # Label -> BGR colour table for cv2.LUT (labels beyond those get the last class colour).
         self._lut = np.repeat(self.colors_bgr[-1:], 256, axis=0)[:, None, :].copy()
-        self._lut[: len(self.colors_bgr), 0] = self.colors_bgr
-        self._legend_cache: dict[tuple[int, int], tuple[Rect, np.ndarray]] = {}
+        self._lut[: len(self.drawn_colors), 0] = self.drawn_colors
+        self._legend_cache: dict[tuple[int, int, bool], tuple[Rect, np.ndarray]] = {}
         self._tag_cache: dict[tuple[int, int, int], np.ndarray] = {}
 
     def draw(self, frame_bgr: np.ndarray, prediction: Prediction | None, settings: OverlaySettings,
@@ -198,7 +221,7 @@ class Overlay:
             return out, False
         marked = prediction is not None and self._draw_mask(out, prediction, settings, roi)
         if settings.legend:
-            self._draw_legend(out, frame_bgr)
+            self._draw_legend(out, frame_bgr, settings.class_confidence > 0)
         return out, marked
 
     def _draw_mask(self, out: np.ndarray, p: Prediction, s: OverlaySettings, roi: Rect | None) -> bool:
@@ -210,24 +233,23 @@ class Overlay:
         box = _bbox(keep)
         if box is None or limit is None:
             return False
-        regions = _kept_regions(p, keep, len(self.class_names), target) if s.style == "box" or s.name_tags else []
+        classes = len(self.class_names)
+        labels = drawn_labels(p, s, keep, components, classes)
+        regions = _kept_regions(p, keep, classes, target, labels) if s.style == "box" or s.name_tags else []
         if s.style == "box":  # rectangles from the model-resolution regions: nothing to upscale
             self._boxes(out, regions, limit)
         else:
-            self._draw_shapes(out, p, s, keep, components, box, target, limit)
+            self._draw_shapes(out, p, s, keep, labels, box, target, limit)
         if s.name_tags:
             self._tags(out, regions, limit)
         return True
 
-    def _draw_shapes(self, out, p: Prediction, s: OverlaySettings, keep, components, box, target: Rect,
+    def _draw_shapes(self, out, p: Prediction, s: OverlaySettings, keep, labels, box, target: Rect,
                      limit: Rect) -> None:
-        """Filled masks or contours, upscaled from the model crop that holds the kept regions."""
+        """Filled masks or contours (in `labels`' colours), upscaled from the model crop that holds the kept regions."""
         crop, rect = _crop_rects(box, keep.shape, target)
         if rect[2] <= 0 or rect[3] <= 0:
             return
-        labels = p.labels
-        if s.one_class_per_region:
-            labels = one_class_per_region(labels, keep, len(self.class_names), components)
         mask, labels = _upscale(p, keep, labels, crop, rect, s.threshold)
         if s.style == "fill":
             self._fill(out, rect, mask, labels, s.opacity, limit)
@@ -253,7 +275,7 @@ class Overlay:
             return
         patch = out[area[1]:area[1] + area[3], area[0]:area[0] + area[2]]  # drawing clips to the patch
         offset = (rect[0] - area[0], rect[1] - area[1])
-        for k, colour in enumerate(self.colors_bgr):
+        for k, colour in enumerate(self.drawn_colors):
             class_mask = cv2.bitwise_and(mask, cv2.compare(labels, k, cv2.CMP_EQ))
             contours, _ = cv2.findContours(class_mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
             if contours:
@@ -269,7 +291,7 @@ class Overlay:
         patch = out[y0:y0 + h0, x0:x0 + w0]  # drawing clips to the area the masks may cover
         for r in regions:
             x, y, w, h = r.box[0] - x0, r.box[1] - y0, r.box[2], r.box[3]
-            colour = tuple(int(c) for c in self.colors_bgr[min(r.label, len(self.colors_bgr) - 1)])
+            colour = tuple(int(c) for c in self.drawn_colors[min(r.label, len(self.drawn_colors) - 1)])
             cv2.rectangle(patch, (x - gap, y - gap), (x + w - 1 + gap, y + h - 1 + gap), colour, thickness, cv2.LINE_8)
 
     def _tags(self, out, regions: list[Region], limit: Rect) -> None:
@@ -279,7 +301,7 @@ class Overlay:
         gap = 2 * thickness + thickness // 2  # clear of a box style's rectangle
         lx, ly, lw, lh = limit
         for r in regions:
-            image = self._tag(min(r.label, len(self.class_names) - 1), out.shape[0], out.shape[1])
+            image = self._tag(min(r.label, len(self.drawn_names) - 1), out.shape[0], out.shape[1])
             th, tw = image.shape[:2]
             x, y, w, h = r.box
             if y - gap - th >= ly:
@@ -299,7 +321,7 @@ class Overlay:
         key = (label, frame_h, frame_w)
         if key not in self._tag_cache:
             scale = max(min(frame_h, frame_w) / 1080, 0.25)
-            self._tag_cache[key] = _render_rows([self.class_names[label]], self.colors_bgr[label:label + 1], scale,
+            self._tag_cache[key] = _render_rows([self.drawn_names[label]], self.drawn_colors[label:label + 1], scale,
                                                 frame_w, frame_h)
         return self._tag_cache[key]
 
@@ -307,31 +329,34 @@ class Overlay:
     def _thickness(frame: np.ndarray) -> int:
         return max(2, round(min(frame.shape[:2]) / 360))
 
-    def legend_rect(self, frame_shape) -> Rect:
+    def legend_rect(self, frame_shape, unsure: bool = False) -> Rect:
         """Where the legend goes in a frame of this shape (the corner chosen at its first draw)."""
-        return self._legend(frame_shape[0], frame_shape[1])[0]
+        return self._legend(frame_shape[0], frame_shape[1], unsure=unsure)[0]
 
-    def _draw_legend(self, out: np.ndarray, source: np.ndarray) -> None:
-        (x, y, w, h), image = self._legend(out.shape[0], out.shape[1], source)
+    def _draw_legend(self, out: np.ndarray, source: np.ndarray, unsure: bool) -> None:
+        (x, y, w, h), image = self._legend(out.shape[0], out.shape[1], source, unsure)
         out[y:y + h, x:x + w] = image
 
-    def _legend(self, frame_h: int, frame_w: int, frame: np.ndarray | None = None) -> tuple[Rect, np.ndarray]:
-        """The legend image for this frame size, rendered once, in the corner with the least burned-in text.
+    def _legend(self, frame_h: int, frame_w: int, frame: np.ndarray | None = None,
+                unsure: bool = False) -> tuple[Rect, np.ndarray]:
+        """The legend image for this frame size (with the "class uncertain" row when `unsure`), rendered once,
+        in the corner with the least burned-in text.
 
         The corner is chosen on the first frame that is not black (a capture can start black) and kept."""
-        key = (frame_h, frame_w)
+        key = (frame_h, frame_w, unsure)
         if key in self._legend_cache:
             return self._legend_cache[key]
-        (x, y, w, h), image = self._render_legend(frame_h, frame_w)
+        (x, y, w, h), image = self._render_legend(frame_h, frame_w, unsure)
         rect = (x, y, w, h)
         if frame is not None and frame.mean() > BLACK_FRAME:
             rect = _quietest_corner(frame, w, h, x)
             self._legend_cache[key] = rect, image
         return rect, image
 
-    def _render_legend(self, frame_h: int, frame_w: int) -> tuple[Rect, np.ndarray]:
+    def _render_legend(self, frame_h: int, frame_w: int, unsure: bool = False) -> tuple[Rect, np.ndarray]:
         scale = max(min(frame_h, frame_w) / 1080, 0.25)
-        image = _render_rows(self.class_names, self.colors_bgr, scale, frame_w, frame_h)
+        rows = len(self.drawn_names) if unsure else len(self.class_names)
+        image = _render_rows(self.drawn_names[:rows], self.drawn_colors[:rows], scale, frame_w, frame_h)
         h, w = image.shape[:2]
         margin = max(2, round(16 * scale))
         x, y = min(margin, frame_w - w), max(0, frame_h - h - margin)

@@ -18,7 +18,8 @@ from polypview.errors import ConfigError
 SIZE_STEP = 32  # the networks halve their input five times: input sizes are multiples of this
 NAMED_SIZES = {"360p": (640, 360), "480p": (854, 480), "720p": (1280, 720), "1080p": (1920, 1080),
                "1440p": (2560, 1440), "4k": (3840, 2160), "2160p": (3840, 2160)}
-OVERLAY_OPTIONS = ("style", "opacity", "threshold", "min_area", "min_peak", "smoothing", "class_memory")
+OVERLAY_OPTIONS = ("style", "opacity", "threshold", "min_area", "min_peak", "smoothing", "class_memory",
+                   "class_confidence")
 
 
 # ------------------------------------------------------------------------------------------- parsers
@@ -162,6 +163,9 @@ def add_overlay_arguments(parser: argparse.ArgumentParser) -> None:
     ov.add_argument("--class-memory", type=float, metavar="W",
                     help="keep each polyp's colour steady over frames: weight W in [0, 1) of its class in the "
                          "previous frames (default 0.5; 0: off)")
+    ov.add_argument("--class-confidence", type=float, metavar="C",
+                    help="draw a polyp in yellow, 'class uncertain', when less than C of its class probability is "
+                         "on the class it would be drawn in (0..1; default 0: off; 0.9 in the window's box)")
     ov.add_argument("--per-pixel-class", action="store_true",
                     help="colour each pixel by its own class (default: each polyp region takes its majority class)")
     ov.add_argument("--no-overlay", action="store_true", help="start with the overlay off")

@@ -77,6 +77,9 @@ def test_one_settings_object_checks_every_option(tmp_path):
     assert settings("--demo", "--style", "box").overlay_settings().style == "box"
     assert settings("--demo", "--name-tags").overlay_settings().name_tags
     assert not settings("--demo").overlay_settings().name_tags
+    assert settings("--demo", "--class-confidence", "0.9").overlay_settings().class_confidence == 0.9
+    assert settings("--demo").overlay_settings().class_confidence == 0.0
+    assert settings("--demo", "--alert-sound").alert_sound and not settings("--demo").alert_sound
     from polypview.inference.runtime.modelfile import neopolyp_info
 
     own = neopolyp_info("nanonet-lite0-neo", 256, overlay={"min_peak": 0.95})  # a model file's own region peak
@@ -85,7 +88,7 @@ def test_one_settings_object_checks_every_option(tmp_path):
     assert settings("--demo", "--min-peak", "0").overlay_settings(own).min_peak == 0.0  # the command line wins
     for bad, message in ((["--threads", "0"], "--threads"), (["--staleness-ms", "0"], "--staleness-ms"),
                          (["--fps", "-5"], "--fps"), (["--opacity", "2"], "opacity"), (["--frames", "0"], "--frames"),
-                         (["--min-peak", "1.2"], "min_peak")):
+                         (["--min-peak", "1.2"], "min_peak"), (["--class-confidence", "1.5"], "class_confidence")):
         with pytest.raises(ConfigError, match=message):
             settings("--demo", *bad)
     with pytest.raises(SystemExit):  # argparse's own one-line usage error

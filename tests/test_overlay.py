@@ -1,5 +1,7 @@
 """The overlay: untouched pixels stay identical, fill vs contour vs box, threshold, minimum area, ROI, legend."""
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import pytest
@@ -431,3 +433,58 @@ def test_draw_marked_says_whether_a_polyp_is_drawn():
     assert not overlay.draw_marked(frame, None, NO_LEGEND)[1]
     assert not overlay.draw_marked(frame, confident, OverlaySettings(enabled=False))[1]  # masks off
     assert overlay.draw_marked(frame, confident, OverlaySettings(style="box", legend=False))[1]
+
+
+def _unsure_prediction():
+    """Two confident polyps, both voted neoplastic pixel by pixel: the left with 95 % of its class probability
+    on neoplastic, the right with 60 % (the network is unsure of its class)."""
+    left, right = (20, 20, 30, 25), (100, 30, 30, 25)
+    p = _prediction([(left, 0, 0.95), (right, 0, 0.95)])
+    probs = np.zeros((2, *MODEL_SHAPE), np.float32)
+    for (x, y, w, h), neo in ((left, 0.95), (right, 0.6)):
+        probs[0, y:y + h, x:x + w] = 0.95 * neo
+        probs[1, y:y + h, x:x + w] = 0.95 * (1 - neo)
+    return Prediction(p.scores, p.labels, {}, None, probs), left, right
+
+
+def test_a_polyp_whose_class_is_unsure_is_drawn_yellow_and_named_so():
+    from polypview.inference.runtime.temporal import TemporalSteps
+
+    p, left, right = _unsure_prediction()
+    frame = np.full((*FRAME_SHAPE, 3), 128, np.uint8)
+    overlay = Overlay(CLASSES, COLORS_RGB)
+
+    def draw(settings, **kw):
+        """As the app draws a frame: its temporal steps (where the class is decided), then the overlay."""
+        settings = replace(settings, **kw)
+        return overlay.draw(frame, TemporalSteps(settings, 2)(p), settings)
+
+    def colour_at(image, box):
+        x, y, w, h = box
+        return tuple(int(v) for v in image[(y + h // 2) * 4, (x + w // 2) * 4])
+
+    base = OverlaySettings(opacity=1.0, legend=False)
+    plain = draw(base)
+    assert colour_at(plain, left) == colour_at(plain, right) == (0, 0, 255)  # off by default: both red
+    unsure = replace(base, class_confidence=0.9)
+    drawn = draw(unsure)
+    assert colour_at(drawn, left) == (0, 0, 255) and colour_at(drawn, right) == (0, 255, 255)  # BGR yellow
+    assert colour_at(draw(unsure, class_memory=0.0), right) == (0, 255, 255)  # without class memory too
+    assert colour_at(draw(unsure, class_confidence=0.55), right) == (0, 0, 255)
+    # per-pixel classes: no class per polyp, so none is "uncertain" either
+    assert colour_at(draw(unsure, one_class_per_region=False), right) == (0, 0, 255)
+    decided = TemporalSteps(unsure, 2)(p)
+    x, y, w, h = right
+    assert (decided.labels[y:y + h, x:x + w] == 2).all()  # the whole region, nothing else
+    assert (decided.labels[decided.labels != 2] == p.labels[decided.labels != 2]).all()
+    assert overlay.draw_marked(frame, decided, unsure)[1]  # still a polyp drawn
+    regions = sorted(find_regions(decided, unsure, 2, FRAME_SHAPE), key=lambda r: r.box[0])
+    assert [r.label for r in regions] == [0, 2]
+    boxes = draw(unsure, style="box")
+    x, y, w, h = regions[1].box
+    assert tuple(int(v) for v in boxes[y - 4, x + w // 2]) == (0, 255, 255)  # the box around it, yellow
+    # the legend gains the row, a tag names it
+    assert overlay.legend_rect(FRAME_SHAPE, unsure=True)[3] > overlay.legend_rect(FRAME_SHAPE)[3]
+    assert overlay._tag(2, *FRAME_SHAPE).shape[1] > overlay._tag(0, *FRAME_SHAPE).shape[1]  # "class uncertain"
+    with pytest.raises(ConfigError, match="class_confidence"):
+        OverlaySettings(class_confidence=1.5)

@@ -97,3 +97,23 @@ def test_the_pipeline_state_applies_and_forgets_the_memory():
     state.set_overlay(OverlaySettings(class_memory=0))  # memory off: the labels pass through as the model gave them
     p = _prediction([(2, 12, 2, 12, 0.6)])
     assert state.smooth(p) is p
+
+
+def test_class_uncertain_is_decided_on_the_remembered_probability_share():
+    def frame(neo_share):
+        scores = np.zeros((20, 20), np.float32)
+        scores[5:15, 5:15] = 0.95
+        probs = np.zeros((2, 20, 20), np.float32)
+        probs[0][scores > 0] = 0.95 * neo_share
+        probs[1][scores > 0] = 0.95 * (1 - neo_share)
+        return Prediction(scores, np.zeros((20, 20), np.uint8), probs=probs)
+
+    def unsure(step, shares):
+        return [bool((step(frame(s)).labels[5:15, 5:15] == 2).all()) for s in shares]
+
+    shares = (0.95, 0.87, 0.95, 0.6, 0.6)
+    # alone, the 0.87 frame drops under 0.9; remembered (0.91) it does not; a share that falls far (0.6) is under
+    # 0.9 even remembered (0.77)
+    assert unsure(ClassMemory(0.0, 0.5, 2, confidence=0.9), shares) == [False, True, False, True, True]
+    assert unsure(ClassMemory(0.5, 0.5, 2, confidence=0.9), shares) == [False, False, False, True, True]
+    assert unsure(ClassMemory(0.5, 0.5, 2), shares) == [False] * 5  # no confidence asked: never

@@ -300,6 +300,42 @@ def test_video_metrics_without_polyp_or_polyp_free_frames_say_none():
     assert only_free["fp_regions_per_min"] == 0.0
 
 
+def test_the_class_as_shown_counts_polyps_drawn_in_a_class_and_whether_it_is_the_true_one():
+    from polypview.inference.runtime.labels import UNDEFINED
+
+    right = score_frame(*_maps([POLYP], [(2, 4, 2, 4, NEOPLASTIC)]))
+    wrong = score_frame(*_maps([(2, 4, 2, 4, NON_NEOPLASTIC)], [(2, 4, 2, 4, NEOPLASTIC)]))
+    unsure = score_frame(*_maps([POLYP], [(2, 4, 2, 4, UNDEFINED)]))  # drawn "class uncertain"
+    missed = score_frame(*_maps([POLYP], []))
+    assert (right.true_class, wrong.true_class, wrong.drawn_class) == (NEOPLASTIC, NON_NEOPLASTIC, NEOPLASTIC)
+    assert unsure.hit and unsure.drawn_class is None
+    m = video_metrics([right, wrong, unsure, missed, right], fps=30)
+    assert m["class_shown_share"] == pytest.approx(3 / 4)  # 4 polyps drawn, 3 in a class
+    assert m["class_right_share"] == pytest.approx(2 / 3) and m["class_judged_frames"] == 3
+    assert video_metrics([missed], fps=30)["class_shown_share"] is None
+
+
+def test_drawn_labels_say_a_polyp_drawn_class_uncertain_is_a_polyp_of_no_class():
+    from polypview.inference.runtime.engine import Prediction
+    from polypview.inference.runtime.labels import UNDEFINED
+    from polypview.inference.runtime.temporal import TemporalSteps
+    from polypview.overlay import OverlaySettings
+
+    scores = np.zeros((48, 64), np.float32)
+    labels = np.zeros((48, 64), np.uint8)
+    probs = np.zeros((2, 48, 64), np.float32)
+    scores[8:24, 8:30] = 0.95  # voted neoplastic, but 60 % of its class probability only
+    probs[0, 8:24, 8:30], probs[1, 8:24, 8:30] = 0.57, 0.38
+    scores[30:44, 40:60] = 0.95  # neoplastic and sure of it
+    probs[0, 30:44, 40:60] = 0.95
+    prediction = Prediction(scores, labels, probs=probs)
+    settings = OverlaySettings(class_confidence=0.9)
+    prediction = TemporalSteps(settings, 2)(prediction)  # where the class is decided, as in the app
+    drawn = DrawnLabels(("neoplastic", "non-neoplastic"), settings)(prediction, (480, 640))
+    assert set(np.unique(drawn[8 * 10 + 20:24 * 10 - 20, 8 * 10 + 20:30 * 10 - 20])) == {UNDEFINED}
+    assert set(np.unique(drawn[30 * 10 + 20:44 * 10 - 20, 40 * 10 + 20:60 * 10 - 20])) == {NEOPLASTIC}
+
+
 # ---------------------------------------------------------------- the drawn mask
 
 
@@ -445,12 +481,18 @@ def test_eval_video_smoothing_averages_scores_as_the_viewer_does(tmp_path, capsy
 
 def test_eval_video_min_peak_and_class_memory_are_recorded_and_checked(tmp_path, capsys):
     args, out = _small_video_eval(tmp_path)
-    assert main([*args, "--json", str(out), "--video-min-peak", "0.8", "--video-class-memory", "0.5"]) == 0
-    overlay = json.loads(out.read_text())["results"][0]["video"]["overlay"]
-    assert (overlay["min_peak"], overlay["class_memory"]) == (0.8, 0.5)
-    assert "regions peaking >= 0.8, one class per region, class memory 0.5" in capsys.readouterr().out
+    assert main([*args, "--json", str(out), "--video-min-peak", "0.8", "--video-class-memory", "0.5",
+                 "--video-class-confidence", "0.9"]) == 0
+    video = json.loads(out.read_text())["results"][0]["video"]
+    overlay = video["overlay"]
+    assert (overlay["min_peak"], overlay["class_memory"], overlay["class_confidence"]) == (0.8, 0.5, 0.9)
+    text = capsys.readouterr().out
+    assert ("regions peaking >= 0.8, one class per region, class memory 0.5, class uncertain below 0.9 of the "
+            "class probability") in text
+    assert f"the class as shown: on {100 * video['class_shown_share']:.1f} % of the polyp frames" in text
     for flag, bad in (("--video-min-peak", "1.5"), ("--video-min-peak", "x"), ("--video-min-peak", "nan"),
-                      ("--video-class-memory", "1"), ("--video-class-memory", "-0.1")):
+                      ("--video-class-memory", "1"), ("--video-class-memory", "-0.1"),
+                      ("--video-class-confidence", "2")):
         assert main([*args, flag, bad]) == 2
         assert flag in capsys.readouterr().err
 

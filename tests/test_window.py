@@ -10,6 +10,7 @@ import pytest
 pytest.importorskip("pytestqt")
 
 from PyQt6.QtCore import QRect, Qt  # noqa: E402
+from PyQt6.QtWidgets import QLabel  # noqa: E402
 
 from polypview.settings import Settings  # noqa: E402
 from polypview.ui import dialogs  # noqa: E402
@@ -456,4 +457,35 @@ def test_where_the_tone_cannot_play_the_bell_rings_and_the_window_says_why_once(
     assert (tmp_path / "cache" / "tone.wav").is_file() or "sound library" in window.sound.fallback
     if window.sound.fallback:  # no sound output on this machine (CI): said in the status bar, not as spam
         qtbot.waitUntil(lambda: "system bell" in window.statusBar().currentMessage(), timeout=3000)
+    assert errors == []
+
+
+def test_yellow_when_the_class_is_unsure_is_a_box_with_its_legend_row_and_is_remembered(qtbot, tmp_path, errors):
+    ini = tmp_path / "settings.ini"
+    services = FakeServices()
+    window = window_with(qtbot, tmp_path, services, Preferences.from_file(ini))
+    wait_frames(qtbot, window)
+    qtbot.waitUntil(lambda: bool(services.loaded), timeout=2000)
+    panel, pipeline = window.panel, window.pipeline
+
+    def legend():
+        return [w.text() for w in panel.legend.findChildren(QLabel) if w.text()]
+
+    assert not panel.unsure_check.isChecked() and pipeline.overlays[-1].class_confidence == 0.0  # off by default
+    rows = legend()
+    panel.unsure_check.setChecked(True)
+    assert pipeline.overlays[-1].class_confidence == 0.9  # live
+    assert legend() == rows + ["class uncertain"]
+    panel.region_check.setChecked(False)  # per-pixel classes: no class per polyp, so none uncertain
+    assert not panel.unsure_check.isEnabled() and legend() == rows
+    panel.region_check.setChecked(True)
+    window.close()
+    again = window_with(qtbot, tmp_path, FakeServices(), Preferences.from_file(ini))
+    assert again.panel.unsure_check.isChecked() and again.overlay.class_confidence == 0.9  # remembered
+    # a value from the command line is kept, and ticking the box again brings it back
+    third = window_with(qtbot, tmp_path, FakeServices(), Preferences(), overlay={"class_confidence": 0.8})
+    third.panel.unsure_check.setChecked(False)
+    assert third.overlay.class_confidence == 0.0
+    third.panel.unsure_check.setChecked(True)
+    assert third.overlay.class_confidence == 0.8
     assert errors == []

@@ -19,7 +19,7 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from polypview.defaults import OVERLAY_STYLES
+from polypview.defaults import OVERLAY_STYLES, UNSURE_CONFIDENCE
 from polypview.session import NO_MODEL  # video only
 from polypview.ui.hud import LegendWidget
 
@@ -95,6 +95,11 @@ class ControlPanel(QWidget):
         self.tags_check = QCheckBox("class name on each polyp")
         self.tags_check.setToolTip("write each polyp's class name beside it: readable without telling red from green")
         self.tags_check.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.unsure_check = QCheckBox("yellow when the class is unsure")
+        self.unsure_check.setToolTip("a polyp the network cannot call neoplastic or not with confidence is drawn "
+                                     "yellow, 'class uncertain', instead of red or green")
+        self.unsure_check.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self._class_confidence = UNSURE_CONFIDENCE  # the value the box applies when ticked
         self.sound_check = QCheckBox("sound when a polyp appears")
         self.sound_check.setToolTip("a short tone when a polyp is first drawn, again only after 2 s without one (B)")
         self.sound_check.setFocusPolicy(Qt.FocusPolicy.NoFocus)
@@ -123,6 +128,7 @@ class ControlPanel(QWidget):
         form.addRow(self.legend_check)
         form.addRow(self.region_check)
         form.addRow(self.tags_check)
+        form.addRow(self.unsure_check)
         form.addRow(self.sound_check)
         form.addRow("style", self.style_combo)
         form.addRow(self.opacity_label, self.opacity_slider)
@@ -131,7 +137,7 @@ class ControlPanel(QWidget):
         form.addRow(self.area_label, self.area_slider)
         self.area_slider.valueChanged.connect(self._area_moved)  # before _changed, which reads the value
         for signal in (self.overlay_check.toggled, self.legend_check.toggled, self.region_check.toggled,
-                       self.tags_check.toggled,
+                       self.tags_check.toggled, self.unsure_check.toggled,
                        self.style_combo.currentIndexChanged, self.opacity_slider.valueChanged,
                        self.threshold_slider.valueChanged, self.peak_slider.valueChanged,
                        self.area_slider.valueChanged):
@@ -151,10 +157,11 @@ class ControlPanel(QWidget):
 
     def set_overlay_values(self, enabled: bool, style: str, opacity: float, threshold: float, legend: bool,
                            one_class_per_region: bool, min_peak: float, min_area: float,
-                           name_tags: bool) -> None:
+                           name_tags: bool, class_confidence: float) -> None:
         """Show these settings without emitting overlay_changed; they are kept exactly as given (a --min-area
         between the slider's steps or above its 1 % is not rounded or clamped when another control moves)."""
-        widgets = (self.overlay_check, self.legend_check, self.region_check, self.tags_check, self.style_combo,
+        widgets = (self.overlay_check, self.legend_check, self.region_check, self.tags_check, self.unsure_check,
+                   self.style_combo,
                    self.opacity_slider, self.threshold_slider, self.peak_slider, self.area_slider)
         for w in widgets:
             w.blockSignals(True)
@@ -162,6 +169,9 @@ class ControlPanel(QWidget):
         self.legend_check.setChecked(legend)
         self.region_check.setChecked(one_class_per_region)
         self.tags_check.setChecked(name_tags)
+        self.unsure_check.setChecked(class_confidence > 0)
+        if class_confidence > 0:
+            self._class_confidence = class_confidence  # e.g. --class-confidence 0.8: kept when the box is ticked again
         self.style_combo.setCurrentText(style)
         self.opacity_slider.setValue(round(opacity * 100))
         self.threshold_slider.setValue(round(threshold * 100))
@@ -186,6 +196,7 @@ class ControlPanel(QWidget):
             "legend": self.legend_check.isChecked(),
             "one_class_per_region": self.region_check.isChecked(),
             "name_tags": self.tags_check.isChecked(),
+            "class_confidence": self._class_confidence if self.unsure_check.isChecked() else 0.0,
         }
 
     def _area_moved(self, value: int) -> None:
@@ -197,6 +208,7 @@ class ControlPanel(QWidget):
 
     def _update_labels(self) -> None:
         filled = self.style_combo.currentText() == "fill"
+        self.unsure_check.setEnabled(self.region_check.isChecked())  # a class per polyp, or none: not per pixel
         self.opacity_slider.setEnabled(filled)  # contours and boxes are drawn solid
         self.opacity_label.setEnabled(filled)
         self.opacity_label.setText(f"opacity {self.opacity_slider.value()}%")

@@ -25,6 +25,7 @@ from PyQt6.QtWidgets import QHBoxLayout, QLabel, QMainWindow, QStackedWidget, QV
 
 from polypview import __version__
 from polypview.errors import PolypviewError
+from polypview.overlay import UNSURE_NAME, UNSURE_RGB
 from polypview.protocols import Source
 from polypview.session import CoreServices, Session
 from polypview.settings import Settings, source_spec
@@ -181,7 +182,7 @@ class MainWindow(RecordingMixin, ViewMixin, AreaMixin, AlertMixin, QMainWindow):
 
     def _overlay_fields(self) -> dict:
         names = ("enabled", "style", "opacity", "threshold", "min_peak", "min_area", "legend",
-                 "one_class_per_region", "name_tags")
+                 "one_class_per_region", "name_tags", "class_confidence")
         return {name: getattr(self.overlay, name) for name in names}
 
     # ---- opening inputs
@@ -407,8 +408,7 @@ class MainWindow(RecordingMixin, ViewMixin, AreaMixin, AlertMixin, QMainWindow):
     def _engine_changed(self) -> None:
         self._mask_samples.clear()
         self.banner.hide()
-        info = self.engine.info if self.engine is not None else None
-        self.panel.legend.set_classes(tuple(info.classes) if info else (), tuple(info.colors) if info else ())
+        self._show_legend()
         self.refresh_models()
         overlay = self.session.overlay_for_engine(self.overlay)  # the new model's own region peak
         if overlay != self.overlay:
@@ -425,8 +425,19 @@ class MainWindow(RecordingMixin, ViewMixin, AreaMixin, AlertMixin, QMainWindow):
         self.show_error(str(error) if isinstance(error, PolypviewError) else f"model failed to load: {error}")
 
     # ---- overlay
+    def _show_legend(self) -> None:
+        """The panel's legend: the model's classes, and "class uncertain" in yellow when that is drawn."""
+        info = self.engine.info if self.engine is not None else None
+        names, colors = (tuple(info.classes), tuple(info.colors)) if info else ((), ())
+        if len(names) >= 2 and self.overlay.class_confidence > 0 and self.overlay.one_class_per_region:
+            names, colors = names + (UNSURE_NAME,), colors + (UNSURE_RGB,)
+        self.panel.legend.set_classes(names, colors)
+
     def _overlay_changed(self) -> None:
+        unsure = (self.overlay.class_confidence, self.overlay.one_class_per_region)
         self.overlay = dataclasses.replace(self.overlay, **self.panel.overlay_values())
+        if unsure != (self.overlay.class_confidence, self.overlay.one_class_per_region):
+            self._show_legend()
         self.masks_action.setChecked(self.overlay.enabled)
         self.names_action.setChecked(self.overlay.name_tags)
         self.prefs.save_overlay(self.overlay)

@@ -16,7 +16,7 @@ from PyQt6.QtCore import QByteArray, QSettings
 RECENT_MAX = 10
 # The region peak is not remembered: it belongs to the model (its file's own, else the app's), set on each load.
 OVERLAY_FIELDS = {"enabled": bool, "style": str, "opacity": float, "threshold": float, "min_area": float,
-                  "legend": bool, "one_class_per_region": bool, "name_tags": bool}
+                  "legend": bool, "one_class_per_region": bool, "name_tags": bool, "class_confidence": float}
 
 
 class Preferences:

@@ -40,6 +40,7 @@ class Prediction:
     labels: np.ndarray  # uint8 (h, w) index of the most likely foreground class
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
     roi: Roi | None = None  # the frame area the prediction covers (None: the whole frame)
+    probs: np.ndarray | None = None  # float32 (K, h, w) class probabilities (softmax models), for class confidence
 
 
 class Backend(Protocol):
@@ -209,7 +210,8 @@ class Engine:
         scores, labels = postprocess(probs[0], self.info.activation)
         t3 = time.perf_counter()
         timings = {"preprocess": t1 - t0, "inference": t2 - t1, "postprocess": t3 - t2}
-        return Prediction(scores, labels, timings, roi)
+        classes = np.asarray(probs[0], dtype=np.float32) if self.info.activation == "softmax" else None
+        return Prediction(scores, labels, timings, roi, classes)
 
     def close(self) -> None:
         """Release the backend (sessions, GPU memory)."""

@@ -8,6 +8,12 @@ prediction (weight `memory` for the past), and relabels the region's voting pixe
 the overlay's one-class-per-region vote then draws that class. A region that overlaps nothing
 starts from its own share, so a new polyp is coloured by its first frame. The extent of the mask
 is never changed, and no frame is delayed.
+
+With a `confidence`, it also says when the network is unsure of a polyp's class: the region's share
+of class probability (summed over its pixels, from `Prediction.probs`, blended over frames as the
+votes are) on the class it wins; below `confidence`, every pixel of the region gets label `classes`,
+one past the last class ("class uncertain", drawn yellow). The pixels' votes cannot say this: nearly
+every region is one class pixel by pixel, right or wrong.
 """
 
 from __future__ import annotations
@@ -23,11 +29,13 @@ from polypview.inference.runtime.engine import Prediction
 class ClassMemory:
     """Blend each region's class share with its overlapping regions' shares in the previous prediction."""
 
-    def __init__(self, memory: float, threshold: float, classes: int = 2):
+    def __init__(self, memory: float, threshold: float, classes: int = 2, confidence: float = 0.0):
         if not 0.0 <= memory < 1.0:
             raise ValueError(f"class memory must lie in [0, 1), got {memory}")
         self.memory, self.threshold, self.classes = float(memory), float(threshold), int(classes)
-        self._previous: tuple[np.ndarray, np.ndarray, object] | None = None  # (components, shares, roi)
+        self.confidence = float(confidence)
+        # (components, vote shares, probability shares or None, roi) of the previous prediction
+        self._previous: tuple[np.ndarray, np.ndarray, np.ndarray | None, object] | None = None
 
     def reset(self) -> None:
         """Forget the past (after a seek or a model change)."""
@@ -45,36 +53,59 @@ class ClassMemory:
                              minlength=count * self.classes).reshape(count, self.classes).astype(np.float64)
         totals = counts.sum(axis=1)
         shares = counts / np.maximum(totals, 1.0)[:, None]
-        shares = self._blend(shares, components, p)
-        self._previous = (components, shares, p.roi)
+        mass = self._mass(p, mask, inside, count)
+        weights = self._overlap(components, p)
+        shares = self._blend(shares, weights, 1)
+        mass = self._blend(mass, weights, 2) if mass is not None else None
+        self._previous = (components, shares, mass, p.roi)
         decided = totals > 0
         decided[0] = False  # component 0 is the background
         winner = shares.argmax(axis=1).astype(np.uint8)
         relabel = voters & decided[inside]
         votes = votes.copy()
         votes[relabel] = winner[inside[relabel]]
+        if mass is not None:
+            unsure = decided & (mass[np.arange(count), winner] < self.confidence)
+            votes[unsure[inside]] = self.classes  # the whole region: "class uncertain"
         labels = p.labels.copy()
         labels[mask] = votes
         return replace(p, labels=labels, timings=dict(p.timings))
 
-    def _blend(self, shares: np.ndarray, components: np.ndarray, p: Prediction) -> np.ndarray:
-        """Shares mixed with the overlap-weighted shares of the previous prediction's regions."""
+    def _mass(self, p: Prediction, mask: np.ndarray, inside: np.ndarray, count: int) -> np.ndarray | None:
+        """Each region's share of class probability per class (count, classes); None without a confidence."""
+        probs = p.probs
+        if self.confidence <= 0 or probs is None or probs.shape[0] < self.classes:
+            return None
+        mass = np.stack([np.bincount(inside, weights=probs[k][mask], minlength=count)
+                         for k in range(self.classes)], axis=1)
+        return mass / np.maximum(mass.sum(axis=1), 1e-12)[:, None]
+
+    def _overlap(self, components: np.ndarray, p: Prediction) -> np.ndarray | None:
+        """(regions now, regions before) overlap in pixels with the previous prediction; None when there is
+        no past to blend with (memory off, another model or image area, nothing overlapping)."""
         if self._previous is None or self.memory == 0.0:
-            return shares
-        before, before_shares, roi = self._previous
+            return None
+        before, _, _, roi = self._previous
         if before.shape != components.shape or roi != p.roi:
-            return shares  # another model or image area: the old regions do not line up
+            return None  # another model or image area: the old regions do not line up
         both = (components > 0) & (before > 0)
         if not both.any():
-            return shares
-        n_now, n_before = shares.shape[0], before_shares.shape[0]
-        overlap = np.bincount(components[both] * n_before + before[both],
-                              minlength=n_now * n_before).reshape(n_now, n_before).astype(np.float64)
+            return None
+        n_now, n_before = int(components.max()) + 1, int(before.max()) + 1
+        return np.bincount(components[both] * n_before + before[both],
+                           minlength=n_now * n_before).reshape(n_now, n_before).astype(np.float64)
+
+    def _blend(self, now: np.ndarray, overlap: np.ndarray | None, slot: int) -> np.ndarray:
+        """Per-region shares mixed with the overlap-weighted shares (previous entry `slot`) of the regions before."""
+        past_shares = self._previous[slot] if self._previous is not None else None
+        if overlap is None or past_shares is None:
+            return now
+        overlap = overlap[: now.shape[0], : past_shares.shape[0]]
         weight = overlap.sum(axis=1)
         seen = weight > 0
-        past = overlap[seen] @ before_shares / weight[seen][:, None]
-        blended = shares.copy()
-        blended[seen] = (1.0 - self.memory) * shares[seen] + self.memory * past
+        past = overlap[seen] @ past_shares / weight[seen][:, None]
+        blended = now.copy()
+        blended[seen] = (1.0 - self.memory) * now[seen] + self.memory * past
         return blended
 
 
@@ -89,13 +120,15 @@ class TemporalSteps:
         self.steps: list = []
         if settings.smoothing > 1:
             self.steps.append(TemporalSmoother(settings.smoothing))
-        if settings.class_memory > 0 and settings.one_class_per_region:
-            self.steps.append(ClassMemory(settings.class_memory, settings.threshold, classes))
+        if (settings.class_memory > 0 or settings.class_confidence > 0) and settings.one_class_per_region:
+            self.steps.append(ClassMemory(settings.class_memory, settings.threshold, classes,
+                                          settings.class_confidence))
 
     @staticmethod
     def key(settings) -> tuple:
         """The settings these steps depend on: when it changes, make new steps."""
-        return settings.smoothing, settings.class_memory, settings.threshold, settings.one_class_per_region
+        return (settings.smoothing, settings.class_memory, settings.threshold, settings.one_class_per_region,
+                settings.class_confidence)
 
     def __call__(self, p: Prediction) -> Prediction:
         for step in self.steps:

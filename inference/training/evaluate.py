@@ -88,6 +88,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--video-class-memory", default=None, metavar="W",
                         help="keep each --video polyp's class steady over frames, as the viewer's --class-memory "
                              "(default: the overlay's; 0: off)")
+    parser.add_argument("--video-class-confidence", default=None, metavar="C",
+                        help="draw a --video polyp 'class uncertain' when less than C of its class probability is on "
+                             "its class, as the viewer's --class-confidence (default: the overlay's, 0: off)")
     parser.add_argument("--video-smoothing", default="0", metavar="N",
                         help="average the --video masks' scores over the last N frames, as the viewer's --smoothing "
                              "(default 0: off)")
@@ -157,6 +160,8 @@ def _parse_options(args):
                                          min_peak=_threshold(getattr(args, "video_min_peak", None), "--video-min-peak"),
                                          smoothing=_smoothing(getattr(args, "video_smoothing", 0)),
                                          class_memory=_memory(getattr(args, "video_class_memory", None)),
+                                         class_confidence=_threshold(getattr(args, "video_class_confidence", None),
+                                                                     "--video-class-confidence"),
                                          clips=parse_int(getattr(args, "video_clips", 1), "--video-clips", minimum=1))
 
 

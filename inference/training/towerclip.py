@@ -62,6 +62,7 @@ class VideoOptions:
     smoothing: int = 0  # frames the overlay's scores are averaged over (as the viewer's --smoothing); 0: off
     min_peak: float | None = None  # a region's least highest score (as the viewer's --min-peak); None: the default
     class_memory: float | None = None  # weight of a polyp's past class (as the viewer's --class-memory); None: default
+    class_confidence: float | None = None  # as the viewer's --class-confidence; None: the overlay's default
     clips: int = 1  # clips played and pooled, seeds seed .. seed + clips - 1: other views of the same images
 
 

@@ -61,8 +61,10 @@ class DrawnLabels:
 
         settings = OverlaySettings() if settings is None else settings
         self.settings = replace(settings, enabled=True, style="fill", opacity=1.0, legend=False)
-        self.overlay = Overlay(tuple(classes), [(k + 1,) * 3 for k in range(len(classes))])
+        code = len(classes) + 1  # "class uncertain" (the overlay's label len(classes)): a polyp of no class
+        self.overlay = Overlay(tuple(classes), [(k + 1,) * 3 for k in range(len(classes))], unsure_rgb=(code,) * 3)
         self.lut = np.full(256, BACKGROUND, np.uint8)
+        self.lut[code] = UNDEFINED
         for k, name in enumerate(classes):
             self.lut[k + 1] = {"neoplastic": NEOPLASTIC, "non-neoplastic": NON_NEOPLASTIC,
                                "non_neoplastic": NON_NEOPLASTIC}.get(str(name).lower(), UNDEFINED)
@@ -88,6 +90,7 @@ class FrameScore:
     hit: bool  # a drawn polyp pixel lies on the true polyp
     regions: int  # drawn connected regions (8-connected)
     drawn_class: int | None  # majority drawn class on the true polyp (NEOPLASTIC/NON_NEOPLASTIC), None if none
+    true_class: int | None = None  # majority true class of the polyp (None: no class, or no polyp)
 
 
 def score_frame(pred: np.ndarray, truth: np.ndarray, segment: int = 0) -> FrameScore:
@@ -98,10 +101,14 @@ def score_frame(pred: np.ndarray, truth: np.ndarray, segment: int = 0) -> FrameS
     true = truth != BACKGROUND
     on = drawn & true
     regions = cv2.connectedComponents(drawn.view(np.uint8), connectivity=8)[0] - 1 if drawn.any() else 0
-    votes = pred[on]
-    neo, non = int(np.count_nonzero(votes == NEOPLASTIC)), int(np.count_nonzero(votes == NON_NEOPLASTIC))
-    drawn_class = None if neo + non == 0 else (NEOPLASTIC if neo >= non else NON_NEOPLASTIC)  # ties: neoplastic
-    return FrameScore(segment, int(np.count_nonzero(true)), bool(on.any()), int(regions), drawn_class)
+    return FrameScore(segment, int(np.count_nonzero(true)), bool(on.any()), int(regions), _majority(pred[on]),
+                      _majority(truth[true]))
+
+
+def _majority(labels: np.ndarray) -> int | None:
+    """NEOPLASTIC or NON_NEOPLASTIC, whichever more of `labels` are (ties: neoplastic); None when neither is."""
+    neo, non = int(np.count_nonzero(labels == NEOPLASTIC)), int(np.count_nonzero(labels == NON_NEOPLASTIC))
+    return None if neo + non == 0 else (NEOPLASTIC if neo >= non else NON_NEOPLASTIC)
 
 
 def video_metrics(scores: list[FrameScore], fps: float, min_true_pixels: int = 1) -> dict:
@@ -124,6 +131,10 @@ def video_metrics(scores: list[FrameScore], fps: float, min_true_pixels: int = 1
     tracks = track_flips(polyp)
     flips = sum(tracks.values())
     rates = rates_of(np.array([len(polyp), missed, len(free), fp_regions, flips]), fps)
+    found = [s for s in polyp if s.hit]
+    shown = [s for s in found if s.drawn_class is not None]
+    judged = [s for s in shown if s.true_class is not None]
+    right = sum(s.drawn_class == s.true_class for s in judged)
     return {
         "frames": len(scores),
         "polyp_frames": len(polyp),
@@ -138,6 +149,11 @@ def video_metrics(scores: list[FrameScore], fps: float, min_true_pixels: int = 1
         "class_flips": flips,
         **{key: float(value) if np.isfinite(value) else None for key, value in rates.items()},
         "min_true_pixels": max(1, min_true_pixels),
+        # The class as shown: on the polyp frames where a polyp is drawn on the true one, the share drawn in a
+        # class (not "class uncertain"), and of those with a true class, the share drawn in the right one.
+        "class_shown_share": len(shown) / len(found) if found else None,
+        "class_right_share": right / len(judged) if judged else None,
+        "class_right_frames": right, "class_judged_frames": len(judged),
     }
 
 
@@ -313,7 +329,8 @@ def evaluate_video(model_path: Path, pairs, options: VideoOptions = VideoOptions
     from polypview.inference.runtime.engine import load_engine
     from polypview.overlay import OverlaySettings
 
-    given = {"threshold": options.threshold, "min_peak": options.min_peak, "class_memory": options.class_memory}
+    given = {"threshold": options.threshold, "min_peak": options.min_peak, "class_memory": options.class_memory,
+             "class_confidence": options.class_confidence}
     clip = TowerClip(pairs, options)
     engine = load_engine(model_path, backend="ort", threads=threads, provider="cpu")
     timings = {"make": 0.0, "roi": 0.0, "predict": 0.0, "draw": 0.0, "score": 0.0}
@@ -336,7 +353,7 @@ def evaluate_video(model_path: Path, pairs, options: VideoOptions = VideoOptions
         "model_overlay": dict(engine.info.overlay),  # the drawing defaults the model file carries
         "overlay": {"threshold": settings.threshold, "min_area": settings.min_area, "min_peak": settings.min_peak,
                     "one_class_per_region": settings.one_class_per_region, "smoothing": settings.smoothing,
-                    "class_memory": settings.class_memory},
+                    "class_memory": settings.class_memory, "class_confidence": settings.class_confidence},
         "bootstrap": {"resamples": resamples, "seed": options.seed, "level": 0.95, "unit": "source image"},
         "ms_per_frame": {k: 1000 * v / max(1, clip.frames) for k, v in timings.items()},
         **lane.run.summary(min_true_pixels(settings, options.score_size), resamples, options.seed, units),
@@ -404,6 +421,8 @@ def overlay_text(overlay: dict) -> str:
         words.append(f"scores averaged over the last {n} frames")
     if memory:
         words.append(f"class memory {memory:g}")
+    if overlay.get("class_confidence"):
+        words.append(f"class uncertain below {overlay['class_confidence']:g} of the class probability")
     return ", ".join(words)
 
 
@@ -449,6 +468,13 @@ def _video_cells(name: str, v: dict, dice_cell) -> list[str]:
     return cells
 
 
+def class_line(name: str, v: dict) -> str:
+    """A model's class as shown on the clip, in words (`video_metrics`' class_shown_share, class_right_share)."""
+    return (f"{name}: the class as shown: on {_pct(v['class_shown_share'])} % of the polyp frames with a polyp drawn "
+            f"on the true one it is drawn in a class (not 'class uncertain'), and on {_pct(v['class_right_share'])} % "
+            f"of those ({v['class_right_frames']} of {v['class_judged_frames']}) in the true one")
+
+
 def alert_line(name: str, a: dict) -> str:
     """A model's alert-tone figures in words (`alert_metrics`)."""
     delay = "" if a["delay_s"] is None else f", median {a['delay_s']:.2f} s after the polyp came into view"
@@ -479,7 +505,8 @@ def format_video_table(results) -> str:
         lines.append(_video_cells(row_label(r, rows), r.video, dice_cell))
         for kind, part in r.video.get("by_view", {}).items():
             lines.append(_video_cells(f"  {kind} ({part['images']} {view_unit(r.video)})", part, dice_cell))
-    text = text_table(lines) + [alert_line(row_label(r, rows), r.video["alerts"]) for r in rows if "alerts" in r.video]
+    text = (text_table(lines) + [class_line(row_label(r, rows), r.video) for r in rows if "class_shown_share" in r.video]
+            + [alert_line(row_label(r, rows), r.video["alerts"]) for r in rows if "alerts" in r.video])
     v = rows[0].video
     lo, hi = v["seconds_per_image"]
     shown = f"{lo:g} s" if lo == hi else f"{lo:g}-{hi:g} s (seeded)"
