@@ -23,6 +23,7 @@ SUBCOMMANDS = {
     "export": ("polypview.inference.training.export", "export a checkpoint to an ONNX model file with metadata"),
     "bench": ("polypview.bench", "benchmark every pipeline stage and the whole pipeline"),
     "batch": ("polypview.batch", "annotate many videos on Ray (tables, summaries, annotated MP4s, an index)"),
+    "check": ("polypview.check", "is this machine ready? packages, models, speed, recording, window, sound, GPU"),
 }
 VIEWER = ("polypview.run", "open the viewer, or process a video headless")
 
