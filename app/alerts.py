@@ -80,3 +80,9 @@ def appearances(frames: Iterable[tuple[float, bool]], timing: AlertTiming = Aler
     """The times (s) at which `AlertGate` announces an appearance, over (time, polyp drawn) frames in order."""
     gate = AlertGate(timing)
     return [t for t, drawn in frames if gate.update(t, drawn)]
+
+
+def clock(seconds: float) -> str:
+    """A video time as m:ss.s (0:03.3, 12:07.0)."""
+    minutes, rest = divmod(max(0.0, seconds), 60.0)
+    return f"{int(minutes)}:{rest:04.1f}"

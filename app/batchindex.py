@@ -11,7 +11,7 @@ from pathlib import Path
 
 INDEX_COLUMNS = ("video", "name", "status", "attempts", "frames", "duration_s", "processing_fps", "frames_with_polyp",
                  "first_detection_s", "appearances", "neoplastic_regions", "non_neoplastic_regions", "error", "annotated_video",
-                 "table", "timeline")
+                 "table", "timeline", "appearance_sheet")
 
 
 def index_row(outcome) -> dict:
@@ -29,6 +29,7 @@ def index_row(outcome) -> dict:
         "non_neoplastic_regions": regions[1] if len(regions) > 1 else "",
         "error": outcome.error or "", "annotated_video": outputs.get("video") or "",
         "table": outputs.get("table", ""), "timeline": outputs.get("timeline", ""),
+        "appearance_sheet": outputs.get("appearances") or "",
     }
 
 
@@ -61,6 +62,9 @@ def index_html(rows: list[dict], settings) -> str:
     for row in rows:
         cells = "".join(f"<td>{html.escape(str(row[c]))}</td>" for c in shown)
         strip = f'<img src="{html.escape(row["timeline"])}" alt="detections over time">' if row["timeline"] else ""
+        if row["appearance_sheet"]:
+            strip += (f'<a href="{html.escape(row["appearance_sheet"])}"><img src="{html.escape(row["appearance_sheet"])}" '
+                      'alt="each polyp appearance" width="600"></a>')
         video = f'<a href="{html.escape(row["annotated_video"])}">video</a>' if row["annotated_video"] else ""
         table = f'<a href="{html.escape(row["table"])}">frames</a>' if row["table"] else ""
         body.append(f'<tr class="{row["status"]}">{cells}<td>{strip}</td><td>{video} {table}</td></tr>')
@@ -71,7 +75,8 @@ tr.failed{{background:#fdd}} img{{display:block}}</style></head><body>
 <h1>polypview batch</h1>
 <p>model {html.escape(settings.model)} (sha256 {settings.model_sha256[:16]}&hellip;); overlay
 {html.escape(str(settings.overlay))}. Timeline: top half red where a neoplastic region was drawn, bottom half
-green where a non-neoplastic one was. Research software, not a medical device.</p>
+green where a non-neoplastic one was; below it, the annotated frame at each polyp appearance (a polyp drawn
+for 0.3 s after 2 s without one) with its time. Research software, not a medical device.</p>
 <table><tr>{head}<th>timeline</th><th>files</th></tr>
 {chr(10).join(body)}
 </table></body></html>

@@ -4,6 +4,8 @@ Per video NAME, in the output folder:
     NAME.mp4            the annotated video (unless the batch says --no-video)
     NAME.frames.csv     one row per frame: time, polyp regions with class, area, score and box
     NAME.timeline.png   a strip of the video's length: red/green where regions of each class were seen
+    NAME.appearances.jpg  a contact sheet: the annotated frame at each polyp appearance, with its time (when
+                        any polyp appeared)
     NAME.json           the summary, written last: its presence means the video is complete
 
 Each file is written under a `.partial.` name and renamed when whole, so an interrupted or crashed
@@ -26,13 +28,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from polypview.alerts import AlertGate
+from polypview.alerts import AlertGate, clock
 from polypview.errors import InputError, OutputError, PolypviewError
 from polypview.overlay import UNSURE_NAME, OverlaySettings, Region, find_regions
 
-KINDS = {"video": ".mp4", "table": ".frames.csv", "timeline": ".timeline.png", "summary": ".json"}
+KINDS = {"video": ".mp4", "table": ".frames.csv", "timeline": ".timeline.png", "appearances": ".appearances.jpg",
+         "summary": ".json"}
 PARTIAL = ".partial"
 TIMELINE_WIDTH, TIMELINE_HEIGHT = 600, 24
+SHEET_MAX, SHEET_COLUMNS, THUMB_WIDTH = 24, 6, 240  # the contact sheet: at most 24 appearances, 6 a row
 TABLE_COLUMNS = ("frame", "time_s", "masked", "regions", "neoplastic", "non_neoplastic", "max_score", "details")
 
 
@@ -100,6 +104,7 @@ class TableSink:
         self.region_counts = [0] * len(self.class_names)
         self.first_detection: float | None = None
         self.appearances: list[float] = []  # when a polyp appearance began (the window's alert moments), s
+        self.thumbnails: list[np.ndarray] = []  # the annotated frame of the first SHEET_MAX appearances, shrunk
         self._gate = AlertGate()
         self.errors: list[PolypviewError] = []
 
@@ -108,7 +113,10 @@ class TableSink:
             return
         regions = find_regions(p.prediction, self.settings, len(self.class_names), p.raw.shape) \
             if p.prediction is not None else []
+        appeared = len(self.appearances)
         self._add(len(self.rows), p.pts, p.prediction is not None, regions)
+        if len(self.appearances) > appeared and len(self.thumbnails) < SHEET_MAX:
+            self.thumbnails.append(thumbnail(p.image, self.appearances[-1]))
 
     def _add(self, frame: int, pts: float, masked: bool, regions: list[Region]) -> None:
         counts = [sum(r.label == k for r in regions) for k in range(len(self.class_names))]
@@ -160,6 +168,29 @@ def timeline_image(marks: list[tuple[bool, bool]], colors_bgr, width: int = TIME
     return image
 
 
+def thumbnail(image: np.ndarray, seconds: float, width: int = THUMB_WIDTH) -> np.ndarray:
+    """`image` shrunk to `width`, its video time written in its top-left corner on a dark label."""
+    h, w = image.shape[:2]
+    small = cv2.resize(image, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)
+    text = clock(seconds)
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
+    small[:th + base + 6, :tw + 8] = (24, 24, 24)
+    cv2.putText(small, text, (4, th + 3), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (235, 235, 235), 1, cv2.LINE_AA)
+    return small
+
+
+def contact_sheet(thumbnails: list[np.ndarray], columns: int = SHEET_COLUMNS, gap: int = 4) -> np.ndarray:
+    """The thumbnails in rows of `columns` on a dark ground (each cell as large as the largest thumbnail)."""
+    cell_h, cell_w = max(t.shape[0] for t in thumbnails), max(t.shape[1] for t in thumbnails)
+    cols = min(columns, len(thumbnails))
+    rows = -(-len(thumbnails) // cols)
+    sheet = np.full((rows * (cell_h + gap) + gap, cols * (cell_w + gap) + gap, 3), 32, np.uint8)
+    for k, t in enumerate(thumbnails):
+        y, x = gap + (k // cols) * (cell_h + gap), gap + (k % cols) * (cell_w + gap)
+        sheet[y:y + t.shape[0], x:x + t.shape[1]] = t
+    return sheet
+
+
 def _publish(partial: Path, final: Path) -> None:
     try:
         os.replace(partial, final)
@@ -176,11 +207,11 @@ def _write_text(job: VideoJob, kind: str, text: str) -> None:
     _publish(partial, job.output(kind))
 
 
-def _write_image(job: VideoJob, image: np.ndarray) -> None:
-    partial = job.output("timeline", partial=True)
+def _write_image(job: VideoJob, kind: str, image: np.ndarray) -> None:
+    partial = job.output(kind, partial=True)
     if not cv2.imwrite(str(partial), image):
         raise OutputError(f"cannot write {partial}")
-    _publish(partial, job.output("timeline"))
+    _publish(partial, job.output(kind))
 
 
 def process_video(job: VideoJob, engine, settings: BatchSettings, attempt: int = 1) -> dict:
@@ -224,7 +255,11 @@ def process_video(job: VideoJob, engine, settings: BatchSettings, attempt: int =
     if record is not None:
         _publish(record, job.output("video"))
     _write_text(job, "table", sink.table_text())
-    _write_image(job, timeline_image(sink.marks, _bgr(engine.info.colors)))
+    _write_image(job, "timeline", timeline_image(sink.marks, _bgr(engine.info.colors)))
+    if sink.thumbnails:
+        _write_image(job, "appearances", contact_sheet(sink.thumbnails))
+    else:
+        job.output("appearances").unlink(missing_ok=True)  # a sheet left by an earlier run with other settings
     result = _summary(job, settings, sink, summary, fps, frame_count, time.time() - started, attempt)
     _write_text(job, "summary", json.dumps(result, indent=2))
     return result
@@ -251,7 +286,8 @@ def _summary(job: VideoJob, settings: BatchSettings, sink: TableSink, summary, f
         "model": settings.model, "model_sha256": settings.model_sha256, "settings": settings.key(),
         "decode_errors": summary.decode_errors, "errors": [],
         "outputs": {"video": job.output("video").name if settings.video else None,
-                    "table": job.output("table").name, "timeline": job.output("timeline").name},
+                    "table": job.output("table").name, "timeline": job.output("timeline").name,
+                    "appearances": job.output("appearances").name if sink.thumbnails else None},
         "attempt": attempt, "worker": f"{socket.gethostname()}:{os.getpid()}",
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "polypview": __version__,
     }

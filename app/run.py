@@ -126,19 +126,13 @@ def _report(summary, sink, settings: Settings, interrupted: bool) -> int:
 
 def appearances_line(times: list[float], shown: int = 12) -> str:
     """The summary's line on polyp appearances (the window's alert moments): how many, and when."""
-    from polypview.alerts import HOLD_S, QUIET_S
+    from polypview.alerts import HOLD_S, QUIET_S, clock
 
     if not times:
         return f"polyps           none appeared (a polyp drawn for {HOLD_S:g} s)"
     when = ", ".join(clock(t) for t in times[:shown]) + (f", … ({len(times) - shown} more)" if len(times) > shown else "")
     return (f"polyps           {len(times)} appearance{'s' if len(times) != 1 else ''} at {when} "
             f"(a polyp drawn for {HOLD_S:g} s after {QUIET_S:g} s without one)")
-
-
-def clock(seconds: float) -> str:
-    """m:ss.s"""
-    minutes, rest = divmod(max(0.0, seconds), 60.0)
-    return f"{int(minutes)}:{rest:04.1f}"
 
 
 def _print_summary(text: str) -> None:

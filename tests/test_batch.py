@@ -12,6 +12,8 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 from polypview.batch import collect_inputs
@@ -86,7 +88,8 @@ def test_process_video_writes_table_video_timeline_and_summary(tmp_path, engine,
     out.mkdir()
     job = VideoJob(str(clip), "case", str(out))
     summary = process_video(job, engine, settings)
-    assert sorted(p.name for p in out.iterdir()) == ["case.frames.csv", "case.json", "case.mp4", "case.timeline.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["case.appearances.jpg", "case.frames.csv", "case.json", "case.mp4",
+                                                     "case.timeline.png"]
     rows = list(csv.DictReader(open(out / "case.frames.csv")))
     assert [int(r["frame"]) for r in rows] == list(range(20))
     for n, row in enumerate(rows):
@@ -100,11 +103,39 @@ def test_process_video_writes_table_video_timeline_and_summary(tmp_path, engine,
     assert summary == json.loads((out / "case.json").read_text())
     assert summary["frames"] == 20 and summary["frames_with_polyp"] == 20 and summary["first_detection_s"] == 0.0
     assert summary["appearances_s"] == [pytest.approx(0.3, abs=0.001)]  # the box held 0.3 s: one appearance
+    sheet = cv2.imread(str(out / "case.appearances.jpg"))  # its annotated frame, 240 px wide, with its time
+    assert sheet.shape == (4 + 180 + 4, 4 + 240 + 4, 3) and summary["outputs"]["appearances"] == "case.appearances.jpg"
     assert summary["regions_per_class"] == {"neoplastic": 20, "non-neoplastic": 20 - GREEN_FROM}
     assert summary["model_sha256"] == settings.model_sha256 and summary["settings"] == settings.key()
     assert is_done(job, settings)
     assert not is_done(job, BatchSettings("color", settings.model_sha256, settings.overlay, video=False))
     assert not is_done(job, BatchSettings("color", "0" * 64, settings.overlay))
+
+
+def test_the_contact_sheet_shows_each_appearance_with_its_time(tmp_path, engine, settings):
+    from clips import make_box_clip, polyp_now_and_then
+
+    from polypview.batchjob import contact_sheet, thumbnail
+
+    clip = make_box_clip(tmp_path / "twice.mp4", frames=130, frame=polyp_now_and_then)
+    out = tmp_path / "out"
+    out.mkdir()
+    summary = process_video(VideoJob(str(clip), "twice", str(out)), engine, settings)
+    assert summary["appearances_s"] == [pytest.approx(0.3, abs=0.001), pytest.approx(3.3, abs=0.001)]
+    sheet = cv2.imread(str(out / "twice.appearances.jpg"))
+    assert sheet.shape == (4 + 180 + 4, 4 + 2 * (240 + 4), 3)  # two cells side by side
+    first = sheet[4:184, 4:244]
+    assert first[95:130, 20:55, 2].mean() > 150  # the red box (10, 60, 30, 30 at 160x120), drawn, in the first cell
+    label = first[:12, :40]
+    assert label.min() < 40 and label.max() > 200  # the time: light text on a dark label
+    # seven appearances: rows of six
+    seven = contact_sheet([thumbnail(np.zeros((90, 160, 3), np.uint8), t) for t in range(7)])
+    assert seven.shape == (4 + 2 * (135 + 4), 4 + 6 * (240 + 4), 3)
+    # no appearance: no sheet (and none left over from an earlier run)
+    quiet = make_box_clip(tmp_path / "quiet.mp4", frames=5)
+    (out / "quiet.appearances.jpg").write_bytes(b"old")
+    assert process_video(VideoJob(str(quiet), "quiet", str(out)), engine, settings)["outputs"]["appearances"] is None
+    assert not (out / "quiet.appearances.jpg").exists()
 
 
 def test_timeline_marks_each_class_where_it_was_seen():
