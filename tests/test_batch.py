@@ -113,9 +113,9 @@ def test_process_video_writes_table_video_timeline_and_summary(tmp_path, engine,
 
 
 def test_the_contact_sheet_shows_each_appearance_with_its_time(tmp_path, engine, settings):
-    from clips import make_box_clip, polyp_now_and_then
-
     from polypview.batchjob import contact_sheet, thumbnail
+
+    from clips import make_box_clip, polyp_now_and_then
 
     clip = make_box_clip(tmp_path / "twice.mp4", frames=130, frame=polyp_now_and_then)
     out = tmp_path / "out"
