@@ -84,6 +84,12 @@ def steps(model: str | None, frames: int, window: bool = True) -> list:
     return parts
 
 
+def report(model: str | None = None, frames: int = 30, window: bool = True) -> str:
+    """Every check run, as the lines `polypview check` prints (the window's Help > System check shows them)."""
+    findings = [step() for step in steps(model, frames, window)]
+    return "\n".join([format_finding(f) for f in findings] + [verdict(findings)])
+
+
 def format_finding(f: Finding) -> str:
     text = f"{f.status:<5} {f.part:<10} {f.text}"
     return text + (f"\n{'':16}→ {f.fix}" if f.fix and f.status in ("warn", "fail") else "")

@@ -489,3 +489,27 @@ def test_yellow_when_the_class_is_unsure_is_a_box_with_its_legend_row_and_is_rem
     third.panel.unsure_check.setChecked(True)
     assert third.overlay.class_confidence == 0.8
     assert errors == []
+
+
+def test_help_system_check_shows_the_findings_without_blocking_the_video(qtbot, tmp_path, errors, monkeypatch):
+    import polypview.check as check
+
+    asked = []
+
+    def steps(model, frames, window=True):
+        asked.append((model, frames, window))
+        return [lambda: check.Finding("python", "ok", "Python 3"),
+                lambda: check.Finding("sound", "warn", "no sound", "apt-get install libpulse0")]
+
+    monkeypatch.setattr(check, "steps", steps)
+    shown = []
+    monkeypatch.setattr(dialogs, "show_info", lambda parent, title, text: shown.append((title, text)))
+    window = window_with(qtbot, tmp_path, FakeServices(), Preferences())
+    wait_frames(qtbot, window)
+    window.actions["check"].trigger()
+    qtbot.waitUntil(lambda: bool(shown), timeout=5000)
+    title, text = shown[0]
+    assert title == "System check" and asked[0][2] is False  # the window is open: not tried again
+    assert "ok    python     Python 3" in text and "→ apt-get install libpulse0" in text
+    assert "polypview check: ready (1 warning)" in text and "measured while the video plays" in text
+    assert errors == []

@@ -70,6 +70,9 @@ class MainWindow(RecordingMixin, ViewMixin, AreaMixin, AlertMixin, QMainWindow):
         self.loader = BackgroundCall(self)
         self.loader.done.connect(self._engine_loaded)
         self.loader.failed.connect(self._engine_failed)
+        self.checker = BackgroundCall(self)  # Help > System check, off the GUI thread
+        self.checker.done.connect(self._check_done)
+        self.checker.failed.connect(lambda tag, exc: self.show_error(f"the system check failed: {exc}"))
         self.setWindowTitle("polypview")
         self.setAcceptDrops(True)
         self._build_actions()
@@ -454,6 +457,20 @@ class MainWindow(RecordingMixin, ViewMixin, AreaMixin, AlertMixin, QMainWindow):
 
     def show_shortcuts(self) -> None:
         dialogs.show_info(self, "Keyboard shortcuts", shortcuts_text())
+
+    def system_check(self) -> None:
+        """Help > System check: `polypview check`'s findings in a dialog (the window itself is open, so it is not
+        tried; the speed is measured beside whatever plays)."""
+        from polypview.check import report
+
+        self.statusBar().showMessage("Checking this machine…", 0)
+        model = self.session.models.files.get(self.engine.name, self.engine.name) if self.engine is not None else None
+        self.checker.start("check", lambda: report(model, frames=10, window=False))
+
+    def _check_done(self, tag: Any, text: str) -> None:
+        self.statusBar().clearMessage()
+        playing = " (measured while the video plays)" if self.pipeline is not None and not self.finished else ""
+        dialogs.show_info(self, "System check", f"{text}\n\nThe window: open.{playing}")
 
     def show_about(self) -> None:
         engine = self.engine

@@ -56,6 +56,8 @@ ACTIONS = (
     ActionSpec("area_show", "Show the image area", (), "show_area_outline", checkable=True,
                tip="a dotted outline where masks may be drawn (on screen only)"),
     ActionSpec("shortcuts", "&Keyboard shortcuts", ("F1",), "show_shortcuts"),
+    ActionSpec("check", "System &check…", (), "system_check",
+               tip="is this machine ready? packages, models, speed, recording, sound, GPU (as polypview check)"),
     ActionSpec("about", "&About polypview", (), "show_about"),
 )
 
@@ -63,7 +65,7 @@ MENUS = {
     "&File": ("open", "open_device", "recent", "-", "recordings_folder", "-", "quit"),
     "&Playback": ("play", "seek_back", "seek_forward", "step_back", "step_forward", "-", "record", "snapshot"),
     "&View": ("fullscreen", "hud", "masks", "names", "sound", "-", "area_draw", "area_find", "area_whole", "area_show"),
-    "&Help": ("shortcuts", "about"),
+    "&Help": ("shortcuts", "check", "about"),
 }
 
 
