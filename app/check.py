@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
           flush=True)
     findings = []
     for step in steps(args.model, args.frames, window=not args.no_window):
-        finding = step()
+        finding = guarded(step)
         findings.append(finding)
         print(format_finding(finding), flush=True)
     print(verdict(findings))
@@ -77,16 +77,32 @@ def run(args: argparse.Namespace) -> int:
 def steps(model: str | None, frames: int, window: bool = True) -> list:
     """The checks in the order they are printed (each a callable returning a Finding)."""
     state: dict = {}
-    parts = [check_python, check_packages, check_models, lambda: check_speed(model, frames, state), check_recording]
+
+    def check_model_speed() -> Finding:
+        return check_speed(model, frames, state)
+
+    def check_gpu_use() -> Finding:
+        return check_gpu(state.get("provider"))
+
+    parts = [check_python, check_packages, check_models, check_model_speed, check_recording]
     if window:
         parts.append(check_window)
-    parts += [check_sound, check_devices, lambda: check_gpu(state.get("provider")), check_training]
-    return parts
+    return parts + [check_sound, check_devices, check_gpu_use, check_training]
+
+
+def guarded(step) -> Finding:
+    """The step's finding; a check that breaks is a failed part with its reason, never a traceback."""
+    try:
+        return step()
+    except Exception as exc:  # noqa: BLE001 (whatever a broken install throws, it is reported as one line)
+        name = getattr(step, "__name__", "check").removeprefix("check_")
+        return Finding(name, "fail", f"the check itself failed: {type(exc).__name__}: {exc}",
+                       "reinstall polypview's packages (see the README's Set up)")
 
 
 def report(model: str | None = None, frames: int = 30, window: bool = True) -> str:
     """Every check run, as the lines `polypview check` prints (the window's Help > System check shows them)."""
-    findings = [step() for step in steps(model, frames, window)]
+    findings = [guarded(step) for step in steps(model, frames, window)]
     return "\n".join([format_finding(f) for f in findings] + [verdict(findings)])
 
 

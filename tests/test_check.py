@@ -98,3 +98,15 @@ def test_the_exit_code_is_one_only_when_a_part_failed(status, monkeypatch, capsy
 
     monkeypatch.setattr(check, "steps", lambda model, frames, window=True: [lambda: Finding("x", status, "t")])
     assert main(["check"]) == (1 if status == "fail" else 0)
+
+
+def test_a_check_that_breaks_is_a_failed_part_not_a_traceback(monkeypatch, capsys):
+    import polypview.check as check
+
+    def check_recording():
+        raise RuntimeError("libavcodec.so.61: cannot open shared object file")
+
+    monkeypatch.setattr(check, "steps", lambda model, frames, window=True: [check_recording])
+    assert main(["check"]) == 1
+    out = capsys.readouterr().out
+    assert "fail  recording  the check itself failed: RuntimeError: libavcodec.so.61" in out
