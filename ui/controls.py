@@ -95,7 +95,7 @@ class ControlPanel(QWidget):
         self.tags_check = QCheckBox("class name on each polyp")
         self.tags_check.setToolTip("write each polyp's class name beside it: readable without telling red from green")
         self.tags_check.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.unsure_check = QCheckBox("yellow when the class is unsure")
+        self.unsure_check = QCheckBox("yellow if class is unsure")
         self.unsure_check.setToolTip("a polyp the network cannot call neoplastic or not with confidence is drawn "
                                      "yellow, 'class uncertain', instead of red or green")
         self.unsure_check.setFocusPolicy(Qt.FocusPolicy.NoFocus)
