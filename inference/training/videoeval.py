@@ -169,8 +169,8 @@ def track_flips(polyp: list[FrameScore]) -> dict[int, int]:
     return flips
 
 
-def alert_metrics(scores: list[FrameScore], fps: float, min_true_pixels: int = 1) -> dict:
-    """How the window's alert tone (`polypview.alerts.AlertGate`, its default times) would sound over the clip.
+def alert_metrics(scores: list[FrameScore], fps: float, min_true_pixels: int = 1, timing=None) -> dict:
+    """How the window's alert tone (`polypview.alerts.AlertGate` with `timing`, default its own) would sound.
 
     * Each polyp track (one view of one image) is fed alone to a fresh gate, frame by frame over its polyp
       frames, as if the screen had been quiet before it: `tracks_alerted` of `tracks` would sound, the median
@@ -181,6 +181,7 @@ def alert_metrics(scores: list[FrameScore], fps: float, min_true_pixels: int = 1
     """
     from polypview.alerts import AlertTiming, appearances
 
+    timing = AlertTiming() if timing is None else timing
     least = max(1, min_true_pixels)
     tracks: dict[int, list[tuple[float, bool]]] = {}
     free_runs: list[list[tuple[float, bool]]] = []
@@ -197,12 +198,11 @@ def alert_metrics(scores: list[FrameScore], fps: float, min_true_pixels: int = 1
         previous_free = is_free
     delays = []
     for frames in tracks.values():
-        times = appearances(frames)
+        times = appearances(frames, timing)
         if times:
             delays.append(times[0] - frames[0][0])
-    false_alerts = sum(len(appearances(run)) for run in free_runs)
+    false_alerts = sum(len(appearances(run, timing)) for run in free_runs)
     free_minutes = sum(len(run) for run in free_runs) / fps / 60.0
-    timing = AlertTiming()
     return {"tracks": len(tracks), "tracks_alerted": len(delays),
             "delay_s": float(np.median(delays)) if delays else None,
             "false_alerts": false_alerts,
