@@ -10,7 +10,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # One intra-op thread: on a busy 2-core CI machine torch with 2 threads stalls for seconds per call.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 # Windows opened by tests (and their subprocesses) remember nothing in the user's own settings.
-os.environ["POLYPVIEW_SETTINGS"] = os.path.join(tempfile.mkdtemp(prefix="polypview-test-"), "settings.ini")
+_TMP = tempfile.mkdtemp(prefix="polypview-test-")
+os.environ["POLYPVIEW_SETTINGS"] = os.path.join(_TMP, "settings.ini")
+os.environ["POLYPVIEW_LOG"] = os.path.join(_TMP, "polypview.log")  # nor write to the user's log file
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("POLYPVIEW_DATA", REPO.parent / "shared" / "data"))

@@ -662,3 +662,42 @@ def test_errors_raised_while_stopping_still_reach_the_dialog(qtbot, tmp_path, er
     pipeline.stop_errors = [shown_during_run, OutputError("cannot finalise x.mp4: disk full")]
     window.close()
     assert errors == ["disk almost full", "cannot finalise x.mp4: disk full"]  # each once
+
+
+def test_the_log_file_keeps_what_a_tower_showed(qtbot, tmp_path, errors, monkeypatch):
+    import logging
+    import logging.handlers
+
+    from polypview.logfile import log_path, start_log_file
+    from polypview.ui.app import install_excepthook
+
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)
+    path = start_log_file(tmp_path / "logs" / "polypview.log")
+    logger = logging.getLogger("polypview")
+    try:
+        assert path == tmp_path / "logs" / "polypview.log" and start_log_file(path) == path  # one handler only
+        window = open_window(qtbot, tmp_path, FakeServices())
+        wait_frames(qtbot, window)
+        window.log_file = path
+        window.show_error("cannot record to /full/disk.mp4: No space left on device")
+        install_excepthook(window)
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            sys.excepthook(*sys.exc_info())
+        assert errors[-1] == f"unexpected error: boom (details in {path})"
+        text = path.read_text()
+        assert "INFO polypview.window: input fake.mp4" in text
+        assert "ERROR polypview.window: cannot record to /full/disk.mp4: No space left on device" in text
+        assert "Traceback" in text and "ValueError: boom" in text
+        assert sum(isinstance(h, logging.handlers.RotatingFileHandler) for h in logger.handlers) == 1
+    finally:
+        for handler in [h for h in logger.handlers if isinstance(h, logging.handlers.RotatingFileHandler)]:
+            logger.removeHandler(handler)
+            handler.close()
+    # where it goes when nothing says otherwise, and a folder that cannot be made keeps no log
+    monkeypatch.delenv("POLYPVIEW_LOG")
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    assert log_path() == tmp_path / "state" / "polypview" / "polypview.log" or sys.platform != "linux"
+    (tmp_path / "file").write_text("")
+    assert start_log_file(tmp_path / "file" / "polypview.log") is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import traceback
 from pathlib import Path
@@ -10,6 +11,8 @@ from typing import Any
 from PyQt6.QtCore import QTimer
 from PyQt6.QtWidgets import QApplication
 
+from polypview import __version__
+from polypview.logfile import start_log_file
 from polypview.settings import Settings
 from polypview.ui import dialogs
 from polypview.ui.main_window import MainWindow
@@ -77,11 +80,15 @@ class ScreenshotTaker:
 
 
 def install_excepthook(window: MainWindow) -> None:
-    """An unexpected exception in a slot becomes a dialog (PyQt6 would otherwise abort the process)."""
+    """An unexpected exception in a slot becomes a dialog (PyQt6 would otherwise abort the process); its traceback
+    goes to the console and the log file, for the bug report, not to the user."""
 
     def hook(kind, value, tb) -> None:
-        traceback.print_exception(kind, value, tb, file=sys.stderr)  # for the bug report, not the user
-        dialogs.show_error(window, f"unexpected error: {value or kind.__name__} (details on the console)")
+        traceback.print_exception(kind, value, tb, file=sys.stderr)
+        if window.log_file:
+            logging.getLogger("polypview.window").error("unexpected error", exc_info=(kind, value, tb))
+        where = f"details in {window.log_file}" if window.log_file else "details on the console"
+        dialogs.show_error(window, f"unexpected error: {value or kind.__name__} ({where})")
 
     sys.excepthook = hook
 
@@ -89,7 +96,10 @@ def install_excepthook(window: MainWindow) -> None:
 def run_gui(options: Settings, services: Any = None) -> int:
     """Open the window with the command line's settings; the exit code when it closes (1: no screenshot)."""
     app = application()
+    log_file = start_log_file()
+    logging.getLogger("polypview.window").info("polypview %s started: %s", __version__, " ".join(sys.argv[1:]))
     window = build_window(options, services, Preferences.for_user())
+    window.log_file = log_file
     install_excepthook(window)
     taker = None  # kept referenced while the event loop runs
     if options.screenshot:

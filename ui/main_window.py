@@ -15,6 +15,7 @@ lives in preferences.py; the command line wins over it.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,8 @@ from polypview.ui.window_view import ViewMixin
 
 __all__ = ["CoreServices", "MainWindow", "Settings", "save_png", "source_duration", "source_spec"]
 
+log = logging.getLogger("polypview.window")
+
 HUD_INTERVAL_MS = 250  # the HUD refreshes 4 times a second, never per frame
 SEEK_STEP_S = 5.0
 REC_STYLE = "QLabel { background-color: #161616; color: #ff4040; font-weight: bold; padding: 4px 8px; }"
@@ -67,6 +70,7 @@ class MainWindow(RecordingMixin, ViewMixin, AreaMixin, AlertMixin, QMainWindow):
         self.overlay = self.services.overlay_settings(**{**self.prefs.overlay(), **self.options.overlay})
         self.recording_started = 0.0  # time.monotonic() when the running recording began
         self.alerts_sounded = 0  # alert tones started (View > Sound when a polyp appears)
+        self.log_file: Path | None = None  # where run_gui keeps the log (None: not kept)
         self.loader = BackgroundCall(self)
         self.loader.done.connect(self._engine_loaded)
         self.loader.failed.connect(self._engine_failed)
@@ -219,6 +223,7 @@ class MainWindow(RecordingMixin, ViewMixin, AreaMixin, AlertMixin, QMainWindow):
         self._mask_samples.clear()
         self.statusBar().clearMessage()
         self._show_player(source)
+        log.info("input %s (%s)", spec, source.name or "")
         if records_from_start:
             self._show_recording(True)
         self.hud_timer.start()
@@ -284,9 +289,10 @@ class MainWindow(RecordingMixin, ViewMixin, AreaMixin, AlertMixin, QMainWindow):
             self.open_input(path)
 
     def show_error(self, message: str) -> None:
-        """Route an error to the dialog; a message already on screen is not stacked again."""
+        """Route an error to the dialog (and the log file); a message already on screen is not stacked again."""
         if message in self._errors_shown:
             return
+        log.error("%s", message)
         self._errors_shown.add(message)
         try:
             dialogs.show_error(self, message)
@@ -327,6 +333,7 @@ class MainWindow(RecordingMixin, ViewMixin, AreaMixin, AlertMixin, QMainWindow):
         if saved:
             self.session.last_recording = saved
         note = f"; recording saved to {saved.path}" if saved else ""
+        log.info("end of input: %d frames%s", getattr(summary, "frames", 0), note)
         self.statusBar().showMessage(f"End of input — press Space to play again{note}", 0)
 
     # ---- transport
@@ -475,7 +482,7 @@ class MainWindow(RecordingMixin, ViewMixin, AreaMixin, AlertMixin, QMainWindow):
     def show_about(self) -> None:
         engine = self.engine
         dialogs.show_info(self, "About polypview", about_text(__version__, engine.name if engine else None,
-                                                               engine.provider if engine else None))
+                                                               engine.provider if engine else None, self.log_file))
 
     # ---- closing
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt API)

@@ -108,8 +108,9 @@ def shortcuts_text() -> str:
     return "\n".join(rows)
 
 
-def about_text(version: str, model: str | None, provider: str | None) -> str:
+def about_text(version: str, model: str | None, provider: str | None, log_file=None) -> str:
     running = f"{model} on {provider}" if model else "none (video only)"
+    logged = f"\n\nLog file: {log_file}" if log_file else ""
     return (f"polypview {version}\n\nReal-time polyp segmentation overlay for colonoscopy video: red = neoplastic, "
-            f"green = non-neoplastic.\n\nModel in use: {running}\n\nResearch use only. Not a medical device: "
-            "it is not cleared or approved for diagnosis or treatment decisions.")
+            f"green = non-neoplastic.\n\nModel in use: {running}{logged}\n\nResearch use only. Not a medical "
+            "device: it is not cleared or approved for diagnosis or treatment decisions.")

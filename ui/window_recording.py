@@ -5,12 +5,15 @@ A mixin of MainWindow (it uses the window's widgets, actions, preferences and se
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
 from polypview.errors import OutputError, PolypviewError
 from polypview.session import timestamp
 from polypview.ui import dialogs
+
+log = logging.getLogger("polypview.window")
 
 
 class RecordingMixin:
@@ -58,6 +61,7 @@ class RecordingMixin:
             self.show_error(message)
             return False
         self.statusBar().showMessage(f"Recording to {path}", 0)
+        log.info("recording to %s", path)
         return True
 
     def _stop_recording(self) -> None:
@@ -67,6 +71,7 @@ class RecordingMixin:
             self.show_error(str(exc))
             return
         path = report.path if report else self.recording_path
+        log.info("recording stopped: %s%s", path, f" ({report.error})" if report is not None and report.error else "")
         if report is not None and report.error:  # the error itself came as a dialog when it happened
             self.statusBar().showMessage(f"Recording stopped early; what was written is in {path}", 0)
         else:
