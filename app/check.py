@@ -2,8 +2,8 @@
 
 For the engineer who installs polypview on a tower PC: the packages (and the two pairs that overwrite each
 other), the shipped model files, the model's speed on this machine and the runtime provider it got, H.264
-recording, whether the window can open, the alert tone, the capture devices, an NVIDIA GPU, and what
-training would need. The window and the sound are tried in a child process: a Qt platform plugin that cannot
+recording, whether the window can open, the alert tone, the capture devices, an NVIDIA GPU, the window's log
+file, and what training would need. The window and the sound are tried in a child process: a Qt platform plugin that cannot
 load ends its process, and must not end this one. Exit code 0 when nothing failed (warnings allowed), 1
 otherwise; `--json FILE` writes the same for a fleet's inventory. Nothing here imports Qt or torch.
 """
@@ -87,7 +87,7 @@ def steps(model: str | None, frames: int, window: bool = True) -> list:
     parts = [check_python, check_packages, check_models, check_model_speed, check_recording]
     if window:
         parts.append(check_window)
-    return parts + [check_sound, check_devices, check_gpu_use, check_training]
+    return parts + [check_sound, check_devices, check_gpu_use, check_log, check_training]
 
 
 def guarded(step) -> Finding:
@@ -311,6 +311,21 @@ def check_gpu(provider: str | None) -> Finding:
     return Finding("gpu", "warn", f"{gpus}, but the model runs on {provider or 'the CPU'}",
                    "the CUDA and cuDNN libraries of onnxruntime-gpu's versions are missing: see the README's "
                    "GPU set-up (pip install \"onnxruntime-gpu[cuda,cudnn]\")")
+
+
+def check_log() -> Finding:
+    """Can the window keep its log file?"""
+    from polypview.logfile import log_path
+
+    path = log_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        return Finding("log", "warn", f"the window cannot keep its log at {path} ({exc.strerror or exc})",
+                       "make that folder writable, or set POLYPVIEW_LOG=FILE")
+    return Finding("log", "ok", f"the window keeps its log in {path}")
 
 
 def check_training() -> Finding:

@@ -28,7 +28,7 @@ def test_a_ready_machine_says_so_part_by_part_and_writes_json(tmp_path, capsys):
     assert "nanonet-lite0-neo on onnxruntime" in text and "a 1080p frame (median of 3)" in text
     findings = json.loads(out.read_text())["findings"]
     assert [f["part"] for f in findings] == ["python", "packages", "models", "speed", "recording", "sound",
-                                             "capture", "gpu", "training"]
+                                             "capture", "gpu", "log", "training"]
     assert all(f["status"] in ("ok", "warn", "fail", "info") for f in findings)
     # only the speed can fail on this machine (a loaded CI runner): the exit code and the verdict follow it
     failed = [f["part"] for f in findings if f["status"] == "fail"]
@@ -110,3 +110,14 @@ def test_a_check_that_breaks_is_a_failed_part_not_a_traceback(monkeypatch, capsy
     assert main(["check"]) == 1
     out = capsys.readouterr().out
     assert "fail  recording  the check itself failed: RuntimeError: libavcodec.so.61" in out
+
+
+def test_a_log_folder_that_cannot_be_written_is_a_warning(tmp_path, monkeypatch):
+    from polypview.check import check_log
+
+    monkeypatch.setenv("POLYPVIEW_LOG", str(tmp_path / "polypview.log"))
+    assert check_log().status == "ok"
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("POLYPVIEW_LOG", str(tmp_path / "file" / "polypview.log"))
+    finding = check_log()
+    assert finding.status == "warn" and "POLYPVIEW_LOG" in finding.fix
