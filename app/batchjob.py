@@ -88,9 +88,15 @@ def read_summary(job: VideoJob) -> dict | None:
 
 
 def is_done(job: VideoJob, settings: BatchSettings) -> bool:
-    """True when the video's summary exists and was made with this model file and these settings."""
+    """True when the video's summary exists and was made with this model file and these settings (an overlay
+    setting added since it was made counts at its default, which draws as before it existed)."""
     summary = read_summary(job)
-    return summary is not None and summary.get("settings") == settings.key() and summary.get("input") == job.path
+    if summary is None or summary.get("input") != job.path:
+        return False
+    saved = summary.get("settings")
+    if isinstance(saved, dict) and isinstance(saved.get("overlay"), dict):
+        saved = {**saved, "overlay": {**asdict(OverlaySettings()), **saved["overlay"]}}
+    return saved == settings.key()
 
 
 class TableSink:

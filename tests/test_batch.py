@@ -108,6 +108,11 @@ def test_process_video_writes_table_video_timeline_and_summary(tmp_path, engine,
     assert summary["regions_per_class"] == {"neoplastic": 20, "non-neoplastic": 20 - GREEN_FROM}
     assert summary["model_sha256"] == settings.model_sha256 and summary["settings"] == settings.key()
     assert is_done(job, settings)
+    older = json.loads((out / "case.json").read_text())  # made before the overlay had `class_confidence`
+    del older["settings"]["overlay"]["class_confidence"]
+    (out / "case.json").write_text(json.dumps(older))
+    assert is_done(job, settings)  # at its default it draws as before: nothing to redo
+    assert not is_done(job, BatchSettings("color", settings.model_sha256, {**settings.overlay, "class_confidence": 0.9}))
     assert not is_done(job, BatchSettings("color", settings.model_sha256, settings.overlay, video=False))
     assert not is_done(job, BatchSettings("color", "0" * 64, settings.overlay))
 
