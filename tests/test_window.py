@@ -390,6 +390,7 @@ def test_a_tone_sounds_once_when_a_polyp_appears_and_again_only_after_a_quiet_st
     pipeline.marked = lambda seq: start <= seq < start + 30 or start + 40 <= seq < start + 60 or seq >= start + 150
     qtbot.keyClick(window, Qt.Key.Key_B)  # on, as the panel's box
     assert window.actions["sound"].isChecked() and window.panel.sound_check.isChecked()
+    assert window.statusBar().currentMessage().startswith("Sound on")
     qtbot.waitUntil(lambda: pipeline._seq > start + 200, timeout=10000)
     # a polyp for 1 s, gone for 0.33 s, back for 0.67 s (one appearance), gone for 3 s, back: two tones
     qtbot.waitUntil(lambda: window.sound.plays == 2, timeout=2000)

@@ -29,6 +29,8 @@ class AlertMixin:
         box.blockSignals(False)
         if remember:
             self.prefs.alert_sound = on
+            self.statusBar().showMessage("Sound on: a tone when a polyp appears (B turns it off)" if on else
+                                         "Sound off", 5000)
         self._arm_alerts()
 
     def _arm_alerts(self) -> None:
