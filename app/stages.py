@@ -118,6 +118,7 @@ class ModelState:
         self.epoch = 0
         self.results: deque[Result] = deque(maxlen=RESULT_HISTORY)
         self.failed_engines: set[int] = set()
+        self._roi_choice = 0  # counts the areas set (set_roi): a look started before one is not applied
         self._use_roi(find_roi)
 
     def _use_roi(self, find_roi: bool | tuple[int, int, int, int]) -> None:
@@ -133,6 +134,7 @@ class ModelState:
         whole frame (False); each polyp's class memory belonged to the old area's regions."""
         with self.lock:
             self._use_roi(find_roi)
+            self._roi_choice += 1
             self.temporal = None
 
     def new_epoch(self) -> None:
@@ -161,25 +163,32 @@ class ModelState:
         (picture in picture, another scope), gets its new area once two checks in a row agree on it."""
         if not self._find_roi:
             return
-        with self.lock:  # an area the user sets meanwhile (set_roi) is never overwritten by this frame's look
-            if self._find_roi:
-                self._look_for_roi(frame)
-
-    def _look_for_roi(self, frame: Frame) -> None:
+        choice = self._roi_choice
+        # The image is looked at outside the lock (the presenter takes it every frame); what it finds is applied
+        # under it, and only if the user has not set an area meanwhile (set_roi).
         if self.roi is None and self._roi_attempts < ROI_ATTEMPTS:
             if frame.seq % ROI_EVERY == 0:
-                self._roi_attempts += 1
-                self.roi = detect_roi(frame.image)
+                found = detect_roi(frame.image)
+                with self.lock:
+                    if choice == self._roi_choice:
+                        self._roi_attempts += 1
+                        self.roi = found
             return
         if frame.seq % ROI_RECHECK_EVERY:
             return
         area, seen = find_image_area(frame.image)
         if not seen:  # a black frame tells nothing: neither for the area kept nor for a new one
             return
-        if same_area(area, self.roi, frame.image.shape):
+        with self.lock:
+            if choice == self._roi_choice:
+                self._recheck(area, frame.image.shape)
+
+    def _recheck(self, area, shape) -> None:
+        """A re-check saw `area`: the area in use stays, or a new one is taken once ROI_CONFIRM checks agree."""
+        if same_area(area, self.roi, shape):
             self._roi_candidate, self._roi_agree = None, 0
             return
-        if self._roi_agree and same_area(area, self._roi_candidate, frame.image.shape):
+        if self._roi_agree and same_area(area, self._roi_candidate, shape):
             self._roi_agree += 1
         else:
             self._roi_candidate, self._roi_agree = area, 1
