@@ -260,10 +260,14 @@ def _child(code: str, marker: str, env: dict | None = None) -> tuple[str | None,
 
 def check_window() -> Finding:
     """Can Qt open on this machine's display? (in a child process: a missing platform plugin aborts it)"""
-    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("QT_QPA_PLATFORM")
-            or sys.platform in ("win32", "darwin")):
-        return Finding("window", "warn", "no display here (DISPLAY and WAYLAND_DISPLAY are unset): the window "
-                       "cannot open, --headless works", "run it on the tower's desktop session, or use --headless")
+    from polypview.errors import DisplayError
+    from polypview.run import check_display
+
+    try:
+        check_display()  # the viewer's own test, before it starts Qt
+    except DisplayError as exc:
+        return Finding("window", "warn", f"the window cannot open here, --headless works ({exc})",
+                       "run it on the tower's desktop session")
     code = ("import sys\nfrom PyQt6.QtWidgets import QApplication\napp = QApplication(sys.argv[:1])\n"
             "print('platform', app.platformName())")
     name, why = _child(code, "platform")

@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     return run_headless(settings)
 
 
-def _check_display() -> None:
+def check_display() -> None:
     """Qt aborts the process (no exception) when it finds no display: say so in one line instead."""
     if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
         return
@@ -53,7 +53,7 @@ def _check_display() -> None:
 
 
 def _run_gui(settings: Settings) -> int:
-    _check_display()
+    check_display()
     try:
         from polypview.ui.app import run_gui
     except ImportError as exc:

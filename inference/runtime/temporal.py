@@ -54,7 +54,7 @@ class ClassMemory:
         totals = counts.sum(axis=1)
         shares = counts / np.maximum(totals, 1.0)[:, None]
         mass = self._mass(p, mask, inside, count)
-        weights = self._overlap(components, p)
+        weights = self._overlap(components, count, p)
         shares = self._blend(shares, weights, 1)
         mass = self._blend(mass, weights, 2) if mass is not None else None
         self._previous = (components, shares, mass, p.roi)
@@ -80,27 +80,26 @@ class ClassMemory:
                          for k in range(self.classes)], axis=1)
         return mass / np.maximum(mass.sum(axis=1), 1e-12)[:, None]
 
-    def _overlap(self, components: np.ndarray, p: Prediction) -> np.ndarray | None:
-        """(regions now, regions before) overlap in pixels with the previous prediction; None when there is
-        no past to blend with (memory off, another model or image area, nothing overlapping)."""
+    def _overlap(self, components: np.ndarray, count: int, p: Prediction) -> np.ndarray | None:
+        """(`count` regions now, regions before) overlap in pixels with the previous prediction; None when there
+        is no past to blend with (memory off, another model or image area, nothing overlapping)."""
         if self._previous is None or self.memory == 0.0:
             return None
-        before, _, _, roi = self._previous
+        before, before_shares, _, roi = self._previous
         if before.shape != components.shape or roi != p.roi:
             return None  # another model or image area: the old regions do not line up
         both = (components > 0) & (before > 0)
         if not both.any():
             return None
-        n_now, n_before = int(components.max()) + 1, int(before.max()) + 1
+        n_before = before_shares.shape[0]
         return np.bincount(components[both] * n_before + before[both],
-                           minlength=n_now * n_before).reshape(n_now, n_before).astype(np.float64)
+                           minlength=count * n_before).reshape(count, n_before).astype(np.float64)
 
     def _blend(self, now: np.ndarray, overlap: np.ndarray | None, slot: int) -> np.ndarray:
         """Per-region shares mixed with the overlap-weighted shares (previous entry `slot`) of the regions before."""
         past_shares = self._previous[slot] if self._previous is not None else None
         if overlap is None or past_shares is None:
             return now
-        overlap = overlap[: now.shape[0], : past_shares.shape[0]]
         weight = overlap.sum(axis=1)
         seen = weight > 0
         past = overlap[seen] @ past_shares / weight[seen][:, None]
