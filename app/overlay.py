@@ -107,31 +107,21 @@ def find_regions(p: Prediction, settings: OverlaySettings, classes: int, frame_s
 
     Each region's class is its pixels' majority, as the overlay colours it by default (label `classes`:
     "class uncertain", with `class_confidence`)."""
-    keep, components = _regions(p.scores, settings.threshold, settings.min_area, settings.min_peak)
+    keep = keep_regions(p.scores, settings.threshold, settings.min_area, settings.min_peak)
     target = p.roi if p.roi is not None else (0, 0, frame_shape[1], frame_shape[0])
-    labels = drawn_labels(p, settings, keep, components, classes)
-    return sorted(_kept_regions(p, keep, classes, target, labels), key=lambda r: -r.area)
+    return sorted(_kept_regions(p, keep, classes, target), key=lambda r: -r.area)
 
 
-def drawn_labels(p: Prediction, s: OverlaySettings, keep: np.ndarray, components, classes: int) -> np.ndarray:
-    """The labels the overlay colours `keep` with: each region's majority class (`one_class_per_region`); a
-    region the temporal steps labelled `classes` ("class uncertain", `class_confidence`) stays so."""
-    if not s.one_class_per_region or not keep.any():
-        return p.labels
-    return one_class_per_region(p.labels, keep, classes, components)
-
-
-def _kept_regions(p: Prediction, keep: np.ndarray, classes: int, target: Rect,
-                  labels: np.ndarray | None = None) -> list[Region]:
+def _kept_regions(p: Prediction, keep: np.ndarray, classes: int, target: Rect) -> list[Region]:
     """One Region per connected component of the `keep` mask (model resolution), boxed in the frame
-    rectangle `target` that the prediction covers, in the majority of `labels` (default: the prediction's;
-    label `classes`, "class uncertain", takes part in the vote)."""
+    rectangle `target` that the prediction covers, in its pixels' majority label (label `classes`, "class
+    uncertain", which the temporal steps give a whole region, takes part in the vote)."""
     keep = keep.astype(np.uint8)
     if not keep.any():
         return []
     count, components, stats, _ = cv2.connectedComponentsWithStats(keep, connectivity=8)
     inside = keep.astype(bool)
-    index, labels = components[inside], (p.labels if labels is None else labels)[inside]
+    index, labels = components[inside], p.labels[inside]
     score_sums = np.bincount(index, weights=p.scores[inside], minlength=count)
     bins = classes + 1  # the classes and "class uncertain"
     voters = labels < bins
@@ -234,22 +224,25 @@ class Overlay:
         if box is None or limit is None:
             return False
         classes = len(self.class_names)
-        labels = drawn_labels(p, s, keep, components, classes)
-        regions = _kept_regions(p, keep, classes, target, labels) if s.style == "box" or s.name_tags else []
+        regions = _kept_regions(p, keep, classes, target) if s.style == "box" or s.name_tags else []
         if s.style == "box":  # rectangles from the model-resolution regions: nothing to upscale
             self._boxes(out, regions, limit)
         else:
-            self._draw_shapes(out, p, s, keep, labels, box, target, limit)
+            self._draw_shapes(out, p, s, keep, components, box, target, limit)
         if s.name_tags:
             self._tags(out, regions, limit)
         return True
 
-    def _draw_shapes(self, out, p: Prediction, s: OverlaySettings, keep, labels, box, target: Rect,
+    def _draw_shapes(self, out, p: Prediction, s: OverlaySettings, keep, components, box, target: Rect,
                      limit: Rect) -> None:
-        """Filled masks or contours (in `labels`' colours), upscaled from the model crop that holds the kept regions."""
+        """Filled masks or contours, upscaled from the model crop that holds the kept regions (a region the temporal
+        steps labelled "class uncertain" keeps that label: its pixels have no class to vote)."""
         crop, rect = _crop_rects(box, keep.shape, target)
         if rect[2] <= 0 or rect[3] <= 0:
             return
+        labels = p.labels
+        if s.one_class_per_region:
+            labels = one_class_per_region(labels, keep, len(self.class_names), components)
         mask, labels = _upscale(p, keep, labels, crop, rect, s.threshold)
         if s.style == "fill":
             self._fill(out, rect, mask, labels, s.opacity, limit)
