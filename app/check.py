@@ -258,10 +258,21 @@ def _child(code: str, marker: str, env: dict | None = None) -> tuple[str | None,
     return None, why or f"exit code {done.returncode}"
 
 
+def check_display() -> None:
+    """Qt aborts the process (no exception) when it finds no display: the viewer asks this first, and says so in
+    one line (DisplayError) instead."""
+    from polypview.errors import DisplayError
+
+    if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
+        return
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise DisplayError("no display to open the window on (DISPLAY and WAYLAND_DISPLAY are unset): "
+                           "run inside a desktop session, or use --headless")
+
+
 def check_window() -> Finding:
     """Can Qt open on this machine's display? (in a child process: a missing platform plugin aborts it)"""
     from polypview.errors import DisplayError
-    from polypview.run import check_display
 
     try:
         check_display()  # the viewer's own test, before it starts Qt

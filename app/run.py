@@ -43,16 +43,9 @@ def run(args: argparse.Namespace) -> int:
     return run_headless(settings)
 
 
-def check_display() -> None:
-    """Qt aborts the process (no exception) when it finds no display: say so in one line instead."""
-    if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
-        return
-    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        raise DisplayError("no display to open the window on (DISPLAY and WAYLAND_DISPLAY are unset): "
-                           "run inside a desktop session, or use --headless")
-
-
 def _run_gui(settings: Settings) -> int:
+    from polypview.check import check_display
+
     check_display()
     try:
         from polypview.ui.app import run_gui
