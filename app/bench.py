@@ -71,6 +71,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only", default=None, help="comma-separated runs to do (default all): " + ", ".join(RUN_NAMES))
     parser.add_argument("--no-gui", action="store_true", help="skip the window's time-to-first-frame probe")
     parser.add_argument("--keep", metavar="DIR", type=Path, help="keep the clips and recordings in DIR (default: a temp dir)")
+    parser.add_argument("--soak", metavar="MINUTES", type=float, default=None,
+                        help="instead of the runs: play one clip (1080p30 unless --sizes/--fps/--clip say) in a loop, "
+                             "live and recording, for MINUTES, sampling memory, threads, open files, drops and delay")
+    parser.add_argument("--soak-window", action="store_true",
+                        help="with --soak: play it in the window (a child process; Qt offscreen unless QT_QPA_PLATFORM "
+                             "says), through its bridge and paints")
 
 
 # ------------------------------------------------------------------------------------ the runs
@@ -295,6 +301,8 @@ def run(args) -> int:
 
     log = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731 (progress goes to stderr)
     runs = selected_runs(args)
+    if args.soak_window and args.soak is None:
+        raise ConfigError("--soak-window goes with --soak MINUTES")
     stage_frames = args.stage_frames or (QUICK["stage_frames"] if args.quick else STAGE_FRAMES)
     if args.json:
         from polypview.recorder import check_output_path
@@ -306,6 +314,8 @@ def run(args) -> int:
     engine = load_engine(args.model, backend=args.backend, threads=args.threads, input_size=input_size)
     info = machine_info(engine, args.threads)
     settings = overlay_settings({}, engine.info)  # as the app draws: the model file's region peak, else the app's
+    if args.soak is not None:
+        return _soak(args, engine, settings, info, log)
     with _work_folder(args.keep) as folder:
         clips = []
         for path, spec, kind in prepare_clips(args, folder, log):
@@ -314,16 +324,54 @@ def run(args) -> int:
             clip["kind"] = "generated demo" if kind == "demo" else ("NeoPolyp drift" if kind == "realistic" else "file")
             clips.append(clip)
     gui = None if args.no_gui else gui_first_frame(str(args.model) if args.model else None)
-    info["load_average_end"] = [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None
-    command = "polypview bench " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["bench"] else sys.argv[1:])
-    report = {"machine": info, "command": command,
+    info["load_average_end"] = _load_averages()
+    report = {"machine": info, "command": _command(),
               "clips": clips, "gui": gui, "targets": evaluate_targets(clips, gui, info)}
     engine.close()
     print(format_report(report))
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2, default=str))
-        print(f"\nwrote {args.json}")
+    _write_json(args.json, report)
     return 0
+
+
+def _soak(args, engine, settings, info: dict, log) -> int:
+    """`--soak MINUTES`: one clip, live and recording, for that long (benchsoak.py)."""
+    from polypview.benchreport import LIVE_P99_MS, header_lines
+    from polypview.benchsoak import format_soak, soak, window_soak
+
+    if not args.soak > 0:
+        raise ConfigError(f"--soak must be a positive number of minutes, got {args.soak:g}")
+    if args.sizes is None and not args.quick:
+        args.sizes = "1080p"
+    with _work_folder(args.keep) as folder:
+        path, spec, _ = prepare_clips(args, folder, log)[0]
+        log(f"soak: {spec.label} in a loop for {args.soak:g} min ...")
+        record = folder / f"soak-{spec.label}.mp4"
+        if args.soak_window:
+            engine.close()  # the window loads its own
+            result = window_soak(path, str(args.model) if args.model else None, args.soak, record, folder, log)
+        else:
+            result = soak(path, engine, settings, args.soak, record, log)
+            engine.close()
+    info["load_average_end"] = _load_averages()
+    result["clip"] = {"label": spec.label, "path": str(path)}
+    print("\n".join(header_lines(info, None)))
+    print(format_soak(result, LIVE_P99_MS))
+    _write_json(args.json, {"machine": info, "command": _command(), "soak": result})
+    return 0
+
+
+def _load_averages() -> list[float] | None:
+    return [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None
+
+
+def _command() -> str:
+    return "polypview bench " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["bench"] else sys.argv[1:])
+
+
+def _write_json(path: Path | None, report: dict) -> None:
+    if path:
+        Path(path).write_text(json.dumps(report, indent=2, default=str))
+        print(f"\nwrote {path}")
 
 
 class _work_folder:

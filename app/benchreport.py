@@ -62,14 +62,15 @@ def _get(*keys) -> Callable[[dict], float | None]:
 
 
 HD = (1920, 1080)
+LIVE_P99_MS = 80  # the live annotation delay's p99 target (also the soak's, per sample)
 TARGETS = (
     Target("live_drops", "live 1080p30: display drops = 0", _is(HD, 30), _get("live", "display_drops"), "==", 0),
     Target("live_mask", "live 1080p30: mask on >= 95 % of shown frames", _is(HD, 30),
            lambda c: None if _get("live", "mask_share")(c) is None else 100 * c["live"]["mask_share"], ">=", 95),
     Target("live_p50", "live 1080p30: annotation delay p50 <= 40 ms", _is(HD, 30),
            _get("live", "annotation_delay_ms", "p50"), "<=", 40),
-    Target("live_p99", "live 1080p30: annotation delay p99 <= 80 ms", _is(HD, 30),
-           _get("live", "annotation_delay_ms", "p99"), "<=", 80),
+    Target("live_p99", f"live 1080p30: annotation delay p99 <= {LIVE_P99_MS} ms", _is(HD, 30),
+           _get("live", "annotation_delay_ms", "p99"), "<=", LIVE_P99_MS),
     Target("live_rec_lost", "live 1080p30 + recording: no recorded frame lost", _is(HD, 30),
            _get("live_record", "recorded_lost"), "==", 0),
     Target("sync_floor", "sync 1080p + recording: >= 0.9x the I/O floor", _is(HD),

@@ -345,6 +345,12 @@ class StatsCollector:
         self._snapshot, self._snapshot_time = stats, now
         return stats
 
+    def latency_since(self, name: str, start: int) -> tuple[np.ndarray, int]:
+        """The `name` latencies (s) recorded since the `start`-th, and where the next call starts."""
+        with self._lock:
+            values = self._latency[name]
+            return np.array(values[start:], np.float64), len(values)
+
     def records(self) -> list[FrameRecord]:
         """The kept frame records, in seq order (all of them with keep_records)."""
         with self._lock:

@@ -161,3 +161,87 @@ def test_micro_benchmarks_collect():
     done = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
                            str(root / "benchmarks")], cwd=root, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+
+
+# ------------------------------------------------------------------------------------ soak
+
+
+def test_loop_source_plays_the_file_again_with_rising_timestamps(tmp_path):
+    from polypview.benchsoak import LoopSource
+
+    from clips import frame_number
+    from clips import make_clip as make_test_clip
+
+    source = LoopSource(make_test_clip(tmp_path / "loop.mp4", frames=10))
+    try:
+        frames = [source.read() for _ in range(25)]
+    finally:
+        source.close()
+    assert [frame_number(f.image) for f in frames] == list(range(10)) * 2 + list(range(5))
+    steps = [b.pts - a.pts for a, b in zip(frames, frames[1:])]
+    assert all(step == pytest.approx(1 / 30, abs=1e-3) for step in steps)  # no jump back at a restart
+    assert [f.seq for f in frames] == list(range(25)) and source.loops == 2
+
+
+def test_soak_runs_live_and_recording_and_reports_each_sample(tmp_path, color_model, capsys):
+    from clips import make_clip as make_test_clip
+
+    clip_path = make_test_clip(tmp_path / "in.mp4", frames=15, size=(160, 120))
+    out = tmp_path / "soak.json"
+    assert main(["bench", "--soak", "0.1", "--clip", str(clip_path), "--model", str(color_model),
+                 "--json", str(out)]) == 0
+    soak = json.loads(out.read_text())["soak"]
+    assert soak["loops"] >= 5 and not soak["ended_early"]  # 6 s of a 0.5 s clip
+    assert len(soak["samples"]) >= 3
+    assert sum(s["frames_shown"] for s in soak["samples"]) == soak["frames_shown"] > 100
+    assert soak["frames_in_file"] == soak["frames_shown"] and soak["record_finalised"]
+    sample = soak["samples"][-1]
+    if sample["rss_mb"] is not None:  # Linux /proc, else psutil
+        assert sample["rss_mb"] > 10 and sample["threads"] >= 4 and sample["open_files"] > 0
+    assert sample["annotation_p99_ms"] > 0
+    printed = capsys.readouterr().out
+    assert "soak: 0.1 min live, recording" in printed and "no recorded frame lost, file finalised" in printed
+    assert "resident memory growth" in printed and "not judged under 10 min" in printed  # too short to judge
+
+
+def test_soak_targets_catch_creeping_delay_growing_threads_and_memory():
+    from polypview.benchsoak import growth_per_hour, soak_targets
+
+    times = [30.0 * i for i in range(40)]  # 20 minutes
+    assert growth_per_hour(times, [300 + 30 * t / 3600 for t in times]) == pytest.approx(30.0)
+    assert growth_per_hour(times[:10], [300.0] * 10) is None  # under 8 minutes after the settling fifth
+
+    def sample(t, p99, threads):
+        return {"t_s": t, "rss_mb": 300 + 30 * t / 3600, "threads": threads, "open_files": 9,
+                "annotation_p99_ms": p99}
+
+    samples = [sample(t, 30.0 if t < 500 else 95.0, 18 if t < 500 else 19) for t in times]
+    result = {"samples": samples, "display_drops": 0, "rss_growth_mb_per_h": growth_per_hour(times, [
+        s["rss_mb"] for s in samples])}
+    marks = {name: ok for name, ok, _ in soak_targets(result, 80.0)}
+    assert marks == {"display drops = 0": True, "every sample's annotation delay p99 <= 80 ms": False,
+                     "resident memory growth <= 20 MB/h": False, "threads: last fifth's most <= first fifth's": False,
+                     "open files: last fifth's most <= first fifth's": True}
+
+
+def test_soak_needs_a_positive_length(color_model, capsys):
+    assert main(["bench", "--soak", "0", "--model", str(color_model)]) != 0
+    assert "--soak must be a positive number of minutes" in capsys.readouterr().err
+
+
+def test_window_soak_plays_the_clip_through_the_window_in_a_child(tmp_path, color_model, capsys):
+    from clips import make_clip as make_test_clip
+
+    clip_path = make_test_clip(tmp_path / "in.mp4", frames=15, size=(160, 120))
+    out = tmp_path / "soak.json"
+    assert main(["bench", "--soak", "0.1", "--soak-window", "--clip", str(clip_path), "--model", str(color_model),
+                 "--json", str(out)]) == 0
+    soak = json.loads(out.read_text())["soak"]
+    assert soak["window"] and soak["loops"] >= 3 and len(soak["samples"]) >= 2
+    assert soak["frames_in_file"] == soak["frames_shown"] > 60 and soak["record_finalised"]
+    assert "soak in the window: 0.1 min live, recording" in capsys.readouterr().out
+
+
+def test_soak_window_needs_soak(color_model, capsys):
+    assert main(["bench", "--soak-window", "--model", str(color_model)]) != 0
+    assert "--soak-window goes with --soak MINUTES" in capsys.readouterr().err

@@ -1,12 +1,18 @@
-"""The bench's GUI probe, run as `python -m polypview.ui.probe MODEL TIMEOUT_S` in a child process (the bench itself
-never imports Qt): opens the window on the demo clip, waits for the first presented frame, paints it, times the
-paints, and prints one line `GUIPROBE {json}`."""
+"""The bench's GUI probes, run in a child process (the bench itself never imports Qt).
+
+`python -m polypview.ui.probe MODEL TIMEOUT_S`: opens the window on the demo clip, waits for the first presented
+frame, paints it, times the paints, and prints one line `GUIPROBE {json}`.
+
+`python -m polypview.ui.probe soak CLIP MODEL MINUTES RECORD`: the window plays CLIP in a loop for MINUTES,
+recording to RECORD ('' for none), and prints a line `SOAKSAMPLE {json}` every few seconds (benchsoak.Sampler)
+and `SOAKRESULT {json}` at the end (benchsoak.soak_result)."""
 
 from __future__ import annotations
 
 import json
 import sys
 import time
+from pathlib import Path
 
 T_MAIN = time.monotonic()
 
@@ -75,5 +81,53 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+def soak_main(argv: list[str]) -> int:
+    from polypview.benchsoak import LoopSource, Sampler, sample_every, soak_result
+    from polypview.session import CoreServices
+
+    clip, model, minutes = argv[0], argv[1] or None, float(argv[2])
+    record = Path(argv[3]) if len(argv) > 3 and argv[3] else None
+
+    class LoopingServices(CoreServices):
+        def open_source(self, spec, size=None, fps=None, fourcc=None):
+            return LoopSource(spec)
+
+    app = application()
+    window = MainWindow(Settings(source=clip, model=model, record_path=record), services=LoopingServices())
+    window.show()
+    window.start()
+    t0, duration, every = time.monotonic(), minutes * 60.0, sample_every(minutes)
+    samplers: list[Sampler] = []
+
+    def tick() -> None:
+        pipeline = window.session.pipeline
+        if pipeline is not None:
+            if not samplers:
+                samplers.append(Sampler(pipeline.stats_collector, window.session.source))
+            row = samplers[0].sample(time.monotonic() - t0)
+            print("SOAKSAMPLE " + json.dumps(row), flush=True)
+        if time.monotonic() - t0 >= duration - every / 2:
+            app.exit(0)  # not quit(): that closes the window, which asks first while it records
+
+    timer = QTimer()
+    timer.setInterval(int(every * 1000))
+    timer.timeout.connect(tick)
+    timer.start()
+    app.exec()
+    timer.stop()
+    pipeline, source = window.session.pipeline, window.session.source
+    if pipeline is None or not samplers:
+        window.shutdown()
+        print("the window played nothing (see the errors above)", file=sys.stderr)
+        return 1
+    ended = pipeline.wait(0)
+    summary = pipeline.stop()  # the window's own stop at shutdown then gets the same summary
+    loops = source.loops
+    window.shutdown()
+    result = soak_result(samplers[0].samples, summary, record, duration, ended, loops)
+    print("SOAKRESULT " + json.dumps(result, default=str), flush=True)
+    return 0
+
+
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(soak_main(sys.argv[2:]) if sys.argv[1:2] == ["soak"] else main(sys.argv[1:]))
