@@ -5,6 +5,7 @@
     polypview bench --clip case.mp4 --model nanonet-a-neo
     polypview bench --realistic                       # NeoPolyp images drifting like an endoscope
     polypview bench --quick                           # a few seconds: smoke test
+    polypview bench --soak 30 [--soak-window]         # one clip in a loop for 30 min, sampled (benchsoak.py)
 
 For each clip it measures, one after another on an otherwise idle pipeline:
   stages     decode, colour conversion, pre-processing, inference, post-processing, overlay,
