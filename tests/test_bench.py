@@ -193,7 +193,9 @@ def test_soak_runs_live_and_recording_and_reports_each_sample(tmp_path, color_mo
     soak = json.loads(out.read_text())["soak"]
     assert soak["loops"] >= 5 and not soak["ended_early"]  # 6 s of a 0.5 s clip
     assert len(soak["samples"]) >= 3
-    assert sum(s["frames_shown"] for s in soak["samples"]) == soak["frames_shown"] > 100
+    # The samples count every frame shown up to the last one; a frame or two may come while the pipeline stops.
+    assert 0 <= soak["frames_shown"] - sum(s["frames_shown"] for s in soak["samples"]) <= 5
+    assert soak["frames_shown"] > 100
     assert soak["frames_in_file"] == soak["frames_shown"] and soak["record_finalised"]
     sample = soak["samples"][-1]
     if sample["rss_mb"] is not None:  # Linux /proc, else psutil
