@@ -33,16 +33,22 @@ def window_with(qtbot, tmp_path, services, prefs, **options) -> MainWindow:
     return window
 
 
+def remembering_window(qtbot, tmp_path, ini) -> MainWindow:
+    """A window that keeps its settings in `ini`, playing, with its model loaded."""
+    services = FakeServices()
+    window = window_with(qtbot, tmp_path, services, Preferences.from_file(ini))
+    wait_frames(qtbot, window)
+    qtbot.waitUntil(lambda: bool(services.loaded), timeout=2000)
+    return window
+
+
 def in_window(widget, window) -> QRect:
     return QRect(widget.mapTo(window, widget.rect().topLeft()), widget.size())
 
 
 def test_settings_survive_a_restart(qtbot, tmp_path, errors):
     ini = tmp_path / "settings.ini"
-    services = FakeServices()
-    window = window_with(qtbot, tmp_path, services, Preferences.from_file(ini))
-    wait_frames(qtbot, window)
-    qtbot.waitUntil(lambda: bool(services.loaded), timeout=2000)
+    window = remembering_window(qtbot, tmp_path, ini)
     window.panel.opacity_slider.setValue(70)
     window.panel.threshold_slider.setValue(35)
     window.panel.peak_slider.setValue(80)  # not remembered: the region peak belongs to the model
@@ -463,10 +469,7 @@ def test_where_the_tone_cannot_play_the_bell_rings_and_the_window_says_why_once(
 
 def test_yellow_when_the_class_is_unsure_is_a_box_with_its_legend_row_and_is_remembered(qtbot, tmp_path, errors):
     ini = tmp_path / "settings.ini"
-    services = FakeServices()
-    window = window_with(qtbot, tmp_path, services, Preferences.from_file(ini))
-    wait_frames(qtbot, window)
-    qtbot.waitUntil(lambda: bool(services.loaded), timeout=2000)
+    window = remembering_window(qtbot, tmp_path, ini)
     panel, pipeline = window.panel, window.pipeline
 
     def legend():
