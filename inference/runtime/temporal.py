@@ -19,11 +19,21 @@ every region is one class pixel by pixel, right or wrong.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import NamedTuple
 
 import cv2
 import numpy as np
 
 from polypview.inference.runtime.engine import Prediction
+
+
+class _Past(NamedTuple):
+    """What the previous prediction leaves for the next one."""
+
+    components: np.ndarray  # its connected regions (label per pixel, 0 = background)
+    shares: np.ndarray  # (regions, classes) vote shares, after blending
+    mass: np.ndarray | None  # (regions, classes) shares of class probability, or None without a confidence
+    roi: object  # the image area it was computed in
 
 
 class ClassMemory:
@@ -34,8 +44,7 @@ class ClassMemory:
             raise ValueError(f"class memory must lie in [0, 1), got {memory}")
         self.memory, self.threshold, self.classes = float(memory), float(threshold), int(classes)
         self.confidence = float(confidence)
-        # (components, vote shares, probability shares or None, roi) of the previous prediction
-        self._previous: tuple[np.ndarray, np.ndarray, np.ndarray | None, object] | None = None
+        self._previous: _Past | None = None
 
     def reset(self) -> None:
         """Forget the past (after a seek or a model change)."""
@@ -55,9 +64,10 @@ class ClassMemory:
         shares = counts / np.maximum(totals, 1.0)[:, None]
         mass = self._mass(p, mask, inside, count)
         weights = self._overlap(components, count, p)
-        shares = self._blend(shares, weights, 1)
-        mass = self._blend(mass, weights, 2) if mass is not None else None
-        self._previous = (components, shares, mass, p.roi)
+        past = self._previous
+        shares = self._blend(shares, weights, past.shares if past else None)
+        mass = self._blend(mass, weights, past.mass if past else None) if mass is not None else None
+        self._previous = _Past(components, shares, mass, p.roi)
         decided = totals > 0
         decided[0] = False  # component 0 is the background
         winner = shares.argmax(axis=1).astype(np.uint8)
@@ -85,8 +95,8 @@ class ClassMemory:
         is no past to blend with (memory off, another model or image area, nothing overlapping)."""
         if self._previous is None or self.memory == 0.0:
             return None
-        before, before_shares, _, roi = self._previous
-        if before.shape != components.shape or roi != p.roi:
+        before, before_shares = self._previous.components, self._previous.shares
+        if before.shape != components.shape or self._previous.roi != p.roi:
             return None  # another model or image area: the old regions do not line up
         both = (components > 0) & (before > 0)
         if not both.any():
@@ -95,9 +105,8 @@ class ClassMemory:
         return np.bincount(components[both] * n_before + before[both],
                            minlength=count * n_before).reshape(count, n_before).astype(np.float64)
 
-    def _blend(self, now: np.ndarray, overlap: np.ndarray | None, slot: int) -> np.ndarray:
-        """Per-region shares mixed with the overlap-weighted shares (previous entry `slot`) of the regions before."""
-        past_shares = self._previous[slot] if self._previous is not None else None
+    def _blend(self, now: np.ndarray, overlap: np.ndarray | None, past_shares: np.ndarray | None) -> np.ndarray:
+        """Per-region shares mixed with the overlap-weighted `past_shares` of the regions before."""
         if overlap is None or past_shares is None:
             return now
         weight = overlap.sum(axis=1)
