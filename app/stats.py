@@ -214,7 +214,8 @@ class StatsCollector:
 
     With `keep_records` (needed for the metrics CSV) every frame's record is kept; otherwise only
     the recent ones, so that a day-long live session does not grow without bound. The summary's
-    percentiles come from compact per-latency arrays either way.
+    percentiles come from compact per-latency arrays either way: float32 seconds (a 1 ns step at
+    30 ms), five values a frame, 2.2 MB an hour at 30 fps.
     """
 
     def __init__(self, keep_records: bool = True):
@@ -222,7 +223,7 @@ class StatsCollector:
         self._keep = keep_records
         self._frames: OrderedDict[int, FrameRecord] = OrderedDict()
         self._all: list[FrameRecord] = []
-        self._latency = {name: array("d") for name in LATENCIES}
+        self._latency = {name: array("f") for name in LATENCIES}
         self.drops: dict[str, int] = {}
         self._shown_times: deque[float] = deque(maxlen=WINDOW)
         self._infer_times: deque[float] = deque(maxlen=WINDOW)
