@@ -82,7 +82,7 @@ def main(argv: list[str]) -> int:
 
 
 def soak_main(argv: list[str]) -> int:
-    from polypview.benchsoak import LoopSource, Sampler, sample_every, soak_result
+    from polypview.benchsoak import WATCH_S, LoopSource, Sampler, sample_every, soak_result
     from polypview.session import CoreServices
 
     clip, model, minutes = argv[0], argv[1] or None, float(argv[2])
@@ -109,12 +109,20 @@ def soak_main(argv: list[str]) -> int:
         if time.monotonic() - t0 >= duration - every / 2:
             app.exit(0)  # not quit(): that closes the window, which asks first while it records
 
-    timer = QTimer()
+    def watch() -> None:
+        if samplers:
+            samplers[0].watch()
+
+    timer, watcher = QTimer(), QTimer()
     timer.setInterval(int(every * 1000))
     timer.timeout.connect(tick)
+    watcher.setInterval(int(WATCH_S * 1000))
+    watcher.timeout.connect(watch)
     timer.start()
+    watcher.start()
     app.exec()
     timer.stop()
+    watcher.stop()
     pipeline, source = window.session.pipeline, window.session.source
     if pipeline is None or not samplers:
         window.shutdown()
