@@ -200,6 +200,7 @@ def test_soak_runs_live_and_recording_and_reports_each_sample(tmp_path, color_mo
     sample = soak["samples"][-1]
     if sample["rss_mb"] is not None:  # Linux /proc, else psutil
         assert sample["rss_mb"] > 10 and sample["threads"] >= 4 and sample["open_files"] > 0
+        assert all(0 < s["rss_floor_mb"] <= s["rss_mb"] for s in soak["samples"])  # read between the samples too
     assert sample["annotation_p99_ms"] > 0
     printed = capsys.readouterr().out
     assert "soak: 0.1 min live, recording" in printed and "no recorded frame lost, file finalised" in printed
@@ -283,6 +284,7 @@ def test_window_soak_plays_the_clip_through_the_window_in_a_child(tmp_path, colo
     soak = json.loads(out.read_text())["soak"]
     assert soak["window"] and soak["loops"] >= 3 and len(soak["samples"]) >= 2
     assert soak["frames_in_file"] == soak["frames_shown"] > 60 and soak["record_finalised"]
+    assert all(s["rss_mb"] is None or 0 < s["rss_floor_mb"] <= s["rss_mb"] for s in soak["samples"])
     assert "soak in the window: 0.1 min live, recording" in capsys.readouterr().out
 
 
